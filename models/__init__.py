@@ -1,0 +1,4 @@
+"""The M2S network and the bundle/manifest format with the model repository.
+
+Comes with the model issues; the manifest part must never import torch.
+"""
