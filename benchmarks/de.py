@@ -69,7 +69,9 @@ def main() -> None:
     t_gauss = median_time(lambda: differential_entropy(window, SFREQ, formula="gaussian"), args.repeats)
     t_stream = median_time(streaming_hop, args.repeats)
 
-    print(f"machine: {platform.machine()} {platform.processor() or ''}, python {platform.python_version()}, numpy {np.__version__}")
+    print(
+        f"machine: {platform.machine()} {platform.processor() or ''}, python {platform.python_version()}, numpy {np.__version__}"
+    )
     print(f"window: {N_CHANNELS} channels x {SFREQ} samples (1 s @ {SFREQ} Hz), {len(SEED_BANDS)} bands")
     print(f"{'method':<44}{'median ms':>12}{'speed-up':>12}")
     print(f"{'baseline: butter(5)+lfilter+var per ch/band':<44}{t_naive * 1e3:>12.3f}{1.0:>11.1f}x")

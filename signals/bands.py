@@ -87,9 +87,7 @@ def as_bands(bands: str | Sequence[Band | Sequence | dict]) -> tuple[Band, ...]:
         elif isinstance(b, Sequence) and len(b) == 3:
             out.append(Band(name=b[0], low=b[1], high=b[2]))
         else:
-            raise TypeError(
-                f"bands[{i}] must be a Band, a (name, low, high) tuple or a dict, got {b!r}."
-            )
+            raise TypeError(f"bands[{i}] must be a Band, a (name, low, high) tuple or a dict, got {b!r}.")
     if not out:
         raise ValueError("bands is empty; give at least one band.")
     names = [b.name for b in out]

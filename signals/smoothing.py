@@ -70,7 +70,9 @@ def lds_smooth(
 def _check_initial(initial_mean, x: np.ndarray) -> np.ndarray:
     x0 = check_array(initial_mean, "initial_mean", min_ndim=0, layout="(...)")
     if x0.shape != x.shape[1:] and x0.ndim != 0:
-        raise ValueError(f"initial_mean must have shape {x.shape[1:]} (one value per series), got {x0.shape}.")
+        raise ValueError(
+            f"initial_mean must have shape {x.shape[1:]} (one value per series), got {x0.shape}."
+        )
     return np.broadcast_to(x0, x.shape[1:]).astype(float)
 
 
@@ -90,7 +92,9 @@ class KalmanFilter:
         Current posterior variance.
     """
 
-    def __init__(self, *, transition_cov: float = 1e-3, observation_cov: float = 1.0, initial_cov: float = 0.1):
+    def __init__(
+        self, *, transition_cov: float = 1e-3, observation_cov: float = 1.0, initial_cov: float = 0.1
+    ):
         _check_lds_params(transition_cov, observation_cov, initial_cov)
         self.transition_cov = transition_cov
         self.observation_cov = observation_cov

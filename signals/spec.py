@@ -93,7 +93,9 @@ class _SpecBase(BaseModel):
     )
     sfreq: float = Field(gt=0, description="Sampling frequency of the input in Hz.")
     channels: tuple[str, ...] = Field(min_length=1, description="Input channel names, in row order.")
-    unit: str = Field(min_length=1, description="Unit the input must be in, e.g. 'uV' (converted at ingestion).")
+    unit: str = Field(
+        min_length=1, description="Unit the input must be in, e.g. 'uV' (converted at ingestion)."
+    )
     window_s: float = Field(gt=0, description="Window length in seconds.")
     hop_s: float = Field(gt=0, description="Time between consecutive feature vectors in seconds.")
     smoothing: SmoothingSpec = SmoothingSpec()
@@ -264,7 +266,9 @@ class EyeSpec(_SpecBase):
     @model_validator(mode="after")
     def _long_enough(self):
         if self.window_s < 10:
-            raise ValueError(f"window_s must be >= 10 s for eye features (pupil band DE), got {self.window_s}")
+            raise ValueError(
+                f"window_s must be >= 10 s for eye features (pupil band DE), got {self.window_s}"
+            )
         return self
 
     def feature_names(self) -> list[str]:

@@ -188,7 +188,7 @@ class StreamingExtractor:
         is_end = valid.copy()
         is_end[:-1] &= breaks[1:] | ~valid[1:]
         parts = []
-        for a, b in zip(np.flatnonzero(is_start), np.flatnonzero(is_end) + 1):
+        for a, b in zip(np.flatnonzero(is_start), np.flatnonzero(is_end) + 1, strict=True):
             if a > 0 or breaks[0] or self._fresh:
                 self._start_segment()
             parts.append(self._extend(data[:, a:b], timestamps[a:b]))

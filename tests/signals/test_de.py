@@ -14,7 +14,9 @@ def _bcmi_transcription(data, fs, window_s, stftn, f_start, f_end):
     n_win = m // window_points
     f_start_num = [int(np.fix(f / fs * stftn)) for f in f_start]
     f_end_num = [int(np.fix(f / fs * stftn)) for f in f_end]
-    hanning = np.array([0.5 - 0.5 * np.cos(2 * np.pi * k / (window_points + 1)) for k in range(1, window_points + 1)])
+    hanning = np.array(
+        [0.5 - 0.5 * np.cos(2 * np.pi * k / (window_points + 1)) for k in range(1, window_points + 1)]
+    )
     de = np.zeros((n_ch, n_win, len(f_start)))
     psd = np.zeros_like(de)
     for i in range(n_win):
@@ -32,7 +34,9 @@ def _bcmi_transcription(data, fs, window_s, stftn, f_start, f_end):
     return psd, de
 
 
-@pytest.mark.parametrize(("fs", "window_s", "stftn"), [(200, 1, 200), (200, 4, 800), (200, 1, 256), (128, 2, 256)])
+@pytest.mark.parametrize(
+    ("fs", "window_s", "stftn"), [(200, 1, 200), (200, 4, 800), (200, 1, 256), (128, 2, 256)]
+)
 def test_bcmi_matches_reference_transcription(fs, window_s, stftn):
     """Vectorised 'bcmi' DE and PSD equal the per-channel, per-band reference loops."""
     rng = np.random.default_rng(0)

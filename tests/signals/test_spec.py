@@ -29,12 +29,24 @@ def _eeg_spec(**kwargs):
 def _specs():
     return [
         _eeg_spec(smoothing={"method": "kalman"}),
-        DESpec(modality="ecg", sfreq=256, channels=("ECG1", "ECG2"), unit="mV", window_s=4, hop_s=1,
-               formula="gaussian"),
+        DESpec(
+            modality="ecg",
+            sfreq=256,
+            channels=("ECG1", "ECG2"),
+            unit="mV",
+            window_s=4,
+            hop_s=1,
+            formula="gaussian",
+        ),
         EyeSpec(sfreq=120, window_s=10, hop_s=2),
         HrvSpec(sfreq=256, channels=("ECG1",), window_s=10, hop_s=5),
-        PpsSpec(sfreq=128, channels=("GSR", "Respiration"), window_s=4, hop_s=1,
-                smoothing={"method": "moving_average", "n_steps": 3}),
+        PpsSpec(
+            sfreq=128,
+            channels=("GSR", "Respiration"),
+            window_s=4,
+            hop_s=1,
+            smoothing={"method": "moving_average", "n_steps": 3},
+        ),
     ]
 
 
@@ -103,15 +115,24 @@ def test_json_schema_names_every_kind():
     ("obj", "match"),
     [
         ({"kind": "fft"}, "does not match any of the expected tags"),
-        ({"kind": "de", "modality": "eeg", "sfreq": 200, "channels": ["a"], "window_s": 0.333}, "whole, positive"),
+        (
+            {"kind": "de", "modality": "eeg", "sfreq": 200, "channels": ["a"], "window_s": 0.333},
+            "whole, positive",
+        ),
         ({"kind": "de", "modality": "eeg", "sfreq": 80, "channels": ["a"]}, "above the Nyquist"),
         ({"kind": "de", "modality": "eeg", "sfreq": 200, "channels": ["a", "a"]}, "repeated"),
         ({"kind": "de", "modality": "EEG!", "sfreq": 200, "channels": ["a"]}, "modality"),
         ({"kind": "de", "modality": "eeg", "sfreq": 200, "channels": ["a"], "extra": 1}, "extra"),
-        ({"kind": "de", "modality": "eeg", "sfreq": 200, "channels": ["a"], "schema_version": 9}, "upgrade m2s-live"),
+        (
+            {"kind": "de", "modality": "eeg", "sfreq": 200, "channels": ["a"], "schema_version": 9},
+            "upgrade m2s-live",
+        ),
         ({"kind": "eye", "sfreq": 120, "window_s": 4}, "must be >= 10 s"),
         ({"kind": "eye", "sfreq": 120, "channels": ["x", "y"]}, "eye channels must be exactly"),
-        ({"kind": "pps", "sfreq": 128, "channels": ["GSR"], "statistics": ["kurtosis"]}, "unknown statistics"),
+        (
+            {"kind": "pps", "sfreq": 128, "channels": ["GSR"], "statistics": ["kurtosis"]},
+            "unknown statistics",
+        ),
     ],
 )
 def test_invalid_specs_are_explained(obj, match):

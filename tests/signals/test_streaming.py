@@ -140,8 +140,13 @@ def test_nan_at_chunk_end_breaks_next_chunk():
 def test_keep_nonfinite_passes_nan_through():
     """With nonfinite='keep' NaN samples reach the feature function (eye trackers mark blinks so)."""
     ext = StreamingExtractor(
-        lambda w: np.isnan(w).sum(axis=(1, 2))[:, np.newaxis], n_channels=1, n_features=1, sfreq=FS,
-        n_window=10, n_hop=10, nonfinite="keep",
+        lambda w: np.isnan(w).sum(axis=(1, 2))[:, np.newaxis],
+        n_channels=1,
+        n_features=1,
+        sfreq=FS,
+        n_window=10,
+        n_hop=10,
+        nonfinite="keep",
     )
     x = np.ones((1, 10))
     x[0, 3] = np.nan
