@@ -1,0 +1,233 @@
+"""Model bundles: ONNX graphs per modality plus a self-describing, checksummed ``manifest.json``.
+
+A bundle is a folder ``<name>/<version>/`` holding, per modality, the inference graph
+(``<modality>.onnx``: window ``(batch, T, D)`` → class probabilities) and the embedding graph
+(``<modality>.embedding.onnx``: window → the 32-d shared embedding), and ``manifest.json``,
+which carries everything the live service needs to compute exactly the training features:
+the full :mod:`signals` FeatureSpec, the normalisation statistics fitted on the training split,
+the spacing of the T vectors, the class names, plus provenance (training dataset, protocol,
+evaluation matrix), the ONNX opset and the sha256 of every graph.
+
+This module never imports torch or onnxruntime: the service reads bundles without them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from signals.spec import FeatureSpec
+
+BUNDLE_SCHEMA_VERSION = 1
+MANIFEST_NAME = "manifest.json"
+_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
+
+
+class BundleError(ValueError):
+    """A bundle is missing, malformed, tampered with, or of an unsupported schema; the message says which."""
+
+
+class Normalisation(BaseModel):
+    """Per-feature z-scoring fitted on the training split: ``(x - mean) / std``."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    mean: tuple[float, ...] = Field(min_length=1)
+    std: tuple[float, ...] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Normalisation:
+        if len(self.mean) != len(self.std):
+            raise ValueError(f"mean has {len(self.mean)} values but std has {len(self.std)}.")
+        if not all(math.isfinite(v) for v in self.mean + self.std):
+            raise ValueError("mean and std must be finite numbers.")
+        if any(s <= 0 for s in self.std):
+            raise ValueError("every std must be > 0 (the training normaliser floors it).")
+        return self
+
+
+class ModalityGraph(BaseModel):
+    """One modality of a bundle: its graphs, input, features and normalisation."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    modality: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
+    model_file: str = Field(
+        description="Inference graph: (batch, T, D) float32 -> (batch, n_classes) probabilities."
+    )
+    embedding_file: str = Field(
+        description="Embedding graph: (batch, T, D) float32 -> (batch, embedding_dim)."
+    )
+    seq_len: int = Field(ge=1, description="T: feature vectors per model input.")
+    dim: int = Field(ge=1, description="D: length of one feature vector.")
+    spacing_s: float = Field(gt=0, description="Seconds between the T vectors, exactly as in training.")
+    feature_spec: FeatureSpec
+    normalisation: Normalisation
+    reproducible_online: bool = Field(
+        description="False when the training features cannot be computed live (e.g. offline-smoothed de_LDS)."
+    )
+
+    @field_validator("model_file", "embedding_file")
+    @classmethod
+    def _plain_file_name(cls, name: str) -> str:
+        if Path(name).name != name or name in {"", ".", ".."} or not name.endswith(".onnx"):
+            raise ValueError(f"must be a plain '.onnx' file name inside the bundle folder, got {name!r}")
+        return name
+
+    @model_validator(mode="after")
+    def _consistent(self) -> ModalityGraph:
+        spec = self.feature_spec
+        if spec.n_features != self.dim:
+            raise ValueError(
+                f"the feature spec gives {spec.n_features} features per vector but dim is {self.dim}."
+            )
+        if len(self.normalisation.mean) != self.dim:
+            raise ValueError(
+                f"normalisation has {len(self.normalisation.mean)} values but dim is {self.dim}."
+            )
+        if spec.modality != self.modality:
+            raise ValueError(
+                f"feature_spec.modality is {spec.modality!r} but the graph is for {self.modality!r}."
+            )
+        steps = self.spacing_s / spec.hop_s
+        if abs(steps - round(steps)) > 1e-9 or round(steps) < 1:
+            raise ValueError(
+                f"spacing_s={self.spacing_s} must be a whole multiple of the feature hop ({spec.hop_s} s) "
+                "so the live pipeline can pick vectors spaced as in training."
+            )
+        if self.reproducible_online and not spec.reproducible_online:
+            raise ValueError("reproducible_online is true but the feature spec uses offline-only smoothing.")
+        return self
+
+
+class BundleManifest(BaseModel):
+    """``manifest.json``: what a bundle is and how its inputs must be computed."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    schema_version: int = BUNDLE_SCHEMA_VERSION
+    name: str = Field(pattern=_NAME_PATTERN)
+    version: int = Field(ge=1, description="Positive integer, as in Triton model repositories.")
+    class_names: tuple[str, ...] = Field(min_length=2)
+    embedding_dim: int = Field(ge=1)
+    opset: int = Field(ge=7)
+    graphs: dict[str, ModalityGraph] = Field(min_length=1, description="Per modality name.")
+    sha256: dict[str, str] = Field(description="sha256 hex digest of every ONNX file, by file name.")
+    training: dict[str, Any] = Field(
+        default_factory=dict, description="Provenance: dataset, protocol, task, seed, configs."
+    )
+    metrics: dict[str, Any] = Field(default_factory=dict, description="Evaluation, e.g. the A->B matrix.")
+    created: str = Field(default="", description="ISO 8601 time of export.")
+
+    @field_validator("schema_version")
+    @classmethod
+    def _supported(cls, version: int) -> int:
+        if version != BUNDLE_SCHEMA_VERSION:
+            raise ValueError(
+                f"bundle schema_version {version} is not supported (this m2s-live reads version "
+                f"{BUNDLE_SCHEMA_VERSION}); re-export the bundle with this version or upgrade m2s-live."
+            )
+        return version
+
+    @model_validator(mode="after")
+    def _consistent(self) -> BundleManifest:
+        for key, graph in self.graphs.items():
+            if key != graph.modality:
+                raise ValueError(f"graphs[{key!r}] describes modality {graph.modality!r}.")
+            for f in (graph.model_file, graph.embedding_file):
+                if f not in self.sha256:
+                    raise ValueError(f"sha256 has no entry for {f!r}.")
+        for name, digest in self.sha256.items():
+            if len(digest) != 64 or any(c not in "0123456789abcdef" for c in digest):
+                raise ValueError(f"sha256[{name!r}] must be 64 lowercase hex characters.")
+        return self
+
+    def graph(self, modality: str) -> ModalityGraph:
+        """The graph of one modality; KeyError-free: a BundleError lists what the bundle has."""
+        if modality not in self.graphs:
+            raise BundleError(
+                f"bundle {self.name}:{self.version} has no '{modality}' model; it has {sorted(self.graphs)}."
+            )
+        return self.graphs[modality]
+
+
+def file_sha256(path: Path) -> str:
+    """sha256 hex digest of a file, read in 1 MiB blocks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def manifest_json_schema() -> dict:
+    """The published JSON schema of ``manifest.json``."""
+    return BundleManifest.model_json_schema()
+
+
+def write_manifest(folder: Path, manifest: BundleManifest) -> Path:
+    """Write ``manifest.json`` into ``folder`` (pretty-printed, stable key order)."""
+    path = Path(folder) / MANIFEST_NAME
+    path.write_text(manifest.model_dump_json(indent=2) + "\n", encoding="utf-8")
+    return path
+
+
+def load_manifest(folder: Path | str, *, verify: bool = True) -> BundleManifest:
+    """Read and validate a bundle's manifest; with ``verify``, check every ONNX file's sha256.
+
+    Raises
+    ------
+    BundleError
+        The folder or manifest is missing, the JSON is invalid, the schema version is not
+        supported, a graph file is missing, or a checksum does not match (tampered or corrupt).
+    """
+    folder = Path(folder)
+    path = folder / MANIFEST_NAME
+    if not folder.is_dir():
+        raise BundleError(f"bundle folder {str(folder)!r} does not exist.")
+    if not path.is_file():
+        raise BundleError(
+            f"{str(path)!r} is missing; a bundle folder holds manifest.json beside its .onnx files."
+        )
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise BundleError(f"{str(path)!r} is not valid JSON: {err}.") from None
+    try:
+        manifest = BundleManifest.model_validate(raw)
+    except ValidationError as err:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or '(root)'}: {e['msg']}" for e in err.errors())
+        raise BundleError(f"{str(path)!r} is not a valid bundle manifest: {problems}") from None
+    if verify:
+        for name, expected in manifest.sha256.items():
+            file = folder / name
+            if not file.is_file():
+                raise BundleError(
+                    f"bundle {manifest.name}:{manifest.version} lists {name!r}, which is missing from {str(folder)!r}."
+                )
+            actual = file_sha256(file)
+            if actual != expected:
+                raise BundleError(
+                    f"checksum mismatch for {str(file)!r}: manifest says {expected[:12]}…, file is "
+                    f"{actual[:12]}…. The file was modified or corrupted; re-export or re-copy the bundle."
+                )
+    return manifest
+
+
+__all__ = [
+    "BUNDLE_SCHEMA_VERSION",
+    "MANIFEST_NAME",
+    "BundleError",
+    "BundleManifest",
+    "ModalityGraph",
+    "Normalisation",
+    "file_sha256",
+    "load_manifest",
+    "manifest_json_schema",
+    "write_manifest",
+]

@@ -1,0 +1,197 @@
+"""Bundle manifests and the model repository: validation, checksums, versions, and no torch needed."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from models.bundle import (
+    BundleError,
+    BundleManifest,
+    file_sha256,
+    load_manifest,
+    manifest_json_schema,
+    write_manifest,
+)
+from models.repository import ModelRepository, parse_model_ref
+from signals.spec import DESpec, feature_spec_from_dict
+
+CHANNELS = ("Fz", "Cz", "Pz")
+
+
+def _manifest_dict(folder, name="demo", version=1, **overrides):
+    spec = DESpec(modality="eeg", sfreq=200, channels=CHANNELS, window_s=1, hop_s=1)
+    files = {"eeg.onnx": b"graph-bytes-1", "eeg.embedding.onnx": b"graph-bytes-2"}
+    for fname, content in files.items():
+        (folder / fname).write_bytes(content)
+    data = {
+        "name": name,
+        "version": version,
+        "class_names": ["negative", "neutral", "positive"],
+        "embedding_dim": 32,
+        "opset": 17,
+        "graphs": {
+            "eeg": {
+                "modality": "eeg",
+                "model_file": "eeg.onnx",
+                "embedding_file": "eeg.embedding.onnx",
+                "seq_len": 5,
+                "dim": 15,
+                "spacing_s": 2.0,
+                "feature_spec": spec.model_dump(mode="json"),
+                "normalisation": {"mean": [0.0] * 15, "std": [1.0] * 15},
+                "reproducible_online": True,
+            }
+        },
+        "sha256": {f: file_sha256(folder / f) for f in files},
+        "training": {"dataset": "synthetic"},
+    }
+    data.update(overrides)
+    return data
+
+
+def _write_bundle(root, name="demo", version=1):
+    folder = root / name / str(version)
+    folder.mkdir(parents=True)
+    write_manifest(folder, BundleManifest.model_validate(_manifest_dict(folder, name, version)))
+    return folder
+
+
+def test_round_trip_and_feature_spec_survives(tmp_path):
+    """A written manifest loads back equal, and its FeatureSpec rebuilds the same extractor settings."""
+    folder = _write_bundle(tmp_path)
+    manifest = load_manifest(folder)
+    graph = manifest.graph("eeg")
+    assert graph.feature_spec == DESpec(modality="eeg", sfreq=200, channels=CHANNELS, window_s=1, hop_s=1)
+    assert feature_spec_from_dict(graph.feature_spec.model_dump(mode="json")).n_features == 15
+
+
+def test_tampered_file_is_refused(tmp_path):
+    """Changing one byte of a graph makes loading fail with a checksum error naming the file."""
+    folder = _write_bundle(tmp_path)
+    (folder / "eeg.onnx").write_bytes(b"graph-bytes-X")
+    with pytest.raises(BundleError, match=r"checksum mismatch for .*eeg\.onnx.*re-export or re-copy"):
+        load_manifest(folder)
+    load_manifest(folder, verify=False)  # listing without reading graphs still works
+
+
+def test_missing_graph_and_schema_version_refused(tmp_path):
+    """A missing graph file and an unknown schema version are both refused clearly."""
+    folder = _write_bundle(tmp_path)
+    (folder / "eeg.embedding.onnx").unlink()
+    with pytest.raises(BundleError, match="lists 'eeg.embedding.onnx', which is missing"):
+        load_manifest(folder)
+    data = json.loads((folder / "manifest.json").read_text())
+    data["schema_version"] = 2
+    (folder / "manifest.json").write_text(json.dumps(data))
+    with pytest.raises(BundleError, match="schema_version 2 is not supported"):
+        load_manifest(folder, verify=False)
+
+
+@pytest.mark.parametrize(
+    ("change", "match"),
+    [
+        ({"class_names": ["one"]}, "class_names"),
+        ({"name": "bad name!"}, "name"),
+        ({"version": 0}, "version"),
+        ({"sha256": {}}, "sha256 has no entry for 'eeg.onnx'"),
+    ],
+)
+def test_invalid_manifest_fields(tmp_path, change, match):
+    """Invalid manifests are refused with the field named."""
+    folder = tmp_path / "b"
+    folder.mkdir()
+    (folder / "manifest.json").write_text(json.dumps(_manifest_dict(folder, **change)))
+    with pytest.raises(BundleError, match=match):
+        load_manifest(folder)
+
+
+@pytest.mark.parametrize(
+    ("graph_change", "match"),
+    [
+        ({"dim": 16}, "gives 15 features per vector but dim is 16"),
+        ({"normalisation": {"mean": [0.0] * 15, "std": [0.0] * 15}}, "every std must be > 0"),
+        ({"spacing_s": 1.5}, "whole multiple of the feature hop"),
+        ({"model_file": "../evil.onnx"}, "plain '.onnx' file name"),
+        ({"modality": "eye"}, "describes modality 'eye'|feature_spec.modality"),
+    ],
+)
+def test_inconsistent_graph_refused(tmp_path, graph_change, match):
+    """A graph whose dims, normalisation, spacing or file names do not fit is refused."""
+    folder = tmp_path / "b"
+    folder.mkdir()
+    data = _manifest_dict(folder)
+    data["graphs"]["eeg"].update(graph_change)
+    (folder / "manifest.json").write_text(json.dumps(data))
+    with pytest.raises(BundleError, match=match):
+        load_manifest(folder)
+
+
+def test_repository_versions_latest_and_errors(tmp_path):
+    """The repository lists names and versions, picks the latest or a given one, and says what exists."""
+    repo = ModelRepository(tmp_path)
+    _write_bundle(tmp_path, "demo", 1)
+    _write_bundle(tmp_path, "demo", 3)
+    _write_bundle(tmp_path, "other", 1)
+    (tmp_path / "demo" / "7").mkdir()  # no manifest: not a version
+    assert repo.names() == ["demo", "other"]
+    assert repo.versions("demo") == [1, 3]
+    assert repo.load("demo").manifest.version == 3
+    assert repo.load("demo:1").ref == "demo:1"
+    assert [b.ref for b in repo.list()] == ["demo:1", "demo:3", "other:1"]
+    with pytest.raises(BundleError, match="has no version 2; versions: \\[1, 3\\]"):
+        repo.load("demo:2")
+    with pytest.raises(BundleError, match="no model named 'nope'.*models there: demo, other"):
+        repo.load("nope")
+    assert repo.new_version_dir("demo")[0] == 4
+
+
+def test_folder_must_match_manifest(tmp_path):
+    """A bundle copied under the wrong name/version folder is refused."""
+    src = _write_bundle(tmp_path / "src", "demo", 1)
+    dst = tmp_path / "repo" / "renamed" / "1"
+    dst.mkdir(parents=True)
+    for f in src.iterdir():
+        (dst / f.name).write_bytes(f.read_bytes())
+    with pytest.raises(BundleError, match="does not match its folder"):
+        ModelRepository(tmp_path / "repo").load("renamed")
+
+
+def test_model_refs():
+    """Model references parse as name[:version|latest]."""
+    assert parse_model_ref("demo") == ("demo", None)
+    assert parse_model_ref("demo:latest") == ("demo", None)
+    assert parse_model_ref("demo:12") == ("demo", 12)
+    with pytest.raises(BundleError, match="invalid model reference 'demo:0'"):
+        parse_model_ref("demo:0")
+
+
+def test_schema_is_published():
+    """The manifest JSON schema names its key fields."""
+    schema = json.dumps(manifest_json_schema())
+    for key in ("feature_spec", "normalisation", "spacing_s", "sha256", "schema_version"):
+        assert key in schema
+
+
+def test_bundle_code_imports_without_torch(tmp_path):
+    """models.bundle and models.repository load a bundle in a process where torch cannot be imported."""
+    folder = _write_bundle(tmp_path)
+    code = (
+        "import sys, importlib.abc\n"
+        "class Block(importlib.abc.MetaPathFinder):\n"
+        "    def find_spec(self, name, path, target=None):\n"
+        "        if name.split('.')[0] in ('torch', 'onnxruntime'):\n"
+        "            raise ModuleNotFoundError('blocked ' + name)\n"
+        "sys.meta_path.insert(0, Block())\n"
+        "from models.repository import ModelRepository\n"
+        f"b = ModelRepository({str(tmp_path)!r}).load('demo')\n"
+        "assert 'torch' not in sys.modules\n"
+        "print(b.ref)\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=False
+    )
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "demo:1"
+    assert folder.is_dir()
