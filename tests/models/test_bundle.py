@@ -6,61 +6,15 @@ import sys
 
 import pytest
 
-from models.bundle import (
-    BundleError,
-    BundleManifest,
-    file_sha256,
-    load_manifest,
-    manifest_json_schema,
-    write_manifest,
-)
+from models.bundle import BundleError, load_manifest, manifest_json_schema
 from models.repository import ModelRepository, parse_model_ref
 from signals.spec import DESpec, feature_spec_from_dict
-
-CHANNELS = ("Fz", "Cz", "Pz")
-
-
-def _manifest_dict(folder, name="demo", version=1, **overrides):
-    spec = DESpec(modality="eeg", sfreq=200, channels=CHANNELS, window_s=1, hop_s=1)
-    files = {"eeg.onnx": b"graph-bytes-1", "eeg.embedding.onnx": b"graph-bytes-2"}
-    for fname, content in files.items():
-        (folder / fname).write_bytes(content)
-    data = {
-        "name": name,
-        "version": version,
-        "class_names": ["negative", "neutral", "positive"],
-        "embedding_dim": 32,
-        "opset": 17,
-        "graphs": {
-            "eeg": {
-                "modality": "eeg",
-                "model_file": "eeg.onnx",
-                "embedding_file": "eeg.embedding.onnx",
-                "seq_len": 5,
-                "dim": 15,
-                "spacing_s": 2.0,
-                "feature_spec": spec.model_dump(mode="json"),
-                "normalisation": {"mean": [0.0] * 15, "std": [1.0] * 15},
-                "reproducible_online": True,
-            }
-        },
-        "sha256": {f: file_sha256(folder / f) for f in files},
-        "training": {"dataset": "synthetic"},
-    }
-    data.update(overrides)
-    return data
-
-
-def _write_bundle(root, name="demo", version=1):
-    folder = root / name / str(version)
-    folder.mkdir(parents=True)
-    write_manifest(folder, BundleManifest.model_validate(_manifest_dict(folder, name, version)))
-    return folder
+from tests.bundles import CHANNELS, manifest_dict, write_bundle
 
 
 def test_round_trip_and_feature_spec_survives(tmp_path):
     """A written manifest loads back equal, and its FeatureSpec rebuilds the same extractor settings."""
-    folder = _write_bundle(tmp_path)
+    folder = write_bundle(tmp_path)
     manifest = load_manifest(folder)
     graph = manifest.graph("eeg")
     assert graph.feature_spec == DESpec(modality="eeg", sfreq=200, channels=CHANNELS, window_s=1, hop_s=1)
@@ -69,7 +23,7 @@ def test_round_trip_and_feature_spec_survives(tmp_path):
 
 def test_tampered_file_is_refused(tmp_path):
     """Changing one byte of a graph makes loading fail with a checksum error naming the file."""
-    folder = _write_bundle(tmp_path)
+    folder = write_bundle(tmp_path)
     (folder / "eeg.onnx").write_bytes(b"graph-bytes-X")
     with pytest.raises(BundleError, match=r"checksum mismatch for .*eeg\.onnx.*re-export or re-copy"):
         load_manifest(folder)
@@ -78,7 +32,7 @@ def test_tampered_file_is_refused(tmp_path):
 
 def test_missing_graph_and_schema_version_refused(tmp_path):
     """A missing graph file and an unknown schema version are both refused clearly."""
-    folder = _write_bundle(tmp_path)
+    folder = write_bundle(tmp_path)
     (folder / "eeg.embedding.onnx").unlink()
     with pytest.raises(BundleError, match="lists 'eeg.embedding.onnx', which is missing"):
         load_manifest(folder)
@@ -102,7 +56,7 @@ def test_invalid_manifest_fields(tmp_path, change, match):
     """Invalid manifests are refused with the field named."""
     folder = tmp_path / "b"
     folder.mkdir()
-    (folder / "manifest.json").write_text(json.dumps(_manifest_dict(folder, **change)))
+    (folder / "manifest.json").write_text(json.dumps(manifest_dict(folder, **change)))
     with pytest.raises(BundleError, match=match):
         load_manifest(folder)
 
@@ -121,7 +75,7 @@ def test_inconsistent_graph_refused(tmp_path, graph_change, match):
     """A graph whose dims, normalisation, spacing or file names do not fit is refused."""
     folder = tmp_path / "b"
     folder.mkdir()
-    data = _manifest_dict(folder)
+    data = manifest_dict(folder)
     data["graphs"]["eeg"].update(graph_change)
     (folder / "manifest.json").write_text(json.dumps(data))
     with pytest.raises(BundleError, match=match):
@@ -131,9 +85,9 @@ def test_inconsistent_graph_refused(tmp_path, graph_change, match):
 def test_repository_versions_latest_and_errors(tmp_path):
     """The repository lists names and versions, picks the latest or a given one, and says what exists."""
     repo = ModelRepository(tmp_path)
-    _write_bundle(tmp_path, "demo", 1)
-    _write_bundle(tmp_path, "demo", 3)
-    _write_bundle(tmp_path, "other", 1)
+    write_bundle(tmp_path, "demo", 1)
+    write_bundle(tmp_path, "demo", 3)
+    write_bundle(tmp_path, "other", 1)
     (tmp_path / "demo" / "7").mkdir()  # no manifest: not a version
     assert repo.names() == ["demo", "other"]
     assert repo.versions("demo") == [1, 3]
@@ -149,7 +103,7 @@ def test_repository_versions_latest_and_errors(tmp_path):
 
 def test_folder_must_match_manifest(tmp_path):
     """A bundle copied under the wrong name/version folder is refused."""
-    src = _write_bundle(tmp_path / "src", "demo", 1)
+    src = write_bundle(tmp_path / "src", "demo", 1)
     dst = tmp_path / "repo" / "renamed" / "1"
     dst.mkdir(parents=True)
     for f in src.iterdir():
@@ -176,7 +130,7 @@ def test_schema_is_published():
 
 def test_bundle_code_imports_without_torch(tmp_path):
     """models.bundle and models.repository load a bundle in a process where torch cannot be imported."""
-    folder = _write_bundle(tmp_path)
+    folder = write_bundle(tmp_path)
     code = (
         "import sys, importlib.abc\n"
         "class Block(importlib.abc.MetaPathFinder):\n"
