@@ -38,7 +38,9 @@ def check_option(name: str, value: Any, allowed: Iterable[Any]) -> Any:
 
 def ensure_int(item: Any, name: str) -> int:
     """Return ``item`` as an int; refuse bool and non-integral numbers with TypeError."""
-    if isinstance(item, bool) or not isinstance(item, (numbers.Integral, np.integer)):
+    if isinstance(item, (bool, np.bool_)):
+        raise TypeError(f"{name} must be an int, got {type(item).__name__} instead.")
+    if not isinstance(item, (numbers.Integral, np.integer)):
         try:
             item = operator.index(item)
         except TypeError:
