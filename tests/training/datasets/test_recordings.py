@@ -1,0 +1,218 @@
+"""Generic recordings: EDF/BDF/FIF/XDF fixtures -> labelled trials featurised per modality, units converted once."""
+
+import numpy as np
+import pytest
+import pyxdf
+
+from signals.spec import DESpec, PpsSpec
+from training.datasets import recordings
+from training.datasets.base import DatasetError
+from training.datasets.fixtures.recordings import (
+    EEG_CHANNELS,
+    XdfStream,
+    make_recording,
+    write_bdf,
+    write_edf,
+    write_fif,
+    write_xdf,
+    write_xdf_streams,
+)
+
+REC = make_recording()
+MNE_WRITERS = {"edf": write_edf, "bdf": write_bdf, "fif": write_fif}
+# EDF stores 16 bits over ±500 µV (0.015 µV steps), BDF 24 bits, FIF float32 volts.
+TOLERANCE = {"edf": 1e-3, "bdf": 1e-5, "fif": 1e-5}
+PICKS = {"eeg": list(EEG_CHANNELS), "ecg": ["ECG"]}
+
+
+def _path(tmp_path, kind):
+    return tmp_path / ("rec_raw.fif" if kind == "fif" else f"rec.{kind}")
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory):
+    d = tmp_path_factory.mktemp("rec")
+    out = {kind: w(_path(d, kind), REC) for kind, w in MNE_WRITERS.items()}
+    out["xdf"] = write_xdf(d / "rec.xdf", REC)
+    return out
+
+
+def _expected_eeg(spec, start, end):
+    i0, i1 = int(round(start * REC.sfreq)), int(round(end * REC.sfreq))
+    return spec.compute(REC.eeg[:, i0:i1]).features
+
+
+@pytest.mark.parametrize("kind", ["edf", "bdf", "fif"])
+def test_mne_formats_give_spec_features_of_each_trial(files, kind):
+    """EDF/BDF/FIF: features equal spec.compute of the written µV signals, one trial per marker pair."""
+    ds = recordings.load(files[kind], picks=PICKS)
+    assert ds.class_names == ("happy", "sad") and [t.label for t in ds.trials] == [0, 1, 0]
+    assert [t.trial for t in ds.trials] == [1, 2, 3] and ds.subjects == ["1"]
+    spec = ds.modalities["eeg"].spec
+    assert spec.unit == "uV" and spec.window_s == 1.0
+    for trial, (start, end, _) in zip(ds.trials, REC.trials, strict=True):
+        np.testing.assert_allclose(
+            trial.features["eeg"], _expected_eeg(spec, start, end), rtol=TOLERANCE[kind]
+        )
+        assert trial.n_windows == end - start  # 1-s windows inside a 4-s trial: none crosses its end
+
+
+def test_ecg_converted_once_to_the_spec_unit(files):
+    """FIF stores volts; an ECG spec in mV gets the mV signal back (DE equal to spec.compute of it)."""
+    spec = DESpec(modality="ecg", sfreq=REC.sfreq, channels=("ECG",), unit="mV", window_s=2, hop_s=1)
+    ds = recordings.load(files["fif"], picks={"ecg": ["ECG"]}, specs={"ecg": spec}, include_raw=True)
+    np.testing.assert_allclose(ds.trials[1].raw["ecg"].data, REC.ecg[:, 1024:1536], rtol=1e-6)
+    np.testing.assert_allclose(ds.trials[1].features["ecg"], spec.compute(REC.ecg[:, 1024:1536]).features,
+                               rtol=1e-5)  # fmt: skip
+
+
+def test_sinusoid_channel_peaks_in_alpha(files):
+    """Cz's 20-µV 10-Hz sinusoid gives Cz its largest DE in alpha."""
+    ds = recordings.load(files["bdf"], picks={"eeg": list(EEG_CHANNELS)})
+    cz = ds.trials[0].features["eeg"][:, 5:10]  # channel 1 × 5 bands
+    assert (np.argmax(cz, axis=1) == 2).all()
+
+
+def test_xdf_streams_read_back_with_pyxdf(files):
+    """The XDF writer's file loads in pyxdf with names, shapes, units, timestamps and marker strings."""
+    streams, header = pyxdf.load_xdf(str(files["xdf"]))
+    by_name = {s["info"]["name"][0]: s for s in streams}
+    assert header["info"]["version"] == ["1.0"]
+    eeg = by_name["EEG"]
+    np.testing.assert_allclose(eeg["time_series"], REC.eeg.T)
+    np.testing.assert_allclose(eeg["time_stamps"], 1000.0 + REC.times, atol=1e-9)
+    chans = eeg["info"]["desc"][0]["channels"][0]["channel"]
+    assert [c["label"][0] for c in chans] == list(EEG_CHANNELS) and chans[0]["unit"] == ["microvolts"]
+    assert by_name["ECG"]["time_series"].shape == (2 * REC.eeg.shape[1], 1)
+    assert [m[0] for m in by_name["Markers"]["time_series"]] == [text for _, text in REC.markers]
+    assert int(by_name["EEG"]["footer"]["info"]["sample_count"][0]) == REC.eeg.shape[1]
+
+
+def test_xdf_trials_from_marker_stream(files):
+    """XDF: samples start <= t < end of the marker stream, EEG and ECG streams paired per window."""
+    ds = recordings.load(files["xdf"], picks={"eeg": "EEG", "ecg": "ECG"})
+    streams, _ = pyxdf.load_xdf(str(files["xdf"]))
+    by_name = {s["info"]["name"][0]: s for s in streams}
+    marks = by_name["Markers"]["time_stamps"]
+    ts, x = by_name["EEG"]["time_stamps"], by_name["EEG"]["time_series"].T
+    spec = ds.modalities["eeg"].spec
+    assert [t.label for t in ds.trials] == [0, 1, 0]
+    for k, trial in enumerate(ds.trials):
+        sel = (ts >= marks[2 * k]) & (ts < marks[2 * k + 1])
+        np.testing.assert_allclose(trial.features["eeg"], spec.compute(x[:, sel], ts[sel]).features)
+        assert trial.features["ecg"].shape == (4, 5)
+
+
+def test_custom_marker_convention_and_class_order(tmp_path):
+    """start/end patterns with a 'label' group and class_names ordering are honoured."""
+    rec = make_recording(start_text="S_{label}", end_text="E")
+    path = write_fif(tmp_path / "custom_raw.fif", rec)
+    ds = recordings.load(
+        path, start_pattern=r"^S_(?P<label>\w+)$", end_pattern=r"^E$", class_names=("sad", "happy")
+    )
+    assert ds.class_names == ("sad", "happy") and [t.label for t in ds.trials] == [1, 0, 1]
+
+
+def test_unlabelled_trials_and_longer_windows(tmp_path):
+    """Unlabelled start markers give label None; 3-s windows give 2 vectors per 4-s trial."""
+    path = write_edf(tmp_path / "plain.edf", make_recording(start_text="trial_start"))
+    spec = DESpec(modality="eeg", sfreq=REC.sfreq, channels=EEG_CHANNELS, window_s=3, hop_s=1)
+    ds = recordings.load(path, specs={"eeg": spec})
+    assert ds.class_names is None and all(t.label is None for t in ds.trials)
+    assert [t.n_windows for t in ds.trials] == [2, 2, 2]
+
+
+def test_unknown_extension_raises(tmp_path):
+    """An unsupported extension is refused with the supported ones listed."""
+    path = tmp_path / "rec.txt"
+    path.write_text("x")
+    assert not recordings.detect(path)
+    with pytest.raises(DatasetError, match=r"unknown recording extension '\.txt'.*\.edf"):
+        recordings.load(path)
+
+
+def test_missing_channels_list_what_exists(files):
+    """Asking for absent channels lists the file's channels."""
+    with pytest.raises(DatasetError, match=r"channels \['Oz'\].*It has \['Fz', 'Cz', 'Pz', 'ECG'\]"):
+        recordings.load(files["edf"], picks={"eeg": ["Fz", "Oz"]})
+
+
+def test_missing_xdf_stream_lists_streams(files):
+    """An absent XDF stream name lists the streams."""
+    with pytest.raises(DatasetError, match=r"stream 'EMG'.*\['EEG', 'ECG', 'Markers'\]"):
+        recordings.load(files["xdf"], picks={"emg": "EMG"})
+
+
+def test_no_markers_names_the_convention(tmp_path):
+    """A recording without trial markers says which convention is expected."""
+    rec = make_recording(start_text="go_{label}", end_text="stop")
+    path = write_edf(tmp_path / "nomark.edf", rec)
+    with pytest.raises(DatasetError, match=r"no trial markers found.*trial_start.*'go_happy'"):
+        recordings.load(path)
+
+
+@pytest.mark.parametrize(
+    ("trials_", "match"),
+    [
+        (((2.0, 6.0, "a"), (4.0, 8.0, "b")), "before the trial started at 2.000 s has ended"),
+        (((2.0, 6.0, "a"),), None),
+    ],
+)
+def test_overlapping_starts_raise(tmp_path, trials_, match):
+    """A start before the previous trial's end is refused."""
+    rec = make_recording(trials=trials_)
+    markers = sorted(rec.markers)
+    rec = type(rec)(rec.eeg, rec.ecg, rec.sfreq, markers, rec.trials)
+    path = write_fif(tmp_path / "overlap_raw.fif", rec)
+    if match is None:
+        assert len(recordings.load(path).trials) == 1
+    else:
+        with pytest.raises(DatasetError, match=match):
+            recordings.load(path)
+
+
+def test_unmatched_end_and_start_raise(tmp_path):
+    """An end without a start, and a start without an end, are refused."""
+    rec = make_recording()
+    lone_end = type(rec)(rec.eeg, rec.ecg, rec.sfreq, [(1.0, "trial_end"), *rec.markers], rec.trials)
+    with pytest.raises(DatasetError, match="has no matching start marker"):
+        recordings.load(write_fif(tmp_path / "end_raw.fif", lone_end))
+    lone_start = type(rec)(rec.eeg, rec.ecg, rec.sfreq, [*rec.markers, (19.0, "trial_start:x")], rec.trials)
+    with pytest.raises(DatasetError, match="started at 19.000 s has no end marker"):
+        recordings.load(write_fif(tmp_path / "start_raw.fif", lone_start))
+
+
+def test_spec_and_label_mismatches_raise(files):
+    """A spec at another sfreq, and labels outside class_names, are refused."""
+    spec = PpsSpec(modality="eeg", sfreq=256, channels=("Fz",))
+    with pytest.raises(DatasetError, match="sfreq is 256.0 Hz but the data is sampled at 128.0 Hz"):
+        recordings.load(files["fif"], specs={"eeg": spec})
+    with pytest.raises(DatasetError, match=r"labels \['sad'\] are not in class_names"):
+        recordings.load(files["fif"], class_names=("happy",))
+
+
+def test_xdf_marker_stream_must_be_unique(tmp_path):
+    """Two string streams and no marker_stream is refused with both names."""
+    t = 10 + np.arange(512) / 128
+    streams = [
+        XdfStream(
+            "EEG", "EEG", 128.0, t, np.random.default_rng(0).standard_normal((512, 1)), ("C3",), "microvolts"
+        ),
+        XdfStream("M1", "Markers", 0.0, np.array([10.5, 12.5]), ["trial_start", "trial_end"]),
+        XdfStream("M2", "Markers", 0.0, np.array([11.0]), ["hello"]),
+    ]
+    path = write_xdf_streams(tmp_path / "two.xdf", streams)
+    with pytest.raises(DatasetError, match=r"found 2 \['M1', 'M2'\]"):
+        recordings.load(path)
+    ds = recordings.load(path, marker_stream="M1")
+    assert len(ds.trials) == 1 and ds.trials[0].n_windows == 2  # 10.5-12.5 s
+
+
+def test_pair_frames_trims_leading_vectors():
+    """pair_frames keeps vectors whose windows end together (short windows lose their leading ones)."""
+    x = np.random.default_rng(0).standard_normal((1, 1280))
+    short = DESpec(modality="a", sfreq=128, channels=("x",), window_s=1, hop_s=1).compute(x)
+    long = DESpec(modality="b", sfreq=128, channels=("x",), window_s=4, hop_s=1).compute(x)
+    out = recordings.pair_frames({"a": short, "b": long}, {"a": 128.0, "b": 128.0}, where="test")
+    np.testing.assert_array_equal(out["a"], short.features[3:])
+    np.testing.assert_array_equal(out["b"], long.features)

@@ -1,0 +1,156 @@
+"""Dataset loaders behind one registry: detect what a folder holds and load it as an EmotionDataset.
+
+Every loader module (``training.datasets.<kind>``) exposes ``NAME``, ``detect(path) -> bool`` and
+``load(path, *, modalities=None, subjects=None, include_raw=False, **options) -> EmotionDataset``.
+Loader modules are imported only when needed (:func:`loader`), so importing this package stays
+cheap and a broken loader does not break the others. A loader that fails to import is a bug: the
+error propagates, it is never skipped silently.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+from .base import DatasetError, EmotionDataset, ModalityInfo, RawSignal, Trial
+
+logger = logging.getLogger(__name__)
+
+#: Dataset kind -> module implementing it (imported lazily by :func:`loader`).
+LOADERS: dict[str, str] = {
+    "seed": "training.datasets.seed",
+    "seed_iv": "training.datasets.seed_iv",
+    "seed_v": "training.datasets.seed_v",
+    "deap": "training.datasets.deap",
+    "dreamer": "training.datasets.dreamer",
+    "recording": "training.datasets.recordings",
+    "synthetic": "training.datasets.synthetic",
+}
+
+#: What a path must look like for each kind (quoted when detection fails).
+EXPECTS: dict[str, str] = {
+    "seed": "a SEED folder holding ExtractedFeatures/ (or SEED_EEG/ExtractedFeatures_1s), or SEED_Multimodal "
+    "with eeg_used_1s/ or eeg_used_4s/ up to 4 levels down",
+    "seed_iv": "a SEED-IV folder holding eeg_feature_smooth/{1,2,3}/ (possibly one level down)",
+    "seed_v": "a SEED-V folder holding EEG_DE_features/ (possibly one level down)",
+    "deap": "a DEAP data_preprocessed_python/ folder of s01.dat ... s32.dat, or its parent",
+    "dreamer": "the DREAMER.mat file or a folder holding it",
+    "recording": "one raw recording file (.edf, .bdf, .fif, .fif.gz, .xdf, .xdfz)",
+    "synthetic": "a .json file holding a signals.synthetic.SyntheticConfig",
+}
+
+
+def known_kinds() -> list[str]:
+    """Dataset kinds the registry knows, in detection order."""
+    return list(LOADERS)
+
+
+def loader(kind: str) -> ModuleType:
+    """The loader module of ``kind`` (imported on first use).
+
+    Raises
+    ------
+    DatasetError
+        When ``kind`` is not a known dataset kind.
+    """
+    if not isinstance(kind, str) or kind not in LOADERS:
+        raise DatasetError(f"unknown dataset kind {kind!r}; choose one of {', '.join(LOADERS)}.")
+    module = importlib.import_module(LOADERS[kind])
+    if getattr(module, "NAME", None) != kind:
+        raise RuntimeError(
+            f"loader module {LOADERS[kind]} declares NAME={getattr(module, 'NAME', None)!r}, the registry "
+            f"expects {kind!r}; fix the module or training.datasets.LOADERS."
+        )
+    return module
+
+
+def _existing(path: str | Path) -> Path:
+    if not isinstance(path, (str, Path)):
+        raise TypeError(f"path must be an instance of str, Path, got {type(path).__name__} instead.")
+    path = Path(path).expanduser()
+    if not path.exists():
+        raise FileNotFoundError(f"{path} does not exist; pass a dataset folder or file.")
+    return path
+
+
+def detect_dataset(path: str | Path) -> str:
+    """Which dataset kind ``path`` holds.
+
+    Parameters
+    ----------
+    path : str | Path
+        A dataset folder or file.
+
+    Returns
+    -------
+    str
+        A key of :data:`LOADERS`.
+
+    Raises
+    ------
+    FileNotFoundError
+        When ``path`` does not exist.
+    DatasetError
+        When no kind, or more than one, recognises ``path``; the message lists what each kind
+        expects (or the candidates) and says to pass the kind explicitly.
+    """
+    path = _existing(path)
+    matches = [kind for kind in LOADERS if loader(kind).detect(path)]
+    if len(matches) == 1:
+        logger.debug("%s detected as %s", path, matches[0])
+        return matches[0]
+    if not matches:
+        expected = "; ".join(f"{kind}: {EXPECTS[kind]}" for kind in LOADERS)
+        raise DatasetError(
+            f"{path} is not a dataset folder or file this package recognises. Expected {expected}."
+        )
+    raise DatasetError(
+        f"{path} looks like several dataset kinds ({', '.join(matches)}); pass the kind explicitly "
+        "(--dataset NAME, or kind= in load_dataset)."
+    )
+
+
+def load_dataset(path: str | Path, kind: str | None = None, **options: Any) -> EmotionDataset:
+    """Load ``path`` as an :class:`EmotionDataset`.
+
+    Parameters
+    ----------
+    path : str | Path
+        A dataset folder or file.
+    kind : str | None
+        Dataset kind (a key of :data:`LOADERS`); None detects it with :func:`detect_dataset`.
+    **options
+        Passed to the loader's ``load`` (``modalities``, ``subjects``, ``include_raw`` and
+        loader-specific options).
+
+    Returns
+    -------
+    EmotionDataset
+    """
+    path = _existing(path)
+    if kind is None:
+        kind = detect_dataset(path)
+    module = loader(kind)
+    dataset = module.load(path, **options)
+    logger.info(
+        "loaded %s from %s: %d subjects, %d trials", kind, path, len(dataset.subjects), len(dataset.trials)
+    )
+    return dataset
+
+
+__all__ = [
+    "EXPECTS",
+    "LOADERS",
+    "DatasetError",
+    "EmotionDataset",
+    "ModalityInfo",
+    "RawSignal",
+    "Trial",
+    "detect_dataset",
+    "known_kinds",
+    "load_dataset",
+    "loader",
+]

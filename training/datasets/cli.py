@@ -1,0 +1,160 @@
+"""``m2s-train datasets``: look at a dataset folder before training on it.
+
+``m2s-train datasets inspect PATH [--dataset NAME] [--json] [--subjects S ...] [--include-raw]``
+detects (or takes) the dataset kind, loads it and prints subjects, sessions, trials, modalities
+with their shapes, feature spacing, whether the live service can reproduce the features, and the
+class balance (or rating summaries with the default binary threshold).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections import Counter
+from typing import Any
+
+import numpy as np
+
+from . import LOADERS, EmotionDataset, load_dataset
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add the ``datasets`` command group to the ``m2s-train`` parser."""
+    parser = subparsers.add_parser(
+        "datasets", help="inspect dataset folders", description=__doc__.splitlines()[0]
+    )
+    actions = parser.add_subparsers(dest="datasets_command", metavar="ACTION", required=True)
+    inspect = actions.add_parser(
+        "inspect",
+        help="summarise a dataset folder or file",
+        description="Detect (or take) the dataset kind of PATH, load it and summarise it.",
+    )
+    inspect.add_argument("path", metavar="PATH", help="dataset folder or file")
+    inspect.add_argument(
+        "--dataset",
+        metavar="NAME",
+        default=None,
+        help=f"dataset kind, one of {', '.join(LOADERS)} (detected when omitted)",
+    )
+    inspect.add_argument("--json", action="store_true", help="print the summary as JSON")
+    inspect.add_argument("--subjects", nargs="+", metavar="S", default=None, help="load only these subjects")
+    inspect.add_argument(
+        "--include-raw", action="store_true", help="also load raw signals (slower) and report their shapes"
+    )
+    inspect.set_defaults(handler=_inspect)
+
+
+def _inspect(args: argparse.Namespace) -> int:
+    options: dict[str, Any] = {"include_raw": args.include_raw}
+    if args.subjects is not None:
+        options["subjects"] = args.subjects
+    dataset = load_dataset(args.path, kind=args.dataset, **options)
+    summary = describe(dataset, raw_loaded=args.include_raw)
+    if args.json:
+        sys.stdout.write(json.dumps(summary, indent=2) + "\n")
+    else:
+        sys.stdout.write(format_summary(summary) + "\n")
+    return 0
+
+
+def _stats(values: list[int]) -> dict[str, float]:
+    if not values:
+        return {"min": 0, "median": 0, "max": 0}
+    return {"min": int(min(values)), "median": float(np.median(values)), "max": int(max(values))}
+
+
+def describe(dataset: EmotionDataset, *, raw_loaded: bool = False) -> dict[str, Any]:
+    """JSON-ready description: :meth:`EmotionDataset.summary` plus shapes, protocol and label counts.
+
+    Parameters
+    ----------
+    dataset : EmotionDataset
+    raw_loaded : bool
+        Whether the dataset was loaded with raw signals; when False, a modality's ``raw`` entry is
+        None (not checked) rather than False.
+
+    Returns
+    -------
+    dict
+        The summary keys plus ``trials_per_session`` (counts of trials per (subject, session), as
+        {count: n_sessions}), ``default_protocol``, per modality ``shape`` ('W x D' with W the
+        min-max vectors per trial), ``vectors_per_trial`` (min/median/max) and, when loaded, raw
+        ``sfreq``/``n_channels``/``unit``, and per rating the low/high counts at the default threshold.
+    """
+    from training.protocols import DEFAULT_PROTOCOLS  # local: keeps the parser import light
+
+    out = dataset.summary()
+    out["raw_loaded"] = raw_loaded
+    per_session = Counter((t.subject, t.session) for t in dataset.trials)
+    out["trials_per_session"] = {str(k): v for k, v in sorted(Counter(per_session.values()).items())}
+    out["default_protocol"] = DEFAULT_PROTOCOLS.get(dataset.name)
+    lengths = [t.n_windows for t in dataset.trials]
+    stats = _stats(lengths)
+    for m, info in out["modalities"].items():
+        w = f"{stats['min']}" if stats["min"] == stats["max"] else f"{stats['min']}-{stats['max']}"
+        info["shape"] = f"{w} x {info['dim']}"
+        info["vectors_per_trial"] = stats
+        if not raw_loaded:
+            info["raw"] = None
+        else:
+            raws = [t.raw[m] for t in dataset.trials if m in t.raw]
+            if raws:
+                info["raw_sfreq"] = sorted({float(r.sfreq) for r in raws})
+                info["raw_n_channels"] = sorted({len(r.channels) for r in raws})
+                info["raw_unit"] = sorted({r.unit for r in raws})
+    for rating, entry in out.get("ratings", {}).items():
+        low, high = entry["scale"]
+        threshold = (low + high) / 2.0
+        values = [t.ratings[rating] for t in dataset.trials if rating in t.ratings]
+        entry["threshold"] = threshold
+        if not np.isfinite(entry["mean"]):  # no trial carries this rating; keep the JSON valid
+            entry["mean"] = None
+        entry["n_high"] = int(sum(v > threshold for v in values))
+        entry["n_low"] = int(len(values) - entry["n_high"])
+        if values:
+            entry["min"], entry["max"] = float(min(values)), float(max(values))
+    return out
+
+
+def format_summary(summary: dict[str, Any]) -> str:
+    """Human-readable text of :func:`describe`'s output."""
+    subjects = summary["subjects"]
+    sessions = sorted({tuple(v) for v in summary["sessions_per_subject"].values()})
+    session_text = (
+        ", ".join(str(s) for s in sessions[0]) + " (every subject)"
+        if len(sessions) == 1
+        else "; ".join(f"{s}: {v}" for s, v in summary["sessions_per_subject"].items())
+    )
+    per_session = ", ".join(f"{n} session(s) of {k} trials" for k, n in summary["trials_per_session"].items())
+    shown = ", ".join(subjects[:20]) + (f", ... ({len(subjects) - 20} more)" if len(subjects) > 20 else "")
+    lines = [
+        f"dataset    {summary['dataset']}   ({summary['source']})",
+        f"subjects   {summary['n_subjects']}: {shown}",
+        f"sessions   {session_text}",
+        f"trials     {summary['n_trials']} ({per_session}); {summary['n_windows']} feature vectors",
+        f"protocol   {summary['default_protocol'] or 'none by default (pass one)'}",
+        "modalities (W x D: feature vectors per trial x feature dimension)",
+    ]
+    for m, info in summary["modalities"].items():
+        raw = info["raw"]
+        raw_text = "not loaded (--include-raw)" if raw is None else ("yes" if raw else "no")
+        if raw and "raw_sfreq" in info:
+            raw_text += f" ({'/'.join(str(c) for c in info['raw_n_channels'])} ch @ "
+            raw_text += f"{'/'.join(f'{s:g}' for s in info['raw_sfreq'])} Hz, {'/'.join(info['raw_unit'])})"
+        lines.append(
+            f"  {m:<8} {info['shape']:<14} every {info['spacing_s']:g} s   "
+            f"online: {'yes' if info['reproducible_online'] else 'no (offline-only)'}   raw: {raw_text}"
+        )
+        lines.append(f"  {'':<8} {info['description']}")
+    if "class_balance" in summary:
+        balance = ", ".join(f"{name} {n}" for name, n in summary["class_balance"].items())
+        lines.append(f"classes    {balance}")
+    for rating, entry in summary.get("ratings", {}).items():
+        low, high = entry["scale"]
+        lines.append(
+            f"rating     {rating:<9} scale {low:g}-{high:g}, mean "
+            f"{'n/a' if entry['mean'] is None else format(entry['mean'], '.2f')}; "
+            f"> {entry['threshold']:g} high: {entry['n_high']}, low: {entry['n_low']}"
+        )
+    return "\n".join(lines)

@@ -1,0 +1,280 @@
+"""DREAMER (23 subjects × 18 clips): EEG and ECG differential entropy from ``DREAMER.mat``.
+
+Layout read (datasets.md §5): one MATLAB v5 file with a 1×1 struct ``DREAMER``; ``DREAMER.Data``
+is a 1×23 cell of subject structs with ``EEG`` and ``ECG`` (structs of ``baseline`` and
+``stimuli``, 18×1 cells of time-major ``(n_samples, 14)`` EEG at 128 Hz and ``(n_samples, 2)`` ECG
+at 256 Hz) and ``ScoreValence/ScoreArousal/ScoreDominance`` (18×1, integers 1-5). The sampling
+rates and the electrode names are read from the file (``EEG_SamplingRate``, ``ECG_SamplingRate``,
+``EEG_Electrodes``).
+
+Features (M2S-SPEC §1, §6): EEG = DE of 14 channels × 5 SEED bands (70-d); ECG = DE of each of
+the 2 leads in the same 5 bands (10-d; our documented convention for the unconfirmed 10-d ECG
+input, features.md §3 (a)). Both use ``spec.compute`` with the same window length and hop (default
+1 s / 1 s), so vector k of both covers the same second; when the two recordings of a clip round to
+window counts that differ by one the extra trailing vector is dropped, a larger difference is an
+error.
+
+Units: the EEG is taken as µV (Emotiv EPOC data, which carries a DC level of several thousand µV;
+with the 'bcmi' formula the delta band includes the DC bin, so consider ``baseline='subtract_mean'``
+or ``formula='gaussian'``). The ECG unit is not documented by the dataset; it is kept as stored
+(``'native'``).
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+import scipy.io
+
+from signals.bands import SEED_BANDS
+from signals.spec import DESpec
+
+from .base import DatasetError, EmotionDataset, RawSignal, Trial
+from .recordings import check_modalities, modality_info, pair_frames
+
+logger = logging.getLogger(__name__)
+
+NAME = "dreamer"
+FILE = "DREAMER.mat"
+EEG_CHANNELS: tuple[str, ...] = (
+    "AF3", "F7", "F3", "FC5", "T7", "P7", "O1", "O2", "P8", "T8", "FC6", "F4", "F8", "AF4",
+)  # fmt: skip
+ECG_CHANNELS: tuple[str, ...] = ("ECG1", "ECG2")
+RATINGS: dict[str, str] = {
+    "valence": "ScoreValence",
+    "arousal": "ScoreArousal",
+    "dominance": "ScoreDominance",
+}
+RATING_SCALE: tuple[float, float] = (1.0, 5.0)
+MODALITIES: tuple[str, ...] = ("eeg", "ecg")
+BASELINE_MODES: tuple[str, ...] = ("drop", "subtract_mean", "keep")
+_SUBJECT_FIELDS = ("EEG", "ECG", *RATINGS.values())
+
+
+def _file(path: Path) -> Path:
+    return path / FILE if path.is_dir() else path
+
+
+def detect(path: Path) -> bool:
+    """Whether ``path`` is ``DREAMER.mat`` (or a folder holding it) with a MATLAB 5 header (reads 10 bytes)."""
+    try:
+        f = _file(Path(path))
+        if f.name != FILE or not f.is_file():
+            return False
+        with f.open("rb") as fh:
+            return fh.read(10) == b"MATLAB 5.0"
+    except (OSError, TypeError, ValueError):
+        return False
+
+
+def _field(struct: np.ndarray, name: str, where: str):
+    names = struct.dtype.names or ()
+    if name not in names:
+        raise DatasetError(
+            f"{where} has no field '{name}'; its fields are {list(names)}. Is this DREAMER.mat?"
+        )
+    return struct[name]
+
+
+def _scalar(struct, name, where, default):
+    if name not in (struct.dtype.names or ()):
+        return default
+    return float(np.asarray(struct[name].flat[0]).ravel()[0])
+
+
+def _read(path: Path) -> np.ndarray:
+    try:
+        variables = [v[0] for v in scipy.io.whosmat(path)]
+    except Exception as err:  # scipy raises several types for non-MAT files
+        raise DatasetError(f"{path} is not a readable MATLAB file ({err}).") from err
+    if "DREAMER" not in variables:
+        raise DatasetError(f"{path} has no variable 'DREAMER' (it has {variables}); pass DREAMER.mat.")
+    try:
+        return scipy.io.loadmat(path, variable_names=["DREAMER"])["DREAMER"][0, 0]
+    except Exception as err:
+        raise DatasetError(f"{path} could not be read: {err}") from err
+
+
+def _electrodes(root: np.ndarray) -> tuple[str, ...]:
+    if "EEG_Electrodes" not in (root.dtype.names or ()):
+        return EEG_CHANNELS
+    cells = np.asarray(root["EEG_Electrodes"]).ravel()
+    names = tuple(str(np.asarray(c).ravel()[0]) for c in cells if np.asarray(c).size)
+    return names or EEG_CHANNELS
+
+
+def _clips(sub: np.ndarray, modality: str, part: str, where: str) -> list[np.ndarray]:
+    rec = _field(sub, modality, where).flat[0]
+    cells = _field(rec, part, f"{where}.{modality}").flat[0]
+    return [np.asarray(c, dtype=np.float64) for c in np.asarray(cells).ravel()]
+
+
+def _subject_ids(subjects, n: int, path: Path) -> list[int]:
+    if subjects is None:
+        return list(range(1, n + 1))
+    if isinstance(subjects, (str, int)):
+        subjects = [subjects]
+    out = []
+    for s in subjects:
+        try:
+            k = int(s)
+        except (TypeError, ValueError):
+            raise DatasetError(f"DREAMER subject ids are '1'..'{n}', got {s!r}.") from None
+        if not 1 <= k <= n:
+            raise DatasetError(f"{path} has subjects 1..{n}; subject {s!r} does not exist.")
+        out.append(k)
+    return list(dict.fromkeys(out))
+
+
+def default_specs(
+    *, eeg_sfreq: float = 128.0, ecg_sfreq: float = 256.0, channels=EEG_CHANNELS, window_s=1.0, hop_s=1.0,
+    formula="bcmi",
+) -> dict[str, DESpec]:  # fmt: skip
+    """EEG (14 × 5 DE) and ECG (2 × 5 DE) specs sharing one window length and hop."""
+    common = {"window_s": window_s, "hop_s": hop_s, "bands": SEED_BANDS, "formula": formula}
+    return {
+        "eeg": DESpec(modality="eeg", sfreq=eeg_sfreq, channels=tuple(channels), unit="uV", **common),
+        "ecg": DESpec(modality="ecg", sfreq=ecg_sfreq, channels=ECG_CHANNELS, unit="native", **common),
+    }
+
+
+def _features(specs, parts: dict[str, np.ndarray], sfreqs, where: str) -> dict[str, np.ndarray]:
+    frames = {m: specs[m].compute(x) for m, x in parts.items()}
+    counts = {m: len(f) for m, f in frames.items()}
+    if max(counts.values()) - min(counts.values()) > 1:
+        lengths = {m: f"{parts[m].shape[1] / sfreqs[m]:.2f} s" for m in parts}
+        raise DatasetError(
+            f"{where}: the modalities give {counts} windows (recordings of {lengths}); they differ by "
+            "more than one window, so they cannot be paired. The clip's recordings do not cover the same time."
+        )
+    return pair_frames(frames, sfreqs, where=where)
+
+
+def load(
+    path,
+    *,
+    modalities=None,
+    subjects=None,
+    include_raw: bool = False,
+    window_s: float = 1.0,
+    hop_s: float = 1.0,
+    formula: str = "bcmi",
+    baseline: str = "drop",
+) -> EmotionDataset:
+    """Load DREAMER.mat as paired EEG + ECG feature sequences with ratings.
+
+    Parameters
+    ----------
+    path : str | Path
+        ``DREAMER.mat`` or the folder holding it.
+    modalities : sequence of {'eeg', 'ecg'} | None
+        Modalities to compute (None: both).
+    subjects : sequence of str | int | None
+        Subjects ``'1'``..``'23'`` (or ints); None: all.
+    include_raw : bool
+        Keep each clip's raw signals (channels × samples; EEG µV at 128 Hz, ECG native at 256 Hz),
+        after baseline handling. With ``baseline='keep'`` they are ``[baseline | stimulus]``
+        joined along time.
+    window_s, hop_s : float
+        Window length and hop in seconds, the same for EEG and ECG (default 1 s / 1 s).
+    formula : 'bcmi' | 'gaussian'
+        DE formula of both modalities.
+    baseline : 'drop' | 'subtract_mean' | 'keep'
+        DREAMER records a separate 61-s baseline before each clip. ``'drop'`` ignores it;
+        ``'subtract_mean'`` subtracts each channel's baseline mean from the clip before
+        featurising; ``'keep'`` featurises the baseline recording and the clip separately (no
+        window spans the join) and puts the baseline vectors first.
+
+    Returns
+    -------
+    dataset : EmotionDataset
+        ``name='dreamer'``; subjects '1'…, session 1, trials 1-18; ratings valence, arousal,
+        dominance on 1-5; ``label`` None (the protocol binarises with threshold 3).
+
+    Raises
+    ------
+    DatasetError
+        Missing or non-MATLAB file, no ``DREAMER`` variable, missing fields, wrong shapes, or EEG
+        and ECG of a clip that cannot be paired.
+    """
+    if baseline not in BASELINE_MODES:
+        raise ValueError(
+            f"Invalid value for the 'baseline' parameter. Allowed values are {BASELINE_MODES}, "
+            f"but got {baseline!r} instead."
+        )
+    path = Path(path)
+    file = _file(path)
+    if not file.is_file():
+        raise DatasetError(f"{file} does not exist; pass DREAMER.mat or the folder that holds it.")
+    wanted = check_modalities(modalities, MODALITIES, "DREAMER")
+    root = _read(file)
+    data = _field(root, "Data", "DREAMER")
+    entries = np.asarray(data).ravel()
+    sfreqs = {
+        "eeg": _scalar(root, "EEG_SamplingRate", "DREAMER", 128.0),
+        "ecg": _scalar(root, "ECG_SamplingRate", "DREAMER", 256.0),
+    }
+    channels = {"eeg": _electrodes(root), "ecg": ECG_CHANNELS}
+    specs = default_specs(
+        eeg_sfreq=sfreqs["eeg"], ecg_sfreq=sfreqs["ecg"], channels=channels["eeg"],
+        window_s=window_s, hop_s=hop_s, formula=formula,
+    )  # fmt: skip
+    trials = []
+    for s in _subject_ids(subjects, entries.size, file):
+        where = f"{file} DREAMER.Data{{{s}}}"
+        sub = np.asarray(entries[s - 1])
+        if sub.dtype.names is None:
+            raise DatasetError(
+                f"{where} is not a struct (got {sub.dtype}); expected fields {list(_SUBJECT_FIELDS)}."
+            )
+        sub = sub.reshape(-1)[0:1]
+        stim = {m: _clips(sub, m.upper(), "stimuli", where) for m in wanted}
+        base = {m: _clips(sub, m.upper(), "baseline", where) for m in wanted}
+        scores = {r: np.asarray(_field(sub, key, where).flat[0], float).ravel() for r, key in RATINGS.items()}
+        n_clips = len(next(iter(stim.values())))
+        for m in wanted:
+            for part, clips in (("stimuli", stim[m]), ("baseline", base[m])):
+                if len(clips) != n_clips:
+                    raise DatasetError(
+                        f"{where}.{m.upper()}.{part} has {len(clips)} clips, expected {n_clips}."
+                    )
+                for t, c in enumerate(clips, start=1):
+                    if c.ndim != 2 or c.shape[1] != len(channels[m]):
+                        raise DatasetError(
+                            f"{where}.{m.upper()}.{part}{{{t}}} must be (n_samples, {len(channels[m])}) "
+                            f"time-major, got {c.shape}."
+                        )
+        for r, v in scores.items():
+            if v.size != n_clips:
+                raise DatasetError(f"{where}.{RATINGS[r]} has {v.size} scores for {n_clips} clips.")
+        for t in range(n_clips):
+            clip_where = f"subject {s} clip {t + 1}"
+            x = {m: stim[m][t].T for m in wanted}  # (n_channels, n_times)
+            b = {m: base[m][t].T for m in wanted}
+            if baseline == "subtract_mean":
+                x = {m: x[m] - b[m].mean(axis=1, keepdims=True) for m in wanted}
+            feats = _features(specs, x, sfreqs, clip_where)
+            if baseline == "keep":
+                bfeats = _features(specs, b, sfreqs, f"{clip_where} baseline")
+                feats = {m: np.concatenate([bfeats[m], feats[m]]) for m in wanted}
+                x = {m: np.concatenate([b[m], x[m]], axis=1) for m in wanted}
+            raw = {}
+            if include_raw:
+                raw = {m: RawSignal(x[m], sfreqs[m], channels[m], specs[m].unit) for m in wanted}
+            ratings = {r: float(v[t]) for r, v in scores.items()}
+            trials.append(Trial(str(s), 1, t + 1, None, ratings, feats, raw))
+        logger.info("DREAMER subject %d: %d clips", s, n_clips)
+    descriptions = {
+        "eeg": f"DE of DREAMER EEG (µV), {len(channels['eeg'])} channels x 5 bands",
+        "ecg": "DE of DREAMER ECG (native units), 2 leads x 5 bands (our 10-d convention)",
+    }
+    return EmotionDataset(
+        name=NAME,
+        trials=trials,
+        modalities={m: modality_info(specs[m], f"{descriptions[m]}; baseline={baseline}") for m in wanted},
+        class_names=None,
+        rating_scales={r: RATING_SCALE for r in RATINGS},
+        source=str(file),
+    )
