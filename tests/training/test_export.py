@@ -96,3 +96,34 @@ def test_bad_normalisation_leaves_no_version_behind(tmp_path):
     with pytest.raises(ValueError, match=r"mean/std must have shape \(10,\)"):
         export_bundle(tmp_path, "toy", {"eeg": bad}, class_names=("a", "b", "c"), seq_len=T)
     assert not (tmp_path / "toy" / "1").exists()
+
+
+@pytest.mark.parametrize("attention", ["sts", "mha", "none"])
+def test_real_m2s_graphs_export_with_parity(tmp_path, attention):
+    """The real M2S embedders (electrode with each attention variant, and sequence) export within 1e-4."""
+    from models.config import M2SConfig, ModalityConfig
+    from models.m2s import M2S, EmotionClassifier
+    from signals.spec import EyeSpec
+
+    eye_spec = EyeSpec(sfreq=120, window_s=10, hop_s=2)
+    eeg_spec = DESpec(modality="eeg", sfreq=200, channels=CHANNELS, window_s=2, hop_s=2)
+    config = M2SConfig(
+        modalities=(
+            ModalityConfig(name="eeg", dim=10, n_channels=2),
+            ModalityConfig(name="eye", dim=eye_spec.n_features),
+        ),
+        seq_len=T, d_model=16, n_blocks=1, d_ff=32, n_heads=2, head_dim=8, attention=attention,
+    )
+    torch.manual_seed(0)
+    model = M2S(config).eval()
+    classifier = EmotionClassifier(config.proj_dim, 3).eval()
+    items = {
+        m: ModalityExport(
+            embedder=model.embedder(m), classifier=classifier, feature_spec=spec,
+            mean=np.zeros(spec.n_features), std=np.ones(spec.n_features), spacing_s=2.0,
+        )
+        for m, spec in (("eeg", eeg_spec), ("eye", eye_spec))
+    }
+    bundle, parity = export_bundle(tmp_path, "m2s", items, class_names=("a", "b", "c"), seq_len=T)
+    assert max(parity.values()) <= 1e-4
+    assert set(bundle.manifest.graphs) == {"eeg", "eye"} and bundle.manifest.embedding_dim == config.proj_dim
