@@ -16,6 +16,7 @@ import sys
 COMMAND_MODULES: tuple[str, ...] = (
     "training.datasets.cli",
     "training.bundle_cli",
+    "training.commands",
 )
 
 logger = logging.getLogger("training")

@@ -1,0 +1,392 @@
+"""``m2s-train pretrain | finetune | evaluate | reproduce | benchmark``: the training commands.
+
+A run folder ties the three single-step commands together::
+
+    m2s-train pretrain DATA --out RUN [--subject S]   # RUN/pretrain.pt (+ the split it trained on)
+    m2s-train finetune RUN                            # RUN/classifier_<A>.pt per training modality
+    m2s-train evaluate RUN                            # RUN/evaluation.json: the A->B matrix
+
+``reproduce DATASET PATH`` runs the paper's subject-dependent protocol for every subject and writes
+the report; ``benchmark`` does the same on generated synthetic data for M2S, CLIP, S and the four
+loss ablations. Heavy modules (torch) are imported only when a command runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Any
+
+logger = logging.getLogger(__name__)
+
+_CLASSIFIER = "classifier_{}.pt"
+
+
+def _add_common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N (default: auto)")
+    p.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+    p.add_argument(
+        "--no-progress", action="store_true", help="no progress bars (default: only on a terminal)"
+    )
+
+
+def _add_data(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--task", default="emotion", help="'emotion' or a rating (valence, arousal, ...)")
+    p.add_argument(
+        "--protocol", default=None, help="split protocol (default: the dataset's, e.g. first_k:9 for SEED)"
+    )
+    p.add_argument(
+        "--modalities", default=None, help="comma-separated modalities (default: all the dataset has)"
+    )
+    p.add_argument("--seq-len", type=int, default=5, help="T, feature vectors per window (default: 5)")
+    p.add_argument("--model", default=None, help="JSON object of M2SConfig fields, e.g. '{\"d_model\": 64}'")
+    p.add_argument("--epochs", type=int, default=200, help="pretraining epochs (default: 200, as the paper)")
+    p.add_argument("--batch-size", type=int, default=256, help="pretraining batch size (default: 256)")
+    p.add_argument("--lr", type=float, default=1e-4, help="pretraining learning rate (default: 1e-4)")
+
+
+def _add_finetune(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--finetune-epochs", type=int, default=100, help="classifier epochs (default: 100)")
+    p.add_argument("--finetune-lr", type=float, default=1e-3, help="classifier learning rate (default: 1e-3)")
+    p.add_argument(
+        "--patience", type=int, default=20, help="early-stopping patience on validation (default: 20)"
+    )
+    p.add_argument(
+        "--optimistic",
+        action="store_true",
+        help="select the classifier epoch on the TEST set like the authors' code (optimistic; labelled in outputs)",
+    )
+
+
+def register(subparsers) -> None:
+    """Add the training commands to ``m2s-train``."""
+    p = subparsers.add_parser("pretrain", help="pretrain M2S on one split of a dataset")
+    p.add_argument("path", help="dataset folder or file")
+    p.add_argument("--kind", default=None, help="dataset kind (default: detected)")
+    p.add_argument("--out", required=True, help="run folder (receives pretrain.pt)")
+    p.add_argument("--subject", default=None, help="subject whose split to train on (default: the first)")
+    p.add_argument(
+        "--split", type=int, default=0, help="index among that subject's splits (session/fold; default 0)"
+    )
+    p.add_argument("--resume", action="store_true", help="continue from RUN/pretrain.pt if it exists")
+    _add_data(p)
+    _add_common(p)
+    p.set_defaults(handler=_pretrain)
+
+    p = subparsers.add_parser(
+        "finetune", help="fine-tune a classifier per training modality of a pretrained run"
+    )
+    p.add_argument("run", help="run folder written by 'pretrain'")
+    p.add_argument("--data", default=None, help="dataset path (default: the one the run was pretrained on)")
+    p.add_argument("--train-modalities", default=None, help="comma-separated modalities A (default: all)")
+    p.add_argument("--batch-size", type=int, default=256, help="classifier batch size (default: 256)")
+    _add_finetune(p)
+    _add_common(p)
+    p.set_defaults(handler=_finetune)
+
+    p = subparsers.add_parser("evaluate", help="A->B matrix of a fine-tuned run on its test trials")
+    p.add_argument("run", help="run folder written by 'pretrain' and 'finetune'")
+    p.add_argument("--data", default=None, help="dataset path (default: the one the run was pretrained on)")
+    p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
+    p.set_defaults(handler=_evaluate)
+
+    p = subparsers.add_parser(
+        "reproduce", help="the paper's protocol on a dataset: all subjects, A->B matrix, report"
+    )
+    p.add_argument("dataset", help="dataset kind: seed, seed_iv, seed_v, deap, dreamer, synthetic, recording")
+    p.add_argument("path", help="dataset folder or file")
+    p.add_argument("--out", required=True, help="report folder")
+    p.add_argument("--subjects", default=None, help="comma-separated subjects (default: all)")
+    p.add_argument(
+        "--methods",
+        default="m2s",
+        help="comma-separated methods: m2s, clip, supervised, m2s_no_recon, m2s_no_cpc, m2s_no_club, "
+        "m2s_no_contra, m2s_attention_mha, m2s_attention_none (default: m2s)",
+    )
+    p.add_argument("--baselines", action="store_true", help="add clip and supervised")
+    p.add_argument(
+        "--ablations", action="store_true", help="add the four loss ablations and the attention variants"
+    )
+    p.add_argument("--sweep", action="store_true", help="also run the T x N sweep (paper Fig. 5)")
+    p.add_argument("--val-per-class", type=int, default=1, help="validation trials per class (default: 1)")
+    _add_data(p)
+    _add_finetune(p)
+    _add_common(p)
+    p.set_defaults(handler=_reproduce)
+
+    p = subparsers.add_parser(
+        "benchmark", help="synthetic end-to-end benchmark of M2S, CLIP, S and the ablations"
+    )
+    p.add_argument(
+        "--config", default=None, help="benchmark config JSON (training.experiment.BenchmarkConfig)"
+    )
+    p.add_argument("--out", required=True, help="output folder (results.json, report.md, figures)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.set_defaults(handler=_benchmark)
+
+
+# ---------------------------------------------------------------------------------------------- helpers
+
+
+def _say(text: str) -> None:
+    """Command output (results for the user, not log messages)."""
+    sys.stdout.write(text + "\n")
+
+
+def _csv(value: str | None) -> list[str] | None:
+    return None if value is None else [v.strip() for v in value.split(",") if v.strip()]
+
+
+def _model_fields(text: str | None) -> dict[str, Any]:
+    if not text:
+        return {}
+    try:
+        obj = json.loads(text)
+    except json.JSONDecodeError as err:
+        raise ValueError(f"--model must be a JSON object of M2SConfig fields: {err}.") from None
+    if not isinstance(obj, dict):
+        raise ValueError(f"--model must be a JSON object, got {type(obj).__name__}.")
+    return obj
+
+
+def _progress(args) -> bool | None:
+    return False if args.no_progress else None
+
+
+def _load(path: str, kind: str | None, modalities: list[str] | None):
+    from training.datasets import load_dataset
+
+    options = {} if modalities is None else {"modalities": modalities}
+    return load_dataset(path, kind, **options)
+
+
+def _splits(
+    dataset, task_name: str, protocol: str | None, subjects=None, val_per_class: int = 1, seed: int = 0
+):
+    from training.protocols import make_task, subject_dependent_splits
+
+    task = make_task(dataset, task_name)
+    return task, subject_dependent_splits(
+        dataset, task, protocol=protocol, subjects=subjects, val_per_class=val_per_class, seed=seed
+    )
+
+
+def _experiment(args, methods=("m2s",)):
+    from training.experiment import ExperimentConfig
+    from training.finetune import FinetuneConfig
+    from training.pretrain import PretrainConfig
+
+    progress = _progress(args)
+    finetune = FinetuneConfig(
+        epochs=args.finetune_epochs, lr=args.finetune_lr, patience=args.patience, seed=args.seed,
+        device=args.device, progress=progress, optimistic_test_selection=args.optimistic,
+    )  # fmt: skip
+    return ExperimentConfig(
+        seq_len=args.seq_len,
+        model=_model_fields(args.model),
+        pretrain=PretrainConfig(
+            epochs=args.epochs,
+            batch_size=args.batch_size,
+            lr=args.lr,
+            seed=args.seed,
+            device=args.device,
+            progress=progress,
+        ),  # fmt: skip
+        finetune=finetune,
+        supervised=FinetuneConfig(**{**finetune.to_dict(), "lr": 1e-4}),
+        methods=tuple(methods),
+    )
+
+
+def _run_state(run: str) -> tuple[Path, dict[str, Any]]:
+    from training.pretrain import CHECKPOINT_NAME, load_checkpoint
+
+    run_dir = Path(run)
+    ckpt = load_checkpoint(run_dir / CHECKPOINT_NAME)
+    if "run" not in ckpt.get("extra", {}):
+        raise ValueError(
+            f"{run_dir / CHECKPOINT_NAME} was not written by 'm2s-train pretrain' (no run record)."
+        )
+    return run_dir, ckpt
+
+
+def _run_split(ckpt: dict[str, Any], data: str | None):
+    info = ckpt["extra"]["run"]
+    dataset = _load(data or info["path"], info["kind"], info["modalities"])
+    task, splits = _splits(
+        dataset, info["task"], info["protocol"], [info["subject"]], info["val_per_class"], info["seed"]
+    )
+    match = [s for s in splits if s.name == info["split"]]
+    if not match:
+        raise ValueError(
+            f"split {info['split']!r} is not in the dataset any more; its splits are {[s.name for s in splits]}."
+        )
+    return task, match[0], info, dataset
+
+
+def load_classifiers(run_dir: Path, modalities, device) -> tuple[dict[str, Any], dict[str, str]]:
+    """The fine-tuned classifiers of a run folder (eval mode) and what each was selected on."""
+    import torch
+
+    from models.m2s import EmotionClassifier
+
+    classifiers, selected = {}, {}
+    for a in modalities:
+        path = run_dir / _CLASSIFIER.format(a)
+        if not path.is_file():
+            continue
+        state = torch.load(path, map_location="cpu", weights_only=True)
+        clf = EmotionClassifier(int(state["proj_dim"]), int(state["n_classes"]))
+        clf.load_state_dict(state["state_dict"])
+        classifiers[a] = clf.to(device).eval()
+        selected[a] = state["selected_on"]
+    if not classifiers:
+        raise FileNotFoundError(
+            f"no classifier_<modality>.pt in {run_dir}; run 'm2s-train finetune {run_dir}' first."
+        )
+    return classifiers, selected
+
+
+# ---------------------------------------------------------------------------------------------- handlers
+
+
+def _pretrain(args) -> int:
+    from models.config import M2SConfig
+    from training.experiment import modality_configs
+    from training.pretrain import PretrainConfig, pretrain
+
+    dataset = _load(args.path, args.kind, _csv(args.modalities))
+    subjects = None if args.subject is None else [args.subject]
+    task, splits = _splits(dataset, args.task, args.protocol, subjects, seed=args.seed)
+    subject = splits[0].subject
+    own = [s for s in splits if s.subject == subject]
+    if not 0 <= args.split < len(own):
+        raise ValueError(f"--split must be in [0, {len(own)}) for subject {subject}, got {args.split}.")
+    split = own[args.split]
+    mods = modality_configs(dataset, list(dataset.modalities))
+    model_config = M2SConfig(modalities=mods, seq_len=args.seq_len, **_model_fields(args.model))
+    windows = split.windows("train", args.seq_len, modalities=[m.name for m in mods])
+    config = PretrainConfig(
+        epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=args.seed, device=args.device,
+        progress=_progress(args),
+    )  # fmt: skip
+    run = {
+        "path": str(Path(args.path).resolve()), "kind": dataset.name, "task": args.task, "protocol": args.protocol,
+        "subject": subject, "split": split.name, "val_per_class": 1, "seed": args.seed,
+        "modalities": [m.name for m in mods], "seq_len": args.seq_len,
+    }  # fmt: skip
+    result = pretrain(
+        model_config,
+        windows.x,
+        config,
+        out_dir=args.out,
+        resume=bool(args.resume),
+        extra={"run": run, "normaliser": split.normaliser.to_dict(), "task": task.to_dict()},
+    )
+    _say(f"pretrained on {split.name} ({len(windows)} windows); checkpoint {result.checkpoint}")
+    return 0
+
+
+def _finetune(args) -> int:
+    import torch
+
+    from training.finetune import FinetuneConfig, finetune
+    from training.pretrain import model_from_checkpoint, resolve_device
+
+    run_dir, ckpt = _run_state(args.run)
+    task, split, info, _ = _run_split(ckpt, args.data)
+    model = model_from_checkpoint(ckpt, resolve_device(args.device))
+    train = split.windows("train", info["seq_len"], modalities=info["modalities"])
+    val = split.windows("val", info["seq_len"], modalities=info["modalities"])
+    test = split.windows("test", info["seq_len"], modalities=info["modalities"]) if args.optimistic else None
+    config = FinetuneConfig(
+        epochs=args.finetune_epochs, batch_size=args.batch_size, lr=args.finetune_lr, patience=args.patience,
+        seed=args.seed, device=args.device, progress=_progress(args), optimistic_test_selection=args.optimistic,
+    )  # fmt: skip
+    for a in _csv(args.train_modalities) or info["modalities"]:
+        r = finetune(
+            model, a, (train.x[a], train.y), (val.x[a], val.y) if len(val) else None, task.n_classes, config,
+            test=None if test is None else (test.x[a], test.y),
+        )  # fmt: skip
+        path = run_dir / _CLASSIFIER.format(a)
+        torch.save(
+            {
+                "modality": a, "n_classes": task.n_classes, "proj_dim": model.config.proj_dim,
+                "state_dict": r.classifier.state_dict(), "best_epoch": r.best_epoch, "selected_on": r.selected_on,
+                "history": r.history, "finetune_config": config.to_dict(),
+            },
+            path,
+        )  # fmt: skip
+        _say(f"{a}: epoch {r.best_epoch} selected on {r.selected_on}; saved {path}")
+    return 0
+
+
+def _evaluate(args) -> int:
+    from training.evaluate import evaluate_matrix
+    from training.pretrain import model_from_checkpoint, resolve_device
+    from training.reports import write_json
+
+    run_dir, ckpt = _run_state(args.run)
+    task, split, info, _ = _run_split(ckpt, args.data)
+    device = resolve_device(args.device)
+    model = model_from_checkpoint(ckpt, device)
+    classifiers, selected = load_classifiers(run_dir, info["modalities"], device)
+    test = split.windows("test", info["seq_len"], modalities=info["modalities"])
+    matrix = evaluate_matrix(model, classifiers, test.x, test.y, task.n_classes)
+    write_json({"split": split.name, "selected_on": selected, "matrix": matrix}, run_dir / "evaluation.json")
+    for pair, m in matrix.items():
+        _say(
+            f"{pair}: balanced accuracy {m['balanced_accuracy']:.4f}, kappa {m['kappa']:.4f}, F1 {m['f1']:.4f}"
+        )
+    return 0
+
+
+def _reproduce(args) -> int:
+    from training.experiment import METHODS, modality_configs, run_methods, run_tn_sweep
+    from training.reports import write_report
+
+    methods = _csv(args.methods) or ["m2s"]
+    if args.baselines:
+        methods += ["clip", "supervised"]
+    if args.ablations:
+        methods += [m for m in METHODS if m.startswith("m2s_")]
+    methods = list(dict.fromkeys(methods))
+    exp = _experiment(args, methods)
+    dataset = _load(args.path, args.dataset, _csv(args.modalities))
+    if len(dataset.modalities) < 2 and any(METHODS[m].kind == "pretrain" for m in methods):
+        raise ValueError(f"the dataset has only {list(dataset.modalities)}; M2S needs two paired modalities.")
+    task, splits = _splits(
+        dataset, args.task, args.protocol, _csv(args.subjects), args.val_per_class, args.seed
+    )
+    mods = modality_configs(dataset, list(dataset.modalities))
+    results = run_methods(splits, exp, mods)
+    sweep = run_tn_sweep(splits, exp, mods) if args.sweep else None
+    meta = {
+        "dataset": f"{dataset.name} ({args.path}), {len(dataset.subjects)} subjects",
+        "task": f"{task.name} ({', '.join(task.class_names)})",
+        "protocol": f"{splits[0].protocol or args.protocol}, {len(splits)} splits, {args.val_per_class} validation trial(s) per class",
+        "modalities": ", ".join(f"{m.name} (D={m.dim})" for m in mods),
+        "windows": f"T={args.seq_len}",
+    }
+    paths = write_report(
+        args.out, results, class_names=task.class_names, config=exp.to_dict(), meta=meta,
+        title=f"M2S on {dataset.name}", sweep=sweep, optimistic=args.optimistic,
+    )  # fmt: skip
+    _say(f"report: {paths['report']}")
+    return 0
+
+
+def _benchmark(args) -> int:
+    from training.experiment import BenchmarkConfig, run_benchmark
+
+    config = BenchmarkConfig.from_json(args.config) if args.config else BenchmarkConfig()
+    paths = run_benchmark(config, args.out, progress=_progress(args))
+    results = json.loads(paths["results"].read_text(encoding="utf-8"))
+    for method, entry in results["methods"].items():
+        cells = ", ".join(f"{k} {v['balanced_accuracy']:.3f}" for k, v in entry["matrix"].items())
+        _say(f"{method}: {cells}")
+    _say(f"results: {paths['results']}\nreport: {paths['report']}")
+    return 0
