@@ -11,6 +11,10 @@ from pathlib import Path
 
 from .bundle import MANIFEST_NAME, BundleError, BundleManifest, load_manifest
 
+# The repository shipped with the project and the default demo bundle in it (see training.demo_bundle).
+DEFAULT_REPOSITORY = Path(__file__).resolve().parent / "repository"
+DEMO_BUNDLE = "m2s-synthetic-demo"
+
 _REF = re.compile(r"^(?P<name>[A-Za-z0-9][A-Za-z0-9_.-]{0,63})(?::(?P<version>[1-9][0-9]*|latest))?$")
 
 

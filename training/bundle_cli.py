@@ -52,7 +52,10 @@ def describe_manifest(manifest: BundleManifest, *, checksums_verified: bool = Tr
     if manifest.created:
         lines.append(f"created: {manifest.created}")
     for key, value in manifest.training.items():
-        lines.append(f"training.{key}: {json.dumps(value) if not isinstance(value, str) else value}")
+        text = value if isinstance(value, str) else json.dumps(value)
+        if len(text) > 100:  # long configs stay readable; --json shows them whole
+            text = text[:97] + "..."
+        lines.append(f"training.{key}: {text}")
     for name, graph in manifest.graphs.items():
         spec = graph.feature_spec
         lines += [
@@ -64,7 +67,7 @@ def describe_manifest(manifest: BundleManifest, *, checksums_verified: bool = Tr
         ]
     matrix = manifest.metrics.get("matrix", {})
     if matrix:
-        lines.append("evaluation (mean over subjects):")
+        lines.append(f"evaluation ({manifest.metrics.get('evaluated_on', 'mean over subjects')}):")
         for pair, scores in matrix.items():
             text = ", ".join(f"{k} {v:.3f}" for k, v in scores.items() if isinstance(v, (int, float)))
             lines.append(f"  {pair}: {text}")

@@ -17,6 +17,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "training.datasets.cli",
     "training.bundle_cli",
     "training.commands",
+    "training.export_cli",
 )
 
 logger = logging.getLogger("training")

@@ -112,15 +112,25 @@ def test_real_m2s_graphs_export_with_parity(tmp_path, attention):
             ModalityConfig(name="eeg", dim=10, n_channels=2),
             ModalityConfig(name="eye", dim=eye_spec.n_features),
         ),
-        seq_len=T, d_model=16, n_blocks=1, d_ff=32, n_heads=2, head_dim=8, attention=attention,
+        seq_len=T,
+        d_model=16,
+        n_blocks=1,
+        d_ff=32,
+        n_heads=2,
+        head_dim=8,
+        attention=attention,
     )
     torch.manual_seed(0)
     model = M2S(config).eval()
     classifier = EmotionClassifier(config.proj_dim, 3).eval()
     items = {
         m: ModalityExport(
-            embedder=model.embedder(m), classifier=classifier, feature_spec=spec,
-            mean=np.zeros(spec.n_features), std=np.ones(spec.n_features), spacing_s=2.0,
+            embedder=model.embedder(m),
+            classifier=classifier,
+            feature_spec=spec,
+            mean=np.zeros(spec.n_features),
+            std=np.ones(spec.n_features),
+            spacing_s=2.0,
         )
         for m, spec in (("eeg", eeg_spec), ("eye", eye_spec))
     }
