@@ -156,4 +156,3 @@ def test_bad_input_errors(kwargs, exc, match):
     args = {"x": np.ones((2, 200)), "sfreq": 200, "bands": SEED_BANDS} | kwargs
     with pytest.raises(exc, match=match):
         differential_entropy(args.pop("x"), args.pop("sfreq"), args.pop("bands"), **args)
-
