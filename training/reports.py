@@ -242,7 +242,14 @@ def plot_loss_curves(
             vals = np.array([[r[e][key] for e in range(n_epochs)] for r in runs])
             if key != "total" and np.allclose(vals, 0):
                 continue  # switched-off loss
-            ax.plot(epochs, vals.mean(axis=0), label=key, linestyle="--" if key == "club_estimator" else "-")
+            ax.plot(
+                epochs,
+                vals.mean(axis=0),
+                label=key,
+                # one colour per loss component in every panel, so panels compare at a glance
+                color=f"C{_LOSS_KEYS.index(key)}",
+                linestyle="--" if key == "club_estimator" else "-",
+            )
         ax.set_title(method)
         ax.set_xlabel("epoch")
         ax.set_ylabel("loss")
