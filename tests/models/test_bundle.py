@@ -149,3 +149,15 @@ def test_bundle_code_imports_without_torch(tmp_path):
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "demo:1"
     assert folder.is_dir()
+
+
+def test_published_schema_file_is_current():
+    """models/manifest.schema.json is the schema this code validates against (regenerate it when it changes)."""
+    from pathlib import Path
+
+    published = json.loads((Path(__file__).parents[2] / "models" / "manifest.schema.json").read_text())
+    assert published == json.loads(json.dumps(manifest_json_schema())), (
+        "models/manifest.schema.json is stale: regenerate it with "
+        "python -c 'import json; from models.bundle import manifest_json_schema as s; "
+        "print(json.dumps(s(), indent=2, sort_keys=True))' > models/manifest.schema.json"
+    )
