@@ -1,0 +1,410 @@
+"""Settings of the live service, read from ``M2S_*`` environment variables (and, later, CLI flags).
+
+Everything is validated when :class:`Settings` is built, so a misconfigured service refuses to start
+with a message naming the variable and how to fix it, instead of failing on the first request.
+
+Streams to attach at start come either from the CLI (``--attach modality=eeg,type=EEG``, parsed by
+:meth:`AttachRequest.parse_cli`) or from ``M2S_ATTACH``, a JSON list of objects (or of CLI-style strings)::
+
+    M2S_ATTACH='[{"modality": "eeg", "type": "EEG"}, "modality=ecg,source_id=polar-h10"]'
+
+No torch here, and onnxruntime is only consulted (lazily) for the names of its execution providers.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+import math
+import re
+from pathlib import Path
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from models.repository import DEFAULT_REPOSITORY, DEMO_BUNDLE, parse_model_ref
+
+# ``onnxruntime.get_all_providers()`` of onnxruntime 1.32: every provider name any ORT build may offer.
+# Used when onnxruntime cannot be imported; otherwise the installed build's list is added to it.
+KNOWN_PROVIDERS: tuple[str, ...] = (
+    "TensorrtExecutionProvider",
+    "CUDAExecutionProvider",
+    "MIGraphXExecutionProvider",
+    "ROCMExecutionProvider",
+    "OpenVINOExecutionProvider",
+    "DnnlExecutionProvider",
+    "VitisAIExecutionProvider",
+    "QNNExecutionProvider",
+    "NnapiExecutionProvider",
+    "VSINPUExecutionProvider",
+    "JsExecutionProvider",
+    "CoreMLExecutionProvider",
+    "ArmNNExecutionProvider",
+    "ACLExecutionProvider",
+    "DmlExecutionProvider",
+    "RknpuExecutionProvider",
+    "WebNNExecutionProvider",
+    "WebGpuExecutionProvider",
+    "XnnpackExecutionProvider",
+    "CANNExecutionProvider",
+    "AzureExecutionProvider",
+    "CPUExecutionProvider",
+)
+
+_SELECTOR_KEYS = ("type", "name", "source_id")
+_ATTACH_KEYS = ("modality", *_SELECTOR_KEYS, "model")
+_ATTACH_EXAMPLE = "modality=eeg,type=EEG"
+_MODALITY_PATTERN = r"^[a-z][a-z0-9_]*$"
+
+
+def known_providers() -> tuple[str, ...]:
+    """Execution-provider names onnxruntime knows (whether or not this build can use them)."""
+    try:
+        import onnxruntime  # lazy: settings are often built for --help or validation only
+
+        extra = tuple(p for p in onnxruntime.get_all_providers() if p not in KNOWN_PROVIDERS)
+    except ImportError:
+        extra = ()
+    return KNOWN_PROVIDERS + extra
+
+
+def _explain(err: ValidationError) -> str:
+    """One line per problem: ``field: message`` without pydantic's URLs."""
+    parts = []
+    for e in err.errors():
+        loc = ".".join(str(p) for p in e["loc"])
+        msg = e["msg"].removeprefix("Value error, ")
+        parts.append(f"{loc}: {msg}" if loc else msg)
+    return "; ".join(parts)
+
+
+def _non_empty_text(value: str | None, what: str) -> str | None:
+    if value is None:
+        return None
+    value = value.strip()
+    if not value:
+        raise ValueError(f"{what} is empty; give a value or leave it out.")
+    return value
+
+
+class StreamSelector(BaseModel):
+    """Which LSL stream to attach: at least one of ``type``, ``name``, ``source_id`` (all must match).
+
+    ``source_id`` is the most robust choice: it survives the outlet being restarted, so the
+    service can re-resolve the same device after a loss.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    type: str | None = None
+    name: str | None = None
+    source_id: str | None = None
+
+    @field_validator(*_SELECTOR_KEYS)
+    @classmethod
+    def _not_blank(cls, value: str | None, info: Any) -> str | None:
+        return _non_empty_text(value, info.field_name)
+
+    @model_validator(mode="after")
+    def _at_least_one(self) -> StreamSelector:
+        if self.type is None and self.name is None and self.source_id is None:
+            raise ValueError(
+                "a stream selector needs at least one of type, name, source_id to pick the LSL stream, "
+                "e.g. type='EEG' or source_id='my-amp-1234'."
+            )
+        return self
+
+    def describe(self) -> str:
+        """``type='EEG', source_id='x'``: the fields that are set, for logs and error messages."""
+        return ", ".join(f"{k}={getattr(self, k)!r}" for k in _SELECTOR_KEYS if getattr(self, k) is not None)
+
+
+class AttachRequest(BaseModel):
+    """Attach one LSL stream of ``modality`` and run ``model`` (``"name[:version]"``, None = default model) on it.
+
+    The stream selector fields (``type``, ``name``, ``source_id``) are flattened into the request so
+    that the CLI form ``modality=eeg,type=EEG`` and the JSON form ``{"modality": "eeg", "type": "EEG"}``
+    have the same keys.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    modality: str
+    type: str | None = None
+    name: str | None = None
+    source_id: str | None = None
+    model: str | None = None
+
+    @field_validator("modality")
+    @classmethod
+    def _modality_name(cls, modality: str) -> str:
+        modality = modality.strip()
+        if not modality or not re.match(_MODALITY_PATTERN, modality):
+            raise ValueError(
+                f"modality must be a lowercase name such as 'eeg', 'eye' or 'ecg' (letters, digits, '_'), "
+                f"got {modality!r}."
+            )
+        return modality
+
+    @field_validator(*_SELECTOR_KEYS)
+    @classmethod
+    def _not_blank(cls, value: str | None, info: Any) -> str | None:
+        return _non_empty_text(value, info.field_name)
+
+    @field_validator("model")
+    @classmethod
+    def _model_ref(cls, model: str | None) -> str | None:
+        model = _non_empty_text(model, "model")
+        if model is not None:
+            parse_model_ref(model)  # BundleError (a ValueError) says what a reference looks like
+        return model
+
+    @model_validator(mode="after")
+    def _has_selector(self) -> AttachRequest:
+        if self.type is None and self.name is None and self.source_id is None:
+            raise ValueError(
+                f"the {self.modality!r} stream needs at least one of type, name, source_id to pick the LSL "
+                "stream, e.g. type='EEG' or source_id='my-amp-1234'."
+            )
+        return self
+
+    @property
+    def selector(self) -> StreamSelector:
+        """The LSL stream selector part of the request."""
+        return StreamSelector(type=self.type, name=self.name, source_id=self.source_id)
+
+    @classmethod
+    def parse_cli(cls, text: str) -> AttachRequest:
+        """Parse ``"modality=eeg,type=EEG[,name=..][,source_id=..][,model=name[:version]]"``.
+
+        Keys are ``modality`` (required), ``type``/``name``/``source_id`` (at least one), ``model``
+        (optional). Whitespace around keys and values is ignored; a value may contain ``=`` but not
+        ``,`` (use JSON in ``M2S_ATTACH`` for such stream names).
+
+        Raises
+        ------
+        TypeError
+            ``text`` is not a string.
+        ValueError
+            Bad syntax, an unknown or repeated key, a missing modality or selector, or an invalid
+            value; the message quotes the argument and says what to write instead.
+        """
+        if not isinstance(text, str):
+            raise TypeError(f"an --attach value must be a string, got {type(text).__name__} instead.")
+        where = f"--attach {text!r}"
+        if not text.strip():
+            raise ValueError(f"{where} is empty; write e.g. --attach {_ATTACH_EXAMPLE}.")
+        fields: dict[str, str] = {}
+        for item in text.split(","):
+            key, sep, value = item.partition("=")
+            key, value = key.strip(), value.strip()
+            if not sep or not key:
+                raise ValueError(
+                    f"{where}: {item.strip()!r} is not key=value; write comma-separated key=value pairs, "
+                    f"e.g. --attach {_ATTACH_EXAMPLE},model={DEMO_BUNDLE}:1."
+                )
+            if key not in _ATTACH_KEYS:
+                close = difflib.get_close_matches(key, _ATTACH_KEYS, n=1)
+                hint = f" Did you mean {close[0]!r}?" if close else ""
+                raise ValueError(
+                    f"{where}: unknown key {key!r}; allowed keys are {', '.join(_ATTACH_KEYS)}.{hint}"
+                )
+            if key in fields:
+                raise ValueError(f"{where}: key {key!r} is given twice; keep one.")
+            if not value:
+                raise ValueError(f"{where}: {key}= has no value; give one (e.g. {key}=...) or drop the key.")
+            fields[key] = value
+        if "modality" not in fields:
+            raise ValueError(f"{where} has no modality; add one, e.g. --attach modality=eeg,{text.strip()}.")
+        if not any(k in fields for k in _SELECTOR_KEYS):
+            raise ValueError(
+                f"{where} does not say which LSL stream to use; add type=, name= or source_id=, "
+                f"e.g. --attach {text.strip()},type=EEG."
+            )
+        try:
+            return cls(**fields)
+        except ValidationError as err:
+            raise ValueError(f"{where}: {_explain(err)}") from None
+
+
+def _positive_finite(value: float, env: str, unit: str = "s") -> float:
+    if not math.isfinite(value) or value <= 0:
+        raise ValueError(f"{env} must be a positive number of {unit}, got {value}.")
+    return value
+
+
+class Settings(BaseSettings):
+    """Service settings; each field ``x`` is read from the environment variable ``M2S_X``.
+
+    Attributes
+    ----------
+    model_repository : Path
+        Folder of ``<name>/<version>/`` bundles (``M2S_MODEL_REPOSITORY``); must exist.
+    default_model : str
+        ``name[:version]`` used when a request or attached stream names no model.
+    host, port : str, int
+        Where the HTTP server listens (port 0 lets the OS pick a free one).
+    attach : list of AttachRequest
+        Streams to attach at start; ``M2S_ATTACH`` is a JSON list of objects or CLI-style strings.
+    api_token : SecretStr or None
+        Bearer token required by REST and WebSocket; None (unset) disables authentication.
+    max_body_bytes : int
+        Largest accepted request body, in bytes.
+    providers : list of str or None
+        ONNX Runtime execution providers in order of preference; None (unset or empty) = CUDA when
+        this onnxruntime build offers it, else CPU. ``M2S_PROVIDERS`` is a JSON list or comma-separated.
+    stale_after_s : float
+        A stream with no sample for this long (s) is reported ``stale``.
+    resolve_timeout_s : float
+        Timeout (s) of each LSL resolve.
+    ws_queue_size : int
+        Messages buffered per WebSocket client before its oldest are dropped.
+    """
+
+    model_config = SettingsConfigDict(env_prefix="M2S_", extra="ignore", frozen=True)
+
+    model_repository: Path = DEFAULT_REPOSITORY
+    default_model: str = DEMO_BUNDLE
+    host: str = "127.0.0.1"
+    port: int = 8000
+    attach: Annotated[list[AttachRequest], NoDecode] = []
+    api_token: SecretStr | None = None
+    max_body_bytes: int = 1_000_000
+    providers: Annotated[list[str] | None, NoDecode] = None
+    stale_after_s: float = 2.0
+    resolve_timeout_s: float = 2.0
+    ws_queue_size: int = 256
+
+    @field_validator("model_repository")
+    @classmethod
+    def _repository_exists(cls, path: Path) -> Path:
+        if not path.is_dir():
+            raise ValueError(
+                f"M2S_MODEL_REPOSITORY {str(path)!r} is not a folder; point it at a model repository "
+                f"(folders <name>/<version>/manifest.json), e.g. {str(DEFAULT_REPOSITORY)!r}."
+            )
+        return path
+
+    @field_validator("default_model")
+    @classmethod
+    def _default_model_ref(cls, ref: str) -> str:
+        try:
+            parse_model_ref(ref)
+        except ValueError as err:
+            raise ValueError(f"M2S_DEFAULT_MODEL: {err}") from None
+        return ref
+
+    @field_validator("host")
+    @classmethod
+    def _host(cls, host: str) -> str:
+        host = host.strip()
+        if not host:
+            raise ValueError("M2S_HOST is empty; use e.g. 127.0.0.1 (this machine only) or 0.0.0.0 (all).")
+        return host
+
+    @field_validator("port")
+    @classmethod
+    def _port(cls, port: int) -> int:
+        if not 0 <= port <= 65535:
+            raise ValueError(f"M2S_PORT must be 1-65535 (or 0 to let the OS pick a free port), got {port}.")
+        return port
+
+    @field_validator("attach", mode="before")
+    @classmethod
+    def _attach_from_env(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            if not value.strip():
+                return []
+            try:
+                value = json.loads(value)
+            except json.JSONDecodeError as err:
+                raise ValueError(
+                    f'M2S_ATTACH must be a JSON list, e.g. \'[{{"modality": "eeg", "type": "EEG"}}]\'; '
+                    f"it is not valid JSON ({err})."
+                ) from None
+        if isinstance(value, (dict, str)) or not isinstance(value, (list, tuple)):
+            raise ValueError(
+                'M2S_ATTACH must be a JSON list of streams, e.g. \'[{"modality": "eeg", "type": "EEG"}]\', '
+                f"got a {type(value).__name__}; wrap a single stream in [ ]."
+            )
+        # CLI-style strings are accepted inside the list too, with the CLI's error messages.
+        return [AttachRequest.parse_cli(v) if isinstance(v, str) else v for v in value]
+
+    @field_validator("api_token")
+    @classmethod
+    def _token(cls, token: SecretStr | None) -> SecretStr | None:
+        if token is not None:
+            raw = token.get_secret_value()
+            if not raw.strip():
+                raise ValueError(
+                    "M2S_API_TOKEN is set but empty; unset it to run without authentication or set a token."
+                )
+            if raw != raw.strip():
+                raise ValueError("M2S_API_TOKEN has leading or trailing whitespace; remove it.")
+        return token
+
+    @field_validator("max_body_bytes")
+    @classmethod
+    def _body_limit(cls, n: int) -> int:
+        if n < 1024:
+            raise ValueError(f"M2S_MAX_BODY_BYTES must be at least 1024 bytes, got {n}.")
+        return n
+
+    @field_validator("providers", mode="before")
+    @classmethod
+    def _providers_from_env(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            text = value.strip()
+            if not text:
+                return None
+            if text.startswith("["):
+                try:
+                    return json.loads(text)
+                except json.JSONDecodeError as err:
+                    raise ValueError(f"M2S_PROVIDERS is not a valid JSON list ({err}).") from None
+            return [p.strip() for p in text.split(",")]
+        return value
+
+    @field_validator("providers")
+    @classmethod
+    def _known_providers(cls, providers: list[str] | None) -> list[str] | None:
+        if providers is None:
+            return None
+        if not providers:
+            raise ValueError(
+                "M2S_PROVIDERS is an empty list; unset it for automatic choice (CUDA if available, else CPU)."
+            )
+        known = known_providers()
+        for p in providers:
+            if p not in known:
+                by_lower = {k.lower(): k for k in known}
+                close = difflib.get_close_matches(p.lower(), list(by_lower), n=1)
+                hint = f" Did you mean {by_lower[close[0]]!r}?" if close else ""
+                raise ValueError(
+                    f"M2S_PROVIDERS: {p!r} is not an ONNX Runtime execution provider.{hint} "
+                    "Known names include CUDAExecutionProvider, TensorrtExecutionProvider, CPUExecutionProvider."
+                )
+        if len(set(providers)) != len(providers):
+            raise ValueError(f"M2S_PROVIDERS lists a provider twice: {providers}; keep each once.")
+        return providers
+
+    @field_validator("stale_after_s")
+    @classmethod
+    def _stale(cls, value: float) -> float:
+        return _positive_finite(value, "M2S_STALE_AFTER_S")
+
+    @field_validator("resolve_timeout_s")
+    @classmethod
+    def _resolve(cls, value: float) -> float:
+        return _positive_finite(value, "M2S_RESOLVE_TIMEOUT_S")
+
+    @field_validator("ws_queue_size")
+    @classmethod
+    def _ws_queue(cls, value: int) -> int:
+        if value < 1:
+            raise ValueError(f"M2S_WS_QUEUE_SIZE must be at least 1 message, got {value}.")
+        return value
+
+
+__all__ = ["KNOWN_PROVIDERS", "AttachRequest", "Settings", "StreamSelector", "known_providers"]
