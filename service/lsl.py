@@ -1,0 +1,701 @@
+"""LSL acquisition: one background worker per attached stream, with resolution, reconnection and health.
+
+:class:`LslStream` owns one pylsl inlet. Its worker thread resolves the stream named by a
+:class:`~service.config.StreamSelector`, opens an inlet with clock synchronisation, dejittering
+and monotonic timestamps, pulls chunks without blocking and hands each one to ``on_chunk`` as
+``(n_channels, n)`` float64 data plus ``(n,)`` LSL timestamps (local clock domain).
+
+Rules
+-----
+- **Every pylsl call has a timeout** (resolve, ``info``, ``open_stream``, ``time_correction``);
+  ``pull_chunk`` uses ``timeout=0.0``. Resolution runs in short slices so :meth:`LslStream.stop`
+  is honoured within about ``_RESOLVE_SLICE_S`` plus one pylsl timeout.
+- **Exactly one stream must match.** No match: keep retrying, ``last_error`` says
+  ``"no stream matching ..."``. Several matches: ``last_error`` lists every candidate's
+  name/type/source_id and asks for a narrower selector; the worker keeps retrying in case the
+  extra stream goes away. Candidates are gathered in two phases: wait up to
+  ``resolve_timeout_s`` for a first match, then up to ``_AMBIGUITY_WINDOW_S`` more for a second
+  one (a single ``minimum=1`` resolve can return before every outlet has answered).
+- **Irregular-rate (marker) and string streams are refused** with a clear ``last_error``; they
+  come with the marker-stream work.
+- **Re-resolution policy.** The inlet is created with ``recover=False`` so that a lost outlet
+  surfaces as pylsl's ``LostError`` here instead of being recovered silently inside liblsl.
+  Then the inlet is dropped and the stream re-resolved. Once connected, a stream *with* a
+  source_id is re-resolved by the original selector **and** that source_id, so only the same
+  source coming back (e.g. a restarted amplifier driver, a new outlet instance) is picked up.
+  A stream *without* a source_id is re-resolved by the original selector alone and must again
+  match exactly one stream (a warning says so at connection). No sample for
+  ``reresolve_after_s`` triggers a liveness check: when the current outlet (same uid) still
+  answers, the inlet is kept (the source is merely paused, and the inlet buffers whatever it
+  sends meanwhile); otherwise the inlet is dropped and re-resolved. ``n_reconnects`` counts
+  successful connections after the first one.
+- **Health.** ``data_age_s = local_clock() - last timestamp`` (None before any sample);
+  ``stale`` is true when not connected, before the first sample, or when ``data_age_s`` exceeds
+  ``stale_after_s``. ``effective_srate`` is the number of samples received over the last
+  ``_SRATE_WINDOW_S`` seconds of wall (LSL local) clock, divided by that window (or by the time
+  since connection when shorter); it decays to 0 while the source is silent.
+- **Callbacks never kill the worker.** An exception from ``on_chunk`` or ``on_status`` is logged
+  with ``logger.exception`` (at most once per ``_CALLBACK_LOG_EVERY_S`` per callback, with a
+  count of the ones not logged) and counted in ``n_callback_errors``.
+- Timestamps jump forward across a reconnection (the new outlet stamps with the current
+  clock): consumers see that as a gap, exactly as they should.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import threading
+from collections import deque
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+import pylsl
+from pylsl.util import LostError
+from pylsl.util import TimeoutError as LslTimeoutError
+
+from service.config import StreamSelector
+from signals._checks import check_range, check_type
+
+logger = logging.getLogger(__name__)
+
+_PROCESSING_FLAGS = pylsl.proc_clocksync | pylsl.proc_dejitter | pylsl.proc_monotonize
+_AMBIGUITY_WINDOW_S = 0.5  # extra wait for a second matching outlet once one has answered
+_RESOLVE_SLICE_S = 0.25  # one resolve call; resolution loops over slices so stop() is prompt
+_RETRY_INTERVAL_S = 0.5  # pause between failed connection attempts
+_SRATE_WINDOW_S = 5.0  # sliding window of effective_srate
+_CALLBACK_LOG_EVERY_S = 5.0  # rate limit for tracebacks of a callback that keeps raising
+
+
+@dataclass(frozen=True)
+class StreamInfo:
+    """What an LSL stream says about itself, read once at connection.
+
+    Parameters
+    ----------
+    name, type, source_id : str
+        The stream's LSL name, content type and source_id (``""`` when the outlet set none).
+    channels : tuple of str, length n_channels
+        Channel labels from ``desc/channels/channel/label``; ``"ch0"``, ``"ch1"``, ... when the
+        description has none (or not one per channel).
+    units : tuple of str, length n_channels
+        Channel units from ``desc/channels/channel/unit``, else the stream-level ``desc/unit``,
+        else ``"unknown"``.
+    sfreq : float
+        Nominal sampling rate in Hz (always > 0: irregular-rate streams are refused).
+    n_channels : int
+        Number of channels.
+    """
+
+    name: str
+    type: str
+    source_id: str
+    channels: tuple[str, ...]
+    units: tuple[str, ...]
+    sfreq: float
+    n_channels: int
+
+
+class StreamResolutionError(RuntimeError):
+    """No stream, or more than one stream, matches a selector.
+
+    Attributes
+    ----------
+    candidates : tuple of (name, type, source_id)
+        The matching streams (empty when none matched).
+    """
+
+    def __init__(self, message: str, candidates: tuple[tuple[str, str, str], ...] = ()):
+        super().__init__(message)
+        self.candidates = candidates
+
+
+def selector_predicate(selector: StreamSelector, *, source_id: str | None = None) -> str:
+    """Build the XPath predicate that pylsl's ``resolve_bypred`` matches a selector with.
+
+    Parameters
+    ----------
+    selector : StreamSelector
+        Which stream (at least one of type/name/source_id is set).
+    source_id : str | None
+        An extra source_id condition (used to re-resolve the very source seen before).
+
+    Returns
+    -------
+    predicate : str
+        E.g. ``"type='EEG' and source_id='amp-1'"``.
+    """
+    check_type(selector, StreamSelector, "selector")
+    conditions = [(k, getattr(selector, k)) for k in ("type", "name", "source_id")]
+    if source_id is not None:
+        conditions.append(("source_id", source_id))
+    parts = [f"{key}={_xpath_literal(value, key)}" for key, value in conditions if value is not None]
+    if not parts:
+        raise ValueError("The selector sets none of type, name, source_id; set at least one.")
+    return " and ".join(dict.fromkeys(parts))  # a repeated source_id condition appears once
+
+
+def _xpath_literal(value: str, key: str) -> str:
+    # XPath 1.0 has no escapes: quote with whichever quote the value does not contain.
+    if "'" not in value:
+        return f"'{value}'"
+    if '"' not in value:
+        return f'"{value}"'
+    raise ValueError(f"The selector's {key} {value!r} contains both ' and \"; LSL cannot match it.")
+
+
+def find_streams(predicate: str, *, timeout: float, should_stop: Callable[[], bool] | None = None) -> list:
+    """Return every outlet matching an XPath predicate (pylsl StreamInfo objects, empty desc).
+
+    Waits up to ``timeout`` seconds for a first match, then up to ``_AMBIGUITY_WINDOW_S`` more
+    for a second one, so that an ambiguous selector is noticed. Duplicates (same uid) are merged.
+
+    Parameters
+    ----------
+    predicate : str
+        XPath predicate, e.g. from :func:`selector_predicate`.
+    timeout : float
+        Seconds to wait for the first match.
+    should_stop : callable | None
+        Polled between resolve slices; returning True abandons the search (returns ``[]``).
+    """
+    check_type(predicate, str, "predicate")
+    check_range(timeout, "timeout", low=0, low_inclusive=False, unit="s")
+    should_stop = should_stop or (lambda: False)
+    found: dict[str, Any] = {}
+    deadline = pylsl.local_clock() + timeout
+    while not found and not should_stop():
+        remaining = deadline - pylsl.local_clock()
+        if remaining <= 0:
+            return []
+        for info in pylsl.resolve_bypred(predicate, 1, min(_RESOLVE_SLICE_S, remaining)):
+            found[info.uid()] = info
+    if should_stop():
+        return []
+    if len(found) == 1:
+        window = min(_AMBIGUITY_WINDOW_S, timeout)
+        for info in pylsl.resolve_bypred(predicate, 2, window):
+            found[info.uid()] = info
+    return list(found.values())
+
+
+def resolve_stream(
+    selector: StreamSelector,
+    *,
+    timeout: float,
+    source_id: str | None = None,
+    should_stop: Callable[[], bool] | None = None,
+):
+    """Return the one outlet matching ``selector`` (a pylsl StreamInfo with an empty desc).
+
+    Parameters
+    ----------
+    selector : StreamSelector
+        Which stream.
+    timeout : float
+        Seconds to wait for a first match.
+    source_id : str | None
+        Also require this source_id (re-resolution of a known source).
+    should_stop : callable | None
+        See :func:`find_streams`.
+
+    Raises
+    ------
+    StreamResolutionError
+        When no stream or several streams match; the message lists the candidates.
+    """
+    predicate = selector_predicate(selector, source_id=source_id)
+    what = selector.describe()
+    if source_id is not None and selector.source_id is None:
+        what += f", source_id={source_id!r}"
+    infos = find_streams(predicate, timeout=timeout, should_stop=should_stop)
+    if not infos:
+        raise StreamResolutionError(
+            f"no stream matching {what} found within {timeout:g} s; check that the outlet is "
+            "running and reachable (same subnet, multicast allowed), the worker keeps retrying."
+        )
+    if len(infos) > 1:
+        candidates = tuple(sorted((i.name(), i.type(), i.source_id()) for i in infos))
+        listing = "; ".join(f"name={n!r} type={t!r} source_id={s!r}" for n, t, s in candidates)
+        raise StreamResolutionError(
+            f"{len(infos)} streams match {what}: {listing}. Make the selector match exactly one, "
+            "e.g. by adding name= or source_id=.",
+            candidates,
+        )
+    return infos[0]
+
+
+def read_stream_info(info) -> StreamInfo:
+    """Read name, type, source_id, channel labels/units and rate from a pylsl StreamInfo.
+
+    Parameters
+    ----------
+    info : pylsl.StreamInfo
+        Preferably the full info from ``StreamInlet.info(timeout)``, which carries ``desc()``.
+
+    Returns
+    -------
+    stream_info : StreamInfo
+
+    Raises
+    ------
+    ValueError
+        For an irregular-rate (marker) stream or a string-valued stream: not supported yet.
+    """
+    check_type(info, pylsl.StreamInfo, "info")
+    name, stype, source_id = info.name(), info.type(), info.source_id()
+    sfreq = float(info.nominal_srate())
+    if sfreq == pylsl.IRREGULAR_RATE:
+        raise ValueError(
+            f"Stream name={name!r} type={stype!r} source_id={source_id!r} has an irregular rate "
+            "(nominal_srate=0, e.g. a marker stream); only regular-rate signal streams can be "
+            "attached for now. Select the signal stream instead."
+        )
+    if info.channel_format() == pylsl.cf_string:
+        raise ValueError(
+            f"Stream name={name!r} type={stype!r} source_id={source_id!r} carries strings; only "
+            "numeric signal streams can be attached. Select the signal stream instead."
+        )
+    n_channels = int(info.channel_count())
+    labels, units = _read_channels(info.desc(), n_channels, name)
+    return StreamInfo(
+        name=name,
+        type=stype,
+        source_id=source_id,
+        channels=labels,
+        units=units,
+        sfreq=sfreq,
+        n_channels=n_channels,
+    )
+
+
+def _read_channels(desc, n_channels: int, stream_name: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    entries = []
+    channel = desc.child("channels").child("channel")
+    while not channel.empty():
+        entries.append((channel.child_value("label").strip(), channel.child_value("unit").strip()))
+        channel = channel.next_sibling("channel")
+    if entries and len(entries) != n_channels:
+        logger.warning(
+            "Stream %r describes %d channels but has %d; ignoring its channel labels and units.",
+            stream_name,
+            len(entries),
+            n_channels,
+        )
+        entries = []
+    stream_unit = desc.child_value("unit").strip() or "unknown"
+    labels = tuple(label or f"ch{i}" for i, (label, _) in enumerate(entries)) or tuple(
+        f"ch{i}" for i in range(n_channels)
+    )
+    units = tuple(unit or stream_unit for _, unit in entries) or (stream_unit,) * n_channels
+    if len(set(labels)) != len(labels):
+        logger.warning("Stream %r has duplicate channel labels %s.", stream_name, labels)
+    return labels, units
+
+
+class LslStream:
+    """One acquisition worker for one LSL stream: resolve, pull, reconnect, report health.
+
+    Parameters
+    ----------
+    selector : StreamSelector
+        Which stream; it must match exactly one outlet.
+    on_chunk : callable
+        ``on_chunk(data, timestamps)`` with ``data`` float64 array, shape (n_channels, n), in the
+        stream's own unit, and ``timestamps`` float64 array, shape (n,), seconds on this host's
+        LSL clock (clock-corrected, dejittered, monotonic). Called from the worker thread, once
+        per pulled chunk (n >= 1); the arrays are fresh copies the callee may keep.
+    resolve_timeout_s : float
+        Timeout of every blocking pylsl call (resolve, info, open_stream, time_correction), s.
+    stale_after_s : float
+        ``stale`` turns true when the newest sample is older than this, s.
+    poll_interval_s : float
+        Sleep between pulls that found nothing new, s.
+    max_buffer_s : float
+        Inlet buffer (liblsl ``max_buflen``), s, rounded up to whole seconds; older data is
+        dropped at the source if the worker falls behind.
+    reresolve_after_s : float | None
+        Silence after which the worker checks that the outlet still exists and re-resolves it
+        if not, s. None: ``max(5, 2 * stale_after_s)``.
+
+    Attributes
+    ----------
+    on_status : callable | None
+        ``on_status(status)`` with the dict of :meth:`status`, called from the worker thread on
+        connection, disconnection, a ``stale`` flip or a new ``last_error``.
+    """
+
+    def __init__(
+        self,
+        selector: StreamSelector,
+        on_chunk: Callable[[np.ndarray, np.ndarray], None],
+        *,
+        resolve_timeout_s: float = 2.0,
+        stale_after_s: float = 2.0,
+        poll_interval_s: float = 0.01,
+        max_buffer_s: float = 30,
+        reresolve_after_s: float | None = None,
+    ) -> None:
+        check_type(selector, StreamSelector, "selector")
+        if not callable(on_chunk):
+            raise TypeError(f"on_chunk must be callable, got {type(on_chunk).__name__} instead.")
+        check_range(resolve_timeout_s, "resolve_timeout_s", low=0, low_inclusive=False, unit="s")
+        check_range(stale_after_s, "stale_after_s", low=0, low_inclusive=False, unit="s")
+        check_range(poll_interval_s, "poll_interval_s", low=0, high=1, low_inclusive=False, unit="s")
+        check_range(max_buffer_s, "max_buffer_s", low=1, high=3600, unit="s")
+        if reresolve_after_s is None:
+            reresolve_after_s = max(5.0, 2.0 * stale_after_s)
+        check_range(reresolve_after_s, "reresolve_after_s", low=0, low_inclusive=False, unit="s")
+        self.selector = selector
+        self.on_chunk = on_chunk
+        self.on_status: Callable[[dict[str, Any]], None] | None = None
+        self.resolve_timeout_s = float(resolve_timeout_s)
+        self.stale_after_s = float(stale_after_s)
+        self.poll_interval_s = float(poll_interval_s)
+        self.max_buffer_s = int(math.ceil(max_buffer_s))
+        self.reresolve_after_s = float(reresolve_after_s)
+
+        self._lock = threading.Lock()
+        self._stop_event = threading.Event()
+        self._thread: threading.Thread | None = None
+        # Connection state: all set by _connect, all cleared by _disconnect (worker thread only).
+        self._inlet: pylsl.StreamInlet | None = None
+        self._uid: str | None = None
+        self._buffer: np.ndarray | None = None
+        self._connected_at: float | None = None
+        self._last_receive: float | None = None  # local_clock() of the last non-empty pull
+        # Health, read by other threads under the lock.
+        self._info: StreamInfo | None = None
+        self._last_timestamp: float | None = None
+        self._recent: deque[tuple[float, int]] = deque()  # (local_clock() at pull, n samples)
+        self._n_connections = 0
+        self._last_error: str | None = None
+        self._reported_stale: bool | None = None
+        self._callback_errors = {"on_chunk": 0, "on_status": 0}
+        self._callback_logged_at = {"on_chunk": -math.inf, "on_status": -math.inf}
+        self._callback_unlogged = {"on_chunk": 0, "on_status": 0}
+
+    def __repr__(self) -> str:
+        state = "connected" if self.connected else "not connected"
+        return f"<LslStream {self.selector.describe()} | {state}, stale={self.stale}>"
+
+    # ------------------------------------------------------------------ lifecycle
+    def start(self) -> None:
+        """Start the acquisition worker (returns at once; connection happens in the background).
+
+        Raises
+        ------
+        RuntimeError
+            If the stream was already started; create a new LslStream to attach again.
+        """
+        if self._thread is not None:
+            raise RuntimeError(
+                "This LslStream was already started; stop() it and create a new LslStream to "
+                "attach the stream again."
+            )
+        self._thread = threading.Thread(
+            target=self._run, name=f"lsl[{self.selector.describe()}]", daemon=True
+        )
+        self._thread.start()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Stop the worker and drop the inlet; safe to call repeatedly or before start().
+
+        Parameters
+        ----------
+        timeout : float
+            Seconds to wait for the worker to finish; a warning is logged if it does not (it is
+            a daemon thread, so it never blocks interpreter exit).
+        """
+        check_range(timeout, "timeout", low=0, unit="s")
+        thread = self._thread
+        if thread is None:
+            return  # never started: nothing to stop
+        self._stop_event.set()
+        if thread is threading.current_thread():
+            return  # called from a callback: the worker ends after it returns
+        thread.join(timeout)
+        if thread.is_alive():
+            logger.warning(
+                "LSL worker for %s did not stop within %g s; it will exit after its current pylsl call.",
+                self.selector.describe(),
+                timeout,
+            )
+
+    # ------------------------------------------------------------------ health
+    @property
+    def info(self) -> StreamInfo | None:
+        """The connected (or last connected) stream's description, None before the first connection."""
+        with self._lock:
+            return self._info
+
+    @property
+    def connected(self) -> bool:
+        """Whether an inlet is open right now."""
+        with self._lock:
+            return self._connected_at is not None
+
+    @property
+    def data_age_s(self) -> float | None:
+        """``local_clock()`` minus the newest sample's timestamp, s; None before any sample."""
+        with self._lock:
+            last = self._last_timestamp
+        return None if last is None else pylsl.local_clock() - last
+
+    @property
+    def stale(self) -> bool:
+        """True when not connected, before the first sample, or when data_age_s > stale_after_s."""
+        with self._lock:
+            connected, last = self._connected_at is not None, self._last_timestamp
+        return not connected or last is None or pylsl.local_clock() - last > self.stale_after_s
+
+    @property
+    def effective_srate(self) -> float | None:
+        """Samples received per second over the last few seconds, Hz; None when not connected."""
+        now = pylsl.local_clock()
+        with self._lock:
+            if self._connected_at is None:
+                return None
+            span = min(_SRATE_WINDOW_S, now - self._connected_at)
+            n = sum(count for t, count in self._recent if t > now - _SRATE_WINDOW_S)
+        return n / span if span > 0 else None
+
+    @property
+    def n_reconnects(self) -> int:
+        """Successful connections after the first one."""
+        with self._lock:
+            return max(0, self._n_connections - 1)
+
+    @property
+    def n_callback_errors(self) -> int:
+        """Exceptions raised by on_chunk and on_status so far."""
+        with self._lock:
+            return sum(self._callback_errors.values())
+
+    @property
+    def last_error(self) -> str | None:
+        """The latest connection problem (None once connected and flowing)."""
+        with self._lock:
+            return self._last_error
+
+    def status(self) -> dict[str, Any]:
+        """Return a JSON-ready snapshot: selector, info, connected, stale, data age, rate, counters."""
+        info = self.info
+        return {
+            "selector": self.selector.model_dump(),
+            "info": None if info is None else asdict(info),
+            "connected": self.connected,
+            "stale": self.stale,
+            "data_age_s": self.data_age_s,
+            "effective_srate": self.effective_srate,
+            "n_reconnects": self.n_reconnects,
+            "n_callback_errors": self.n_callback_errors,
+            "last_error": self.last_error,
+        }
+
+    # ------------------------------------------------------------------ worker
+    def _run(self) -> None:
+        try:
+            while not self._stop_event.is_set():
+                try:
+                    self._step()
+                except LostError:
+                    self._disconnect("the stream was lost (outlet closed or unreachable); re-resolving")
+                except Exception as err:  # nothing may kill the worker: log, drop the inlet, retry
+                    logger.exception("LSL worker for %s failed.", self.selector.describe())
+                    self._disconnect(None)
+                    self._set_error(f"acquisition failed ({type(err).__name__}: {err}); retrying")
+                    self._stop_event.wait(_RETRY_INTERVAL_S)
+        finally:
+            self._disconnect(None, report=False)
+
+    def _step(self) -> None:
+        """One pass of the worker: connect if needed, else pull once and check health."""
+        if self._inlet is None:
+            if not self._try_connect():
+                self._stop_event.wait(_RETRY_INTERVAL_S)
+            return
+        n = self._pull()
+        self._report_if_stale_flipped()
+        if n == self._buffer.shape[0]:
+            return  # more may be waiting
+        if pylsl.local_clock() - self._last_receive > self.reresolve_after_s:
+            self._check_alive()
+        else:
+            self._stop_event.wait(self.poll_interval_s)
+
+    def _should_stop(self) -> bool:
+        return self._stop_event.is_set()
+
+    def _try_connect(self) -> bool:
+        selector_text = self.selector.describe()
+        with self._lock:
+            known = self._info
+        source_id = known.source_id if known is not None and known.source_id else None
+        try:
+            resolved = resolve_stream(
+                self.selector,
+                timeout=self.resolve_timeout_s,
+                source_id=source_id,
+                should_stop=self._should_stop,
+            )
+            if self._stop_event.is_set():
+                return True  # the loop ends; nothing was opened
+            read_stream_info(resolved)  # refuse markers/strings before opening anything
+            inlet, info = self._open_inlet(resolved)
+        except (StreamResolutionError, ValueError) as err:
+            self._set_error(str(err))
+            return False
+        except (LostError, LslTimeoutError) as err:
+            self._set_error(f"connecting to {selector_text} failed ({type(err).__name__}: {err}); retrying")
+            return False
+        except Exception as err:
+            logger.exception("Connecting to %s failed.", selector_text)
+            self._set_error(f"connecting to {selector_text} failed ({type(err).__name__}: {err}); retrying")
+            return False
+
+        now = pylsl.local_clock()
+        self._inlet = inlet
+        self._uid = resolved.uid()
+        self._buffer = np.empty(
+            (max(1, int(math.ceil(info.sfreq * self.max_buffer_s))), info.n_channels), dtype=inlet.np_dtype
+        )
+        self._last_receive = now
+        with self._lock:
+            self._info = info
+            self._connected_at = now
+            self._recent.clear()
+            self._n_connections += 1
+            self._last_error = None
+            n_connections = self._n_connections
+        if not info.source_id and n_connections == 1:
+            logger.warning(
+                "Stream %r has no source_id: after a loss it can only be found again by %s, which "
+                "must then match exactly one stream. Give the outlet a source_id.",
+                info.name,
+                selector_text,
+            )
+        logger.info(
+            "%s %s: name=%r type=%r source_id=%r, %d channels at %g Hz.",
+            "Reconnected to" if n_connections > 1 else "Connected to",
+            selector_text,
+            info.name,
+            info.type,
+            info.source_id,
+            info.n_channels,
+            info.sfreq,
+        )
+        self._reported_stale = None
+        self._notify_status()
+        return True
+
+    def _open_inlet(self, resolved) -> tuple[pylsl.StreamInlet, StreamInfo]:
+        inlet = pylsl.StreamInlet(
+            resolved,
+            max_buflen=self.max_buffer_s,
+            recover=False,  # a lost outlet must raise here so that we re-resolve and count it
+            processing_flags=_PROCESSING_FLAGS,
+        )
+        try:
+            info = read_stream_info(inlet.info(timeout=self.resolve_timeout_s))  # with desc()
+            inlet.open_stream(timeout=self.resolve_timeout_s)
+            inlet.time_correction(timeout=self.resolve_timeout_s)  # the first estimate takes a few ms
+        except BaseException:
+            inlet.close_stream()
+            raise
+        return inlet, info
+
+    def _pull(self) -> int:
+        buffer = self._buffer
+        _, timestamps = self._inlet.pull_chunk(
+            timeout=0.0, max_samples=buffer.shape[0], dest_obj=buffer, as_numpy=True
+        )
+        n = len(timestamps)
+        if n == 0:
+            return 0
+        now = pylsl.local_clock()
+        timestamps = np.array(timestamps, dtype=np.float64)
+        data = np.array(buffer[:n].T, dtype=np.float64, order="C")  # (n_channels, n), a copy
+        self._last_receive = now
+        with self._lock:
+            self._last_timestamp = float(timestamps[-1])
+            self._recent.append((now, n))
+            while self._recent and self._recent[0][0] <= now - _SRATE_WINDOW_S:
+                self._recent.popleft()
+        self._call("on_chunk", self.on_chunk, data, timestamps)
+        return n
+
+    def _check_alive(self) -> None:
+        """After long silence: keep the inlet if its outlet still answers, else drop it."""
+        predicate = selector_predicate(self.selector, source_id=self._info.source_id or None)
+        infos = find_streams(predicate, timeout=self.resolve_timeout_s, should_stop=self._should_stop)
+        if self._stop_event.is_set():
+            return
+        if any(info.uid() == self._uid for info in infos):
+            logger.info(
+                "No data from %s for %.1f s but its outlet is still there; keeping the inlet.",
+                self.selector.describe(),
+                pylsl.local_clock() - self._last_receive,
+            )
+            self._last_receive = pylsl.local_clock()  # check again after another reresolve_after_s
+            return
+        self._disconnect(
+            f"no data for {self.reresolve_after_s:g} s and the outlet no longer answers; re-resolving"
+        )
+
+    def _disconnect(self, reason: str | None, *, report: bool = True) -> None:
+        inlet, self._inlet, self._buffer, self._uid = self._inlet, None, None, None
+        if inlet is not None:
+            try:
+                inlet.close_stream()
+            except Exception:
+                logger.exception("Closing the inlet of %s failed.", self.selector.describe())
+        with self._lock:
+            was_connected = self._connected_at is not None
+            self._connected_at = None
+            self._recent.clear()
+        if reason is not None and was_connected:
+            self._set_error(reason)  # logs it
+        elif report and was_connected:
+            self._notify_status()
+
+    def _set_error(self, message: str) -> None:
+        with self._lock:
+            changed, self._last_error = message != self._last_error, message
+        if changed:
+            logger.warning("LSL stream %s: %s", self.selector.describe(), message)
+            self._notify_status()
+
+    def _report_if_stale_flipped(self) -> None:
+        stale = self.stale
+        if stale != self._reported_stale:
+            self._reported_stale = stale
+            self._notify_status()
+
+    def _notify_status(self) -> None:
+        callback = self.on_status
+        if callback is not None:
+            self._call("on_status", callback, self.status())
+
+    def _call(self, which: str, callback: Callable[..., Any], *args: Any) -> None:
+        try:
+            callback(*args)
+        except Exception:
+            now = pylsl.local_clock()
+            with self._lock:
+                self._callback_errors[which] += 1
+                due = now - self._callback_logged_at[which] >= _CALLBACK_LOG_EVERY_S
+                if due:
+                    self._callback_logged_at[which] = now
+                    unlogged, self._callback_unlogged[which] = self._callback_unlogged[which], 0
+                else:
+                    self._callback_unlogged[which] += 1
+            if due:
+                logger.exception(
+                    "%s of LSL stream %s raised (%d more since the last report); the worker goes on.",
+                    which,
+                    self.selector.describe(),
+                    unlogged,
+                )
