@@ -270,7 +270,7 @@ class Settings(BaseSettings):
     port: int = 8000
     attach: Annotated[list[AttachRequest], NoDecode] = []
     api_token: SecretStr | None = None
-    max_body_bytes: int = 1_000_000
+    max_body_bytes: int = 8_000_000  # 10 s of 62-channel EEG as JSON is ~2.4 MB
     providers: Annotated[list[str] | None, NoDecode] = None
     stale_after_s: float = 2.0
     resolve_timeout_s: float = 2.0

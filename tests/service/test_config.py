@@ -25,7 +25,7 @@ def test_defaults_without_environment():
     assert (s.host, s.port) == ("127.0.0.1", 8000)
     assert s.attach == [] and s.api_token is None and s.providers is None
     assert (s.max_body_bytes, s.stale_after_s, s.resolve_timeout_s, s.ws_queue_size) == (
-        1_000_000,
+        8_000_000,
         2.0,
         2.0,
         256,

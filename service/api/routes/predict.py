@@ -1,0 +1,190 @@
+"""``POST /predict``: one EmotionState from a window of features or from a raw signal.
+
+Both inputs go through exactly what a live stream goes through: a raw signal through the bundle's
+:class:`~service.pipeline.OnlinePipeline` (streaming extractor, last ``T`` vectors at the training
+spacing, manifest normalisation), features through the manifest normalisation. The route is a plain
+``def``, so FastAPI runs it (feature extraction and the engine's blocking wait) in its threadpool,
+never on the event loop.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+
+import numpy as np
+from fastapi import APIRouter, HTTPException, status
+
+from models.bundle import ModalityGraph
+from service.api.deps import (
+    Authenticated,
+    EngineDep,
+    JsonBody,
+    MetricsDep,
+    SettingsDep,
+    error_responses,
+    resolve_model,
+)
+from service.pipeline import OnlinePipeline, map_channels, unit_scale
+from service.schemas import EmotionState, ModelRef, PredictRequest, SignalIn, Timing
+
+logger = logging.getLogger(__name__)
+
+router = APIRouter(prefix="/predict", tags=["predict"], dependencies=[Authenticated])
+
+_422 = status.HTTP_422_UNPROCESSABLE_CONTENT
+
+
+def _invalid(detail: str) -> HTTPException:
+    return HTTPException(_422, detail)
+
+
+@router.post(
+    "",
+    response_model=EmotionState,
+    dependencies=[JsonBody],
+    responses=error_responses(400, 401, 404, 413, 415, 422, 503),
+    summary="Recognise the emotional state of one window (features) or of a raw signal's last window",
+)
+def predict(
+    body: PredictRequest, engine: EngineDep, settings: SettingsDep, metrics: MetricsDep
+) -> EmotionState:
+    """Predict from ``features`` (T × D, not normalised) or ``signal`` (channels × samples, raw).
+
+    With a signal, features are computed by the bundle's feature spec (channels matched by name,
+    ``sfreq`` must equal the model's) and the LAST complete window of ``T`` vectors, spaced as in
+    training, is predicted; ``lsl_time`` is that window's end on the request's ``timestamps``.
+    """
+    start = time.perf_counter()
+    loaded = resolve_model(engine, body.model or settings.default_model)
+    manifest = loaded.bundle.manifest
+    graph = manifest.graphs.get(body.modality)
+    if graph is None:
+        raise _invalid(
+            f"Model {loaded.ref} has no '{body.modality}' modality; its modalities: "
+            f"{', '.join(sorted(manifest.graphs))}."
+        )
+    label = f"the '{body.modality}' model of {loaded.ref}"
+    features_ms = lsl_time = None
+    if body.features is not None:
+        window = _features_window(body.features, graph, label)
+    else:
+        window, lsl_time = _signal_window(body.signal, graph, label)
+        features_ms = (time.perf_counter() - start) * 1e3
+    infer_start = time.perf_counter()
+    try:
+        probs = engine.predict(loaded.ref, body.modality, window[np.newaxis])[0]
+    except RuntimeError:
+        if engine.closed:  # shutting down between the dependency and the run
+            raise HTTPException(
+                status.HTTP_503_SERVICE_UNAVAILABLE, "The service is shutting down."
+            ) from None
+        raise
+    end = time.perf_counter()
+    metrics.observe_inference(end - infer_start, 1)
+    classes = manifest.class_names
+    return EmotionState(
+        label=classes[int(np.argmax(probs))],
+        probabilities={c: float(p) for c, p in zip(classes, probs, strict=True)},
+        modality=body.modality,
+        model=ModelRef(name=manifest.name, version=manifest.version),
+        lsl_time=lsl_time,
+        wall_time=time.time(),
+        timing=Timing(
+            features_ms=features_ms, inference_ms=(end - infer_start) * 1e3, total_ms=(end - start) * 1e3
+        ),
+    )
+
+
+def _features_window(features: list[list[float]], graph: ModalityGraph, label: str) -> np.ndarray:
+    """Validate a (T, D) feature window and normalise it with the manifest statistics -> float32 (T, D)."""
+    t, d = graph.seq_len, graph.dim
+    lengths = {len(row) for row in features}
+    if len(lengths) > 1:
+        raise _invalid(
+            f"features rows have different lengths ({min(lengths)} to {max(lengths)} values); "
+            f"send a {t} x {d} array."
+        )
+    shape = (len(features), lengths.pop())
+    if shape != (t, d):
+        raise _invalid(
+            f"features must be {t} x {d} for {label} ({t} feature vectors of {d} values, oldest first), "
+            f"got {shape[0]} x {shape[1]}."
+        )
+    raw = np.asarray(features, dtype=np.float64)
+    n_bad = int(np.size(raw) - np.count_nonzero(np.isfinite(raw)))
+    if n_bad:
+        raise _invalid(f"features contain {n_bad} NaN or infinite value(s); send finite numbers.")
+    norm = graph.normalisation
+    with np.errstate(over="ignore"):
+        window = ((raw - np.asarray(norm.mean)) / np.asarray(norm.std)).astype(np.float32)
+    if not np.isfinite(window).all():
+        raise _invalid("features are too large: normalised values overflow float32; check their scale.")
+    return window
+
+
+def _signal_window(signal: SignalIn, graph: ModalityGraph, label: str) -> tuple[np.ndarray, float | None]:
+    """Features of a raw signal through the live pipeline; the last complete window and its end time."""
+    spec = graph.feature_spec
+    if not math.isclose(signal.sfreq, spec.sfreq, rel_tol=1e-9):
+        raise _invalid(
+            f"signal.sfreq is {signal.sfreq:g} Hz but {label} needs {spec.sfreq:g} Hz; resample the signal."
+        )
+    n_rows, n_channels = len(signal.data), len(signal.channels)
+    if n_rows != n_channels:
+        raise _invalid(
+            f"signal.data has {n_rows} row(s) but signal.channels names {n_channels}; "
+            "send one row per channel (channels x samples)."
+        )
+    lengths = {len(row) for row in signal.data}
+    if len(lengths) > 1:
+        raise _invalid(
+            f"signal.data rows have different lengths ({min(lengths)} to {max(lengths)} samples); "
+            "every channel needs the same number of samples."
+        )
+    n_samples = lengths.pop()
+    try:
+        rows = map_channels(signal.channels, spec.channels)
+        factor = 1.0 if signal.unit is None else unit_scale(signal.unit, spec.unit)
+    except ValueError as err:
+        raise _invalid(f"signal: {err}") from None
+    if signal.timestamps is None:
+        timestamps = np.arange(n_samples) / spec.sfreq
+    else:
+        timestamps = np.asarray(signal.timestamps, dtype=np.float64)
+        if timestamps.shape != (n_samples,):
+            raise _invalid(
+                f"signal.timestamps has {timestamps.size} value(s) but signal.data has {n_samples} samples "
+                "per channel; send one timestamp per sample."
+            )
+        if not np.isfinite(timestamps).all() or np.any(np.diff(timestamps) <= 0):
+            raise _invalid("signal.timestamps must be finite and strictly increasing (seconds).")
+    data = np.asarray(signal.data, dtype=np.float64)[rows] * factor
+    # NaN/inf samples are gaps for every spec but the eye spec (NaN gaze = blink), read from the spec itself.
+    if spec._nonfinite == "gap" and not np.isfinite(data).all():
+        n_bad = int(data.size - np.count_nonzero(np.isfinite(data)))
+        raise _invalid(
+            f"signal.data contains {n_bad} NaN or infinite sample(s) in the model's channels; "
+            "send finite samples (mark gaps with timestamps instead)."
+        )
+    n_needed = spec.n_window + (graph.seq_len - 1) * round(graph.spacing_s * spec.sfreq)
+    needed_s = spec.window_s + (graph.seq_len - 1) * graph.spacing_s
+    if n_samples < n_needed:
+        raise _invalid(
+            f"signal is too short: {n_samples} samples ({n_samples / spec.sfreq:g} s) but {label} needs at "
+            f"least {n_needed} samples ({needed_s:g} s at {spec.sfreq:g} Hz): {graph.seq_len} feature vectors "
+            f"{graph.spacing_s:g} s apart, each from a {spec.window_s:g} s window."
+        )
+    pipeline = OnlinePipeline(graph)
+    try:
+        windows = pipeline.push(data, timestamps)
+    except ValueError as err:
+        raise _invalid(f"signal: {err}") from None
+    if not windows:
+        raise _invalid(
+            f"signal has no gap-free stretch of {needed_s:g} s with finite features for {label}; "
+            "check the timestamps for gaps and the channels for flat or missing data."
+        )
+    last = windows[-1]
+    return last.window, (last.lsl_time if signal.timestamps is not None else None)

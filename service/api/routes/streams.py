@@ -1,0 +1,86 @@
+"""Attached LSL streams: ``GET /streams``, ``POST /streams``, ``GET /streams/{id}``, ``DELETE /streams/{id}``."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, HTTPException, Response, status
+
+from service.api.deps import (
+    Authenticated,
+    EngineDep,
+    JsonBody,
+    ManagerDep,
+    SettingsDep,
+    error_responses,
+    resolve_model,
+)
+from service.schemas import StreamCreate, StreamPublic, StreamsPublic
+
+router = APIRouter(prefix="/streams", tags=["streams"], dependencies=[Authenticated])
+
+
+def _not_found(manager, stream_id: str) -> HTTPException:
+    attached = ", ".join(sorted(s.id for s in manager.list())) or "none"
+    return HTTPException(
+        status.HTTP_404_NOT_FOUND, f"Stream '{stream_id}' not found; attached streams: {attached}."
+    )
+
+
+@router.get("", response_model=StreamsPublic, responses=error_responses(401), summary="List attached streams")
+def list_streams(manager: ManagerDep) -> StreamsPublic:
+    """Every attached stream with its health (connected, stale, data age, effective rate)."""
+    data = manager.list()
+    return StreamsPublic(data=data, count=len(data))
+
+
+@router.post(
+    "",
+    response_model=StreamPublic,
+    status_code=status.HTTP_201_CREATED,
+    dependencies=[JsonBody],
+    responses=error_responses(400, 401, 404, 413, 415, 422, 503),
+    summary="Attach an LSL stream",
+)
+def attach_stream(
+    body: StreamCreate, manager: ManagerDep, engine: EngineDep, settings: SettingsDep
+) -> StreamPublic:
+    """Resolve the stream in the background and predict on it; the model is loaded now (blocking)."""
+    loaded = resolve_model(engine, body.model or settings.default_model)  # 404 / 422 with what exists
+    modalities = loaded.bundle.manifest.graphs
+    if body.modality not in modalities:
+        raise HTTPException(
+            status.HTTP_422_UNPROCESSABLE_CONTENT,
+            f"Model {loaded.ref} has no '{body.modality}' modality; its modalities: {', '.join(sorted(modalities))}.",
+        )
+    try:
+        return manager.attach(body.model_copy(update={"model": loaded.ref}))
+    except ValueError as err:  # e.g. features that cannot be computed live
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(err)) from None
+
+
+@router.get(
+    "/{stream_id}",
+    response_model=StreamPublic,
+    responses=error_responses(401, 404),
+    summary="One attached stream",
+)
+def get_stream(stream_id: str, manager: ManagerDep) -> StreamPublic:
+    """The stream's model, selector and health."""
+    try:
+        return manager.get(stream_id)
+    except KeyError:
+        raise _not_found(manager, stream_id) from None
+
+
+@router.delete(
+    "/{stream_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    response_class=Response,
+    responses=error_responses(401, 404),
+    summary="Detach a stream",
+)
+def detach_stream(stream_id: str, manager: ManagerDep) -> None:
+    """Stop the stream's worker and forget it."""
+    try:
+        manager.detach(stream_id)
+    except KeyError:
+        raise _not_found(manager, stream_id) from None

@@ -1,0 +1,121 @@
+"""The FastAPI application: :func:`create_app` and its lifespan.
+
+The lifespan owns the heavy resources (habit 16): it loads and warms up the default model in the
+inference engine, creates the WebSocket hub and the stream manager, attaches the streams of
+``settings.attach``, and only then marks the app ready. On shutdown it marks the app not ready,
+stops every stream worker, closes the hub and finally the engine (which serves what is queued).
+A model or attach request that fails at startup makes startup fail: the service refuses to run
+half-configured.
+
+Routes, one router per topic (:mod:`service.api.routes`): ``/predict``, ``/v2/health``,
+``/v2/models``, ``/streams``, ``/metrics``, ``/ws``; the dashboard (``service/static``) is served
+at ``/``. Operation ids are ``<tag>-<function name>`` (stable, for generated clients).
+
+Never imports torch.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+
+from fastapi import FastAPI
+from fastapi.concurrency import run_in_threadpool
+from fastapi.routing import APIRoute
+from fastapi.staticfiles import StaticFiles
+
+from models.repository import ModelRepository
+from service.api.errors import install_error_handlers
+from service.api.middleware import BodySizeLimitMiddleware, RequestMetricsMiddleware
+from service.api.routes import health, metrics, models, predict, streams, ws
+from service.config import Settings
+from service.engine import InferenceEngine
+from service.hub import StateHub
+from service.metrics import ServiceMetrics
+from service.streams import StreamManager
+from signals._checks import check_type
+
+logger = logging.getLogger(__name__)
+
+STATIC_DIR = Path(__file__).resolve().parent / "static"
+
+try:
+    __version__ = version("m2s-live")
+except PackageNotFoundError:  # running from a source tree that was not pip-installed
+    __version__ = "0.0.0"
+
+
+def operation_id(route: APIRoute) -> str:
+    """``<first tag>-<route function name>``, e.g. ``predict-predict``: stable names for generated clients."""
+    return f"{route.tags[0]}-{route.name}" if route.tags else route.name
+
+
+@asynccontextmanager
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    """Load and warm the default model, start hub, manager and attached streams; undo in reverse."""
+    settings: Settings = app.state.settings
+    metrics: ServiceMetrics = app.state.metrics
+    engine = InferenceEngine(ModelRepository(settings.model_repository), providers=settings.providers)
+    hub = StateHub(settings.ws_queue_size, on_dropped=metrics.dropped)
+    manager = StreamManager(engine, hub, settings, metrics=metrics)
+    try:
+        loaded = await run_in_threadpool(engine.load, settings.default_model)  # warm-up run included
+        metrics.set_providers(loaded)
+        for request in settings.attach:
+            await run_in_threadpool(manager.attach, request)
+        app.state.engine, app.state.hub, app.state.manager = engine, hub, manager
+        app.state.ready = True
+        logger.info(
+            "ready: %s on %s, %d stream(s) attached", loaded.ref, loaded.providers, len(settings.attach)
+        )
+        yield
+    finally:
+        app.state.ready = False
+        manager.close()
+        hub.close()
+        await run_in_threadpool(engine.close)
+        logger.info("shut down")
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """Build the service application (resources are created when the app starts, in its lifespan).
+
+    Parameters
+    ----------
+    settings : Settings or None
+        Validated settings; None reads them from the ``M2S_*`` environment.
+
+    Returns
+    -------
+    FastAPI
+        Run it with uvicorn (see :mod:`service.cli`); ``app.state`` holds ``settings`` and ``metrics``,
+        and, while running, ``engine``, ``hub``, ``manager`` and ``ready``.
+    """
+    settings = Settings() if settings is None else check_type(settings, Settings, "settings")
+    app = FastAPI(
+        title="M2S-live",
+        version=__version__,
+        summary="Real-time emotion recognition from one physiological modality (Multi-to-Single model).",
+        lifespan=lifespan,
+        generate_unique_id_function=operation_id,
+    )
+    app.state.settings = settings
+    app.state.metrics = ServiceMetrics()
+    app.state.ready = False
+    install_error_handlers(app)
+    # Added last = outermost: the metrics middleware also counts the limiter's 413s.
+    app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)
+    app.add_middleware(RequestMetricsMiddleware, metrics=app.state.metrics)
+    for module in (predict, health, models, streams, metrics, ws):
+        app.include_router(module.router)
+    if (STATIC_DIR / "index.html").is_file():
+        app.mount("/", StaticFiles(directory=STATIC_DIR, html=True), name="dashboard")
+    else:
+        logger.warning("no dashboard: %s has no index.html", STATIC_DIR)
+    return app
+
+
+__all__ = ["STATIC_DIR", "create_app", "lifespan", "operation_id"]

@@ -1,0 +1,534 @@
+"""Attached live streams: LSL chunks → online pipeline → inference engine → EmotionState → hub.
+
+:class:`StreamManager` owns one :class:`_AttachedStream` per attached LSL stream. Each runs
+entirely on its :class:`~service.lsl.LslStream` worker thread: a chunk is reordered and scaled
+to the model's channels and unit, pushed through the stream's
+:class:`~service.pipeline.OnlinePipeline` (built from the bundle manifest), every window it
+completes is inferred (one ``engine.predict`` call per chunk; the engine micro-batches calls
+from concurrent streams), and one :class:`~service.schemas.EmotionState` per window is published.
+
+Rules
+-----
+- **Model and modality are checked at attach** (unknown model: BundleError; a bundle without
+  the modality: BundleError listing its modalities; offline-only features: ValueError).
+- **Channels, units and rate are checked when the stream's info arrives** (at every
+  (re)connection, on the worker thread): the stream's nominal rate must equal the spec's
+  ``sfreq`` (no resampling), every spec channel must be found by label (:func:`map_channels`)
+  and every used channel's unit must convert to the spec's (:func:`channel_factors`). A mismatch
+  sets ``last_error`` and no prediction is made from that connection's data; nothing is guessed.
+- **A (re)connection resets the pipeline**: the new outlet's data is a new segment anyway (its
+  timestamps jump), and its channel layout may have changed.
+- **Gaps** (timestamp jumps, a reconnection) are handled by the extractor: no window spans one.
+- **Nothing raises into the LSL worker.** Failures are logged (at most once per
+  ``_LOG_EVERY_S`` per stream, with a count) and shown in ``last_error``.
+- ``latency_ms`` of a state is measured from the moment its chunk was handed to ``on_chunk``
+  (just after ``pull_chunk`` returned it) to the moment the state is published.
+
+Units
+-----
+Per channel, the stream's declared unit must match the spec's meaning for that channel:
+
+- single-unit specs (EEG ``'uV'``, ECG ``'mV'``): voltages convert between V/mV/µV/nV
+  (:func:`~service.pipeline.unit_scale`); a stream that declares no unit (``'unknown'``) is
+  refused, because a wrong voltage scale (1e6 for V vs µV) silently ruins DE features.
+- ``'native'`` specs (PPS: each channel in its own unit): any declared unit is accepted as is.
+- the eye spec's composite ``'deg,mm'``: gaze rows must be in the params' ``gaze_unit``
+  (``'deg'`` / ``'norm'``, common spellings accepted), pupil rows in mm, validity in anything.
+  A non-voltage channel whose stream declares no unit (``'unknown'``) is accepted with a
+  warning (factor 1): eye trackers rarely describe their channels.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+import pylsl
+
+from models.bundle import ModalityGraph
+from service.config import AttachRequest, Settings
+from service.engine import InferenceEngine, LoadedModel
+from service.hub import StateHub
+from service.lsl import LslStream, StreamInfo
+from service.metrics import ServiceMetrics, check_metrics
+from service.pipeline import OnlinePipeline, map_channels, unit_scale
+from service.schemas import EmotionState, ModelRef, StreamPublic, Timing
+from signals._checks import check_type
+from signals.spec import EyeSpec
+
+logger = logging.getLogger(__name__)
+
+_LOG_EVERY_S = 5.0  # rate limit of tracebacks from one stream's chunk handler
+_UNKNOWN_UNIT = "unknown"  # what service.lsl reports when the outlet declares no unit
+# Non-voltage unit spellings (casefolded) -> canonical name.
+_UNIT_ALIASES = {
+    **dict.fromkeys(("deg", "deg.", "degree", "degrees", "\u00b0"), "deg"),
+    **dict.fromkeys(("mm", "millimeter", "millimeters", "millimetre", "millimetres"), "mm"),
+    **dict.fromkeys(("norm", "normalized", "normalised", "normalized screen", "fraction"), "norm"),
+}
+_VOLTAGES = ("v", "mv", "uv", "\u03bcv", "nv", "volt", "volts", "millivolts", "microvolts", "nanovolts")
+
+
+def spec_channel_units(spec) -> tuple[str | None, ...]:
+    """The unit each of a feature spec's channels must be in; None = any unit is accepted.
+
+    Parameters
+    ----------
+    spec : FeatureSpec
+        A graph's feature spec.
+
+    Returns
+    -------
+    units : tuple of (str or None), length n_channels
+        In the spec's channel order.
+
+    Raises
+    ------
+    ValueError
+        A composite unit (``'a,b'``) on a spec this function does not know how to split.
+    """
+    n = len(spec.channels)
+    unit = spec.unit.strip()
+    if unit.casefold() in ("native", "a.u."):
+        return (None,) * n
+    if "," not in unit:
+        return (unit,) * n
+    if isinstance(spec, EyeSpec):  # rows gaze_x, gaze_y, pupil_left, pupil_right, validity
+        gaze = spec.params.gaze_unit
+        return (gaze, gaze, "mm", "mm", None)
+    raise ValueError(
+        f"the '{spec.modality}' spec declares the composite unit {spec.unit!r}, which the service does not "
+        "know how to assign to channels; re-export the bundle with one unit per spec."
+    )
+
+
+def channel_factors(stream_units: Sequence[str], spec) -> np.ndarray:
+    """Per-channel factors taking a stream's channels (already in spec order) to the spec's units.
+
+    Parameters
+    ----------
+    stream_units : sequence of str, length n_channels
+        The declared unit of each stream channel, in the spec's channel order (``'unknown'`` when
+        the outlet declares none, as :mod:`service.lsl` reports it).
+    spec : FeatureSpec
+        The feature spec; see the module's *Units* section for the rules.
+
+    Returns
+    -------
+    factors : array of float64, shape (n_channels,)
+        ``x_spec[c] = x_stream[c] * factors[c]``.
+
+    Raises
+    ------
+    ValueError
+        A unit that cannot be converted, or an undeclared unit where a voltage is required; the
+        message names the channel.
+    """
+    if isinstance(stream_units, str):
+        raise TypeError(
+            f"stream_units must be a sequence of unit names, got the single string {stream_units!r}."
+        )
+    stream_units = tuple(stream_units)
+    expected = spec_channel_units(spec)
+    if len(stream_units) != len(expected):
+        raise ValueError(
+            f"stream_units has {len(stream_units)} entries but the '{spec.modality}' spec has {len(expected)} channels."
+        )
+    factors = np.ones(len(expected))
+    unknown = []
+    for i, (have, need) in enumerate(zip(stream_units, expected, strict=True)):
+        channel = spec.channels[i]
+        if need is None:
+            continue
+        have_key = have.strip().casefold()
+        need_key = need.strip().casefold()
+        if have_key in ("", _UNKNOWN_UNIT):
+            if need_key in _VOLTAGES:
+                raise ValueError(
+                    f"channel {channel!r} declares no unit but the model needs {need!r}; declare it in the "
+                    "outlet's metadata (desc/channels/channel/unit, e.g. 'microvolts'): a wrong voltage scale "
+                    "would silently corrupt the features."
+                )
+            unknown.append(channel)
+            continue
+        if _UNIT_ALIASES.get(have_key, have_key) == _UNIT_ALIASES.get(need_key, need_key):
+            continue
+        try:
+            factors[i] = unit_scale(have, need)
+        except ValueError as err:
+            raise ValueError(f"channel {channel!r}: {err}") from None
+    if unknown:
+        logger.warning(
+            "'%s' channels %s declare no unit; assuming the model's units (%s). Declare units in the outlet's "
+            "metadata to have them checked.",
+            spec.modality,
+            unknown,
+            spec.unit,
+        )
+    return factors
+
+
+class _AttachedStream:
+    """One attached stream; every method but :meth:`public` and :meth:`stop` runs on the LSL worker thread."""
+
+    def __init__(
+        self,
+        stream_id: str,
+        request: AttachRequest,
+        loaded: LoadedModel,
+        graph: ModalityGraph,
+        *,
+        engine: InferenceEngine,
+        hub: StateHub,
+        settings: Settings,
+        metrics: ServiceMetrics | None,
+        stream_factory: Callable[..., LslStream],
+    ):
+        self.id = stream_id
+        self.request = request
+        self.loaded = loaded
+        self.graph = graph
+        self.modality = graph.modality
+        self.model_ref = ModelRef(name=loaded.bundle.manifest.name, version=loaded.bundle.manifest.version)
+        self.class_names = tuple(loaded.bundle.manifest.class_names)
+        self.engine = engine
+        self.hub = hub
+        self.metrics = metrics
+        self.pipeline = OnlinePipeline(graph)
+        self.lsl = stream_factory(
+            request.selector,
+            self._on_chunk,
+            resolve_timeout_s=settings.resolve_timeout_s,
+            stale_after_s=settings.stale_after_s,
+        )
+        self.lsl.on_status = self._on_status
+        self._lock = threading.Lock()
+        self._n_states = 0
+        self._config_error: str | None = None  # channel/unit/rate mismatch of the current connection
+        self._runtime_error: str | None = None  # the last failure of the chunk handler
+        self._info: StreamInfo | None = None  # the info _rows/_factors were computed for
+        self._rows: np.ndarray | None = None
+        self._factors: np.ndarray | None = None
+        self._logged_at = -float("inf")
+        self._unlogged = 0
+
+    # -- worker thread -----------------------------------------------------------------------------
+
+    def _on_status(self, status: dict[str, Any]) -> None:
+        info = self.lsl.info
+        if info is not None and info is not self._info:
+            self._configure(info)
+
+    def _configure(self, info: StreamInfo) -> None:
+        """Map the stream's channels and units to the spec's for a new connection; reset the pipeline."""
+        self._info = info
+        self._rows = self._factors = None
+        self.pipeline.reset()
+        spec = self.graph.feature_spec
+        try:
+            if abs(info.sfreq - spec.sfreq) > 1e-6 * spec.sfreq:
+                raise ValueError(
+                    f"the stream runs at {info.sfreq:g} Hz but the '{self.modality}' model needs {spec.sfreq:g} Hz; "
+                    f"send the signal at {spec.sfreq:g} Hz (the service does not resample) or attach a model "
+                    f"trained at {info.sfreq:g} Hz."
+                )
+            rows = map_channels(info.channels, spec.channels)
+            factors = channel_factors([info.units[r] for r in rows], spec)
+        except ValueError as err:
+            message = f"stream name={info.name!r} source_id={info.source_id!r} cannot feed {self.loaded.ref}/{self.modality}: {err}"
+            with self._lock:
+                changed, self._config_error = message != self._config_error, message
+            if changed:
+                logger.error("%s: %s", self.id, message)
+            return
+        self._rows = rows
+        self._factors = None if np.all(factors == 1.0) else factors[:, np.newaxis]
+        with self._lock:
+            self._config_error = None
+        logger.info(
+            "%s: %s/%s on stream name=%r (%d of %d channels used, unit factors %s)",
+            self.id,
+            self.loaded.ref,
+            self.modality,
+            info.name,
+            len(rows),
+            info.n_channels,
+            "1" if self._factors is None else np.unique(factors).tolist(),
+        )
+
+    def _on_chunk(self, data: np.ndarray, timestamps: np.ndarray) -> None:
+        received = time.perf_counter()
+        try:
+            self._process(data, timestamps, received)
+        except Exception as err:  # never into the LSL worker
+            self._note_failure(err)
+
+    def _process(self, data: np.ndarray, timestamps: np.ndarray, received: float) -> None:
+        info = self.lsl.info
+        if info is not None and info is not self._info:
+            self._configure(info)
+        if self._rows is None:
+            return  # this connection cannot feed the model; last_error says why
+        x = data[self._rows]
+        if self._factors is not None:
+            x = x * self._factors
+        ready = self.pipeline.push(x, timestamps)
+        if not ready:
+            return
+        t_features = time.perf_counter()
+        windows = np.stack([w.window for w in ready])  # (n, T, D)
+        probabilities = self.engine.predict(self.loaded.ref, self.modality, windows)
+        t_inference = time.perf_counter()
+        if self.metrics is not None:
+            self.metrics.observe_inference(t_inference - t_features, len(ready))
+        stale = self.lsl.stale
+        for window, probs in zip(ready, probabilities, strict=True):
+            now = time.perf_counter()
+            state = EmotionState(
+                label=self.class_names[int(np.argmax(probs))],
+                probabilities={name: float(p) for name, p in zip(self.class_names, probs, strict=True)},
+                modality=self.modality,
+                model=self.model_ref,
+                stream_id=self.id,
+                lsl_time=window.lsl_time,
+                wall_time=time.time(),
+                data_age_s=pylsl.local_clock() - window.lsl_time,
+                stale=stale,
+                latency_ms=1e3 * (now - received),
+                timing=Timing(
+                    features_ms=1e3 * (t_features - received),
+                    inference_ms=1e3 * (t_inference - t_features),
+                    total_ms=1e3 * (now - received),
+                ),
+            )
+            self.hub.publish(state)
+            with self._lock:
+                self._n_states += 1
+                self._runtime_error = None
+            if self.metrics is not None:
+                self.metrics.state_emitted(self.id)
+
+    def _note_failure(self, err: Exception) -> None:
+        message = f"processing a chunk failed ({type(err).__name__}: {err})"
+        now = time.monotonic()
+        with self._lock:
+            self._runtime_error = message
+            due = now - self._logged_at >= _LOG_EVERY_S
+            if due:
+                self._logged_at, unlogged, self._unlogged = now, self._unlogged, 0
+            else:
+                self._unlogged += 1
+        if due:
+            logger.error(
+                "%s: %s (%d more since the last report); the stream goes on.",
+                self.id,
+                message,
+                unlogged,
+                exc_info=err,
+            )
+
+    # -- any thread --------------------------------------------------------------------------------
+
+    def public(self) -> StreamPublic:
+        status = self.lsl.status()
+        info = status["info"]
+        with self._lock:
+            n_states = self._n_states
+            error = self._config_error or status["last_error"] or self._runtime_error
+        return StreamPublic(
+            id=self.id,
+            modality=self.modality,
+            model=self.model_ref,
+            selector=self.request.selector.model_dump(exclude_none=True),
+            connected=status["connected"],
+            stale=status["stale"],
+            data_age_s=status["data_age_s"],
+            effective_srate=status["effective_srate"],
+            n_reconnects=status["n_reconnects"],
+            n_states=n_states,
+            last_error=error,
+            channels=None if info is None else list(info["channels"]),
+            sfreq=None if info is None else info["sfreq"],
+        )
+
+    def start(self) -> None:
+        self.lsl.start()
+
+    def stop(self) -> None:
+        self.lsl.stop()
+
+
+class StreamManager:
+    """The attached LSL streams of the service and their online inference.
+
+    Parameters
+    ----------
+    engine : InferenceEngine
+        Loads the models streams name and runs their windows.
+    hub : StateHub
+        Receives every EmotionState.
+    settings : Settings
+        ``default_model`` (streams that name no model), ``stale_after_s``, ``resolve_timeout_s``.
+    metrics : ServiceMetrics or None
+        Inference latency, states emitted and per-stream health gauges (refreshed at scrape).
+    stream_factory : callable
+        Builds the acquisition worker, ``stream_factory(selector, on_chunk, resolve_timeout_s=,
+        stale_after_s=)``; :class:`~service.lsl.LslStream` (tests wrap it to observe chunks).
+
+    Notes
+    -----
+    Thread-safe. :meth:`attach` loads the model (blocking: call it from a plain ``def`` route or
+    a thread, not from ``async def``).
+    """
+
+    def __init__(
+        self,
+        engine: InferenceEngine,
+        hub: StateHub,
+        settings: Settings,
+        *,
+        metrics: ServiceMetrics | None = None,
+        stream_factory: Callable[..., LslStream] = LslStream,
+    ):
+        check_type(engine, InferenceEngine, "engine")
+        check_type(hub, StateHub, "hub")
+        check_type(settings, Settings, "settings")
+        if not callable(stream_factory):
+            raise TypeError(f"stream_factory must be callable, got {type(stream_factory).__name__} instead.")
+        self.engine = engine
+        self.hub = hub
+        self.settings = settings
+        self.metrics = check_metrics(metrics)
+        self.stream_factory = stream_factory
+        self._lock = threading.Lock()
+        self._streams: dict[str, _AttachedStream] = {}
+        self._closed = False
+        if self.metrics is not None:
+            self.metrics.on_scrape(self._refresh_metrics)
+
+    def attach(self, request: AttachRequest) -> StreamPublic:
+        """Attach an LSL stream and start its worker (connection happens in the background).
+
+        Parameters
+        ----------
+        request : AttachRequest
+            Modality, stream selector and optional model (``settings.default_model`` when None).
+
+        Returns
+        -------
+        StreamPublic
+            The new stream (usually not yet connected).
+
+        Raises
+        ------
+        TypeError
+            ``request`` is not an AttachRequest.
+        models.bundle.BundleError
+            Unknown model or version, or the model has no such modality (a ValueError subclass).
+        ValueError
+            The modality's features cannot be computed live.
+        RuntimeError
+            The manager is closed.
+        """
+        check_type(request, AttachRequest, "request")
+        self._check_open("attach()")
+        loaded = self.engine.load(request.model or self.settings.default_model)
+        graph = loaded.bundle.manifest.graph(request.modality)  # BundleError lists the bundle's modalities
+        stream_id = f"{request.modality}-{uuid.uuid4().hex[:8]}"
+        stream = _AttachedStream(
+            stream_id,
+            request,
+            loaded,
+            graph,
+            engine=self.engine,
+            hub=self.hub,
+            settings=self.settings,
+            metrics=self.metrics,
+            stream_factory=self.stream_factory,
+        )
+        with self._lock:
+            self._check_open("attach()")
+            self._streams[stream_id] = stream
+        if self.metrics is not None:
+            self.metrics.set_providers(loaded)
+        stream.start()
+        logger.info("attached %s: %s, model %s", stream_id, request.selector.describe(), loaded.ref)
+        return stream.public()
+
+    def detach(self, stream_id: str) -> None:
+        """Stop and forget a stream.
+
+        Raises
+        ------
+        KeyError
+            No attached stream has this id (the message lists the attached ones).
+        """
+        with self._lock:
+            stream = self._streams.pop(self._known(stream_id), None)
+        stream.stop()
+        if self.metrics is not None:
+            self.metrics.remove_stream(stream_id)
+        logger.info("detached %s", stream_id)
+
+    def get(self, stream_id: str) -> StreamPublic:
+        """One attached stream and its health.
+
+        Raises
+        ------
+        KeyError
+            No attached stream has this id.
+        """
+        with self._lock:
+            stream = self._streams[self._known(stream_id)]
+        return stream.public()
+
+    def list(self) -> list[StreamPublic]:
+        """Every attached stream, in attach order."""
+        with self._lock:
+            streams = list(self._streams.values())
+        return [s.public() for s in streams]
+
+    def __contains__(self, stream_id: object) -> bool:
+        return stream_id in self._streams
+
+    def close(self) -> None:
+        """Stop every stream worker (idempotent); later attaches raise RuntimeError."""
+        with self._lock:
+            self._closed = True
+            streams, self._streams = list(self._streams.values()), {}
+        for stream in streams:
+            stream.stop()
+        if streams:
+            logger.info("stream manager closed (%d streams stopped)", len(streams))
+
+    def _known(self, stream_id: str) -> str:
+        check_type(stream_id, str, "stream_id")
+        if stream_id not in self._streams:
+            attached = ", ".join(sorted(self._streams)) or "none"
+            raise KeyError(f"no attached stream {stream_id!r}; attached streams: {attached}.")
+        return stream_id
+
+    def _check_open(self, what: str) -> None:
+        if self._closed:
+            raise RuntimeError(f"{what} called on a closed StreamManager; the service is shutting down.")
+
+    def _refresh_metrics(self) -> None:
+        with self._lock:
+            streams = list(self._streams.values())
+        for s in streams:
+            lsl = s.lsl
+            self.metrics.set_stream(s.id, lsl.effective_srate, lsl.data_age_s, lsl.stale)
+
+    def __enter__(self) -> StreamManager:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+__all__ = ["StreamManager", "channel_factors", "spec_channel_units"]

@@ -1,0 +1,503 @@
+"""The dashboard (service/static) in headless Chromium while EmotionStates flow over a real WebSocket.
+
+Chromium is driven over the Chrome DevTools protocol (CDP): it is launched with ``--remote-debugging-port=0``,
+the port is read from ``DevToolsActivePort`` in its profile folder, and the page target is controlled over a
+websocket (``websockets`` sync client): navigate, evaluate JavaScript against the live DOM, capture a PNG.
+
+Two servers:
+
+- the real app (``service.app.create_app``) under uvicorn with a real pylsl outlet attached (synthetic EEG
+  with channel labels and units in ``desc``): the live path end to end, including ``stale`` appearing and
+  clearing when the outlet stops and resumes;
+- a small stand-in FastAPI app (``_standin_app``) that serves the same ``service/static`` files and emits
+  synthetic EmotionStates at 10 Hz with the contract's message shapes: fast and deterministic, and it
+  requires a bearer token, so it also proves that ``?token=`` reaches REST and WS and that the page backs
+  off and retries when the WebSocket is refused.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import io
+import json
+import shutil
+import socket
+import subprocess
+import threading
+import time
+import urllib.request
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pytest
+import uvicorn
+from fastapi import FastAPI, HTTPException, Request, WebSocket, WebSocketDisconnect
+from fastapi.staticfiles import StaticFiles
+from PIL import Image
+from websockets.sync.client import connect as ws_connect
+
+STATIC = Path(__file__).resolve().parents[2] / "service" / "static"
+CLASSES = ("negative", "neutral", "positive")
+TOKEN = "s3cret-token"
+STREAM_ID = "eeg-1"
+CHROMIUM_FLAGS = (
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-quic",
+    "--disable-extensions",
+    "--disable-default-apps",
+    "--mute-audio",
+    "--hide-scrollbars",
+    "--window-size=1280,800",
+    "--force-device-scale-factor=1",
+)
+
+pytestmark = pytest.mark.slow
+
+
+def _chromium() -> str:
+    path = shutil.which("chromium") or shutil.which("chromium-browser")
+    if path is None:
+        pytest.skip(
+            "Debian `chromium` is not installed (apt-get install chromium; CI installs it via .ci/run)"
+        )
+    return path
+
+
+# --------------------------------------------------------------------------- stand-in server
+
+
+@dataclass
+class _Control:
+    """What the stand-in server emits; the test flips ``stale`` and reads the counters."""
+
+    stale: bool = False
+    n_states: int = 0
+    ws_tokens: list[str | None] = field(default_factory=list)
+    rest_auth: list[str | None] = field(default_factory=list)
+    model_requests: list[str] = field(default_factory=list)
+
+
+def _standin_app(control: _Control):
+    """FastAPI app: real static files, synthetic EmotionStates at 10 Hz on /ws, contract-shaped REST."""
+    app = FastAPI()
+
+    def check(request: Request) -> None:
+        auth = request.headers.get("authorization")
+        control.rest_auth.append(auth)
+        if auth != f"Bearer {TOKEN}":
+            raise HTTPException(status_code=401, detail="missing or wrong bearer token")
+
+    @app.get("/streams")
+    def streams(request: Request) -> dict:
+        check(request)
+        public = {
+            "id": STREAM_ID,
+            "modality": "eeg",
+            "model": {"name": "m2s-synthetic-demo", "version": 1},
+            "selector": {"type": "EEG", "name": None, "source_id": "synthetic-eeg"},
+            "connected": True,
+            "stale": control.stale,
+            "data_age_s": 3.5 if control.stale else 0.05,
+            "effective_srate": 200.0,
+            "n_reconnects": 1,
+            "n_states": control.n_states,
+            "last_error": "stream lost; re-resolved" if control.stale else None,
+            "channels": ["Fp1", "Fp2", "C3", "C4"],
+            "sfreq": 200.0,
+        }
+        return {"data": [public], "count": 1}
+
+    @app.get("/v2/health/ready")
+    def ready(request: Request) -> dict:
+        check(request)
+        return {
+            "ready": True,
+            "models": ["m2s-synthetic-demo:1"],
+            "providers": {
+                "m2s-synthetic-demo:1": {"eeg": "CPUExecutionProvider", "ecg": "CUDAExecutionProvider"}
+            },
+        }
+
+    @app.get("/v2/models/{name}/versions/{version}")
+    def model(name: str, version: int, request: Request) -> dict:
+        check(request)
+        control.model_requests.append(f"{name}:{version}")
+        return {"name": name, "version": version, "class_names": list(CLASSES), "modalities": {}}
+
+    @app.websocket("/ws")
+    async def ws(websocket: WebSocket) -> None:
+        token = websocket.query_params.get("token")
+        control.ws_tokens.append(token)
+        if token != TOKEN:
+            await websocket.close(code=1008)
+            return
+        await websocket.accept()
+        rng = np.random.default_rng(0)
+        try:
+            await websocket.send_json({"type": "dropped", "count": 3})
+            while True:
+                logits = rng.normal(size=len(CLASSES))
+                p = np.exp(logits) / np.exp(logits).sum()
+                now = time.time()
+                state = {
+                    "label": CLASSES[int(np.argmax(p))],
+                    "probabilities": dict(zip(CLASSES, map(float, p), strict=True)),
+                    "modality": "eeg",
+                    "model": {"name": "m2s-synthetic-demo", "version": 1},
+                    "stream_id": STREAM_ID,
+                    "lsl_time": now - 0.05,
+                    "wall_time": now,
+                    "data_age_s": 3.5 if control.stale else 0.05,
+                    "stale": control.stale,
+                    "latency_ms": 12.0,
+                }
+                await websocket.send_json({"type": "state", "state": state})
+                control.n_states += 1
+                await asyncio.sleep(0.1)
+        except (WebSocketDisconnect, RuntimeError):
+            return
+
+    app.mount("/", StaticFiles(directory=STATIC, html=True), name="static")
+    return app
+
+
+@pytest.fixture
+def standin_server() -> Iterator[tuple[str, _Control]]:
+    """The stand-in app under uvicorn on a free loopback port; yields (base URL, control)."""
+    control = _Control()
+    with _serve(_standin_app(control)) as base:
+        yield base, control
+
+
+class _SyntheticEegOutlet:
+    """A real pylsl outlet looping one synthetic trial (the demo bundle's EEG montage, µV) at 200 Hz.
+
+    ``pushing`` paced 0.1-s chunks from a thread; clear it to starve the service (the outlet stays alive).
+    """
+
+    CHUNK_S = 0.1
+
+    def __init__(self, source_id: str):
+        import pylsl
+
+        from models.repository import DEFAULT_REPOSITORY, DEMO_BUNDLE
+        from signals.synthetic import SyntheticConfig, generate_trial
+
+        manifest = json.loads((DEFAULT_REPOSITORY / DEMO_BUNDLE / "1" / "manifest.json").read_text())
+        config = SyntheticConfig(**manifest["training"]["synthetic_config"])
+        trial = generate_trial(config, 0, 0, 0, modalities=["eeg"])
+        self.data = np.ascontiguousarray(trial.signals["eeg"].T, dtype=np.float32)  # (n_times, n_channels) µV
+        self.sfreq = trial.sfreq["eeg"]
+        info = pylsl.StreamInfo(
+            "m2s-dashboard-eeg", "EEG", self.data.shape[1], self.sfreq, "float32", source_id
+        )
+        channels = info.desc().append_child("channels")
+        for label, unit in zip(trial.channel_names["eeg"], trial.units["eeg"], strict=True):
+            channel = channels.append_child("channel")
+            channel.append_child_value("label", label)
+            channel.append_child_value("unit", "microvolts" if unit == "uV" else unit)
+        self.outlet = pylsl.StreamOutlet(info)
+        self.pushing = threading.Event()
+        self.pushing.set()
+        self._closed = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        chunk = round(self.CHUNK_S * self.sfreq)
+        start = 0
+        target = time.perf_counter()
+        while not self._closed.is_set():
+            target += self.CHUNK_S
+            self._closed.wait(max(0.0, target - time.perf_counter()))
+            if not self.pushing.is_set():
+                continue
+            if start + chunk > len(self.data):
+                start = 0
+            self.outlet.push_chunk(self.data[start : start + chunk])
+            start += chunk
+
+    def close(self) -> None:
+        self._closed.set()
+        self._thread.join(5)
+        del self.outlet
+
+
+@contextlib.contextmanager
+def _serve(app) -> Iterator[str]:
+    """Run ``app`` under uvicorn on a free loopback port in a thread; yield its base URL."""
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", ws="websockets-sansio", lifespan="on"))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 60  # the real app loads and warms its model first
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            server.should_exit = True
+            raise RuntimeError("uvicorn did not start (see the log above)")
+        time.sleep(0.02)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(20)
+        sock.close()
+
+
+@pytest.fixture
+def real_server() -> Iterator[tuple[str, _SyntheticEegOutlet]]:
+    """The real app (``service.app.create_app``) attached to a real synthetic-EEG outlet; (base URL, outlet)."""
+    from service.app import create_app
+    from service.config import AttachRequest, Settings
+
+    source_id = f"m2s-dashboard-{uuid.uuid4().hex[:12]}"
+    outlet = _SyntheticEegOutlet(source_id)
+    settings = Settings(
+        port=0,
+        api_token=TOKEN,
+        stale_after_s=1.0,
+        attach=[AttachRequest(modality="eeg", source_id=source_id)],
+    )
+    try:
+        with _serve(create_app(settings)) as base:
+            yield base, outlet
+    finally:
+        outlet.close()
+
+
+# --------------------------------------------------------------------------- Chromium over CDP
+
+
+class _Chromium:
+    """Headless Chromium with one page, driven over the DevTools protocol."""
+
+    def __init__(self, profile: Path):
+        self.process = subprocess.Popen(
+            [
+                _chromium(),
+                *CHROMIUM_FLAGS,
+                f"--user-data-dir={profile}",
+                "--remote-debugging-port=0",
+                "about:blank",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
+        port_file = profile / "DevToolsActivePort"
+        deadline = time.monotonic() + 30
+        while not (port_file.exists() and port_file.read_text().strip()):
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                self.close()
+                raise RuntimeError(f"chromium did not open its DevTools port: {self._stderr()}")
+            time.sleep(0.05)
+        port = int(port_file.read_text().split()[0])
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/json/list", timeout=10) as answer:
+            targets = json.load(answer)
+        page = next(t for t in targets if t["type"] == "page")
+        self._exit = contextlib.ExitStack()
+        self.cdp = self._exit.enter_context(
+            ws_connect(page["webSocketDebuggerUrl"], max_size=None, open_timeout=10)
+        )
+        self._id = 0
+        self.console: list[str] = []
+        self.send("Runtime.enable")
+        self.send("Page.enable")
+        # --window-size includes the (invisible) window frame in new headless mode: pin the viewport itself.
+        self.send(
+            "Emulation.setDeviceMetricsOverride", width=1280, height=800, deviceScaleFactor=1, mobile=False
+        )
+
+    def _stderr(self) -> str:
+        if self.process.poll() is None:
+            return "(still running)"
+        return (self.process.stderr.read() or b"").decode(errors="replace")[-2000:]
+
+    def send(self, method: str, timeout: float = 30.0, **params) -> dict:
+        """Send one CDP command and return its result (events that arrive meanwhile are skimmed)."""
+        self._id += 1
+        self.cdp.send(json.dumps({"id": self._id, "method": method, "params": params}))
+        deadline = time.monotonic() + timeout
+        while True:
+            message = json.loads(self.cdp.recv(timeout=max(0.01, deadline - time.monotonic())))
+            if message.get("method") == "Runtime.exceptionThrown":
+                self.console.append(json.dumps(message["params"]["exceptionDetails"])[:500])
+            if message.get("id") == self._id:
+                if "error" in message:
+                    raise RuntimeError(f"CDP {method} failed: {message['error']}")
+                return message["result"]
+
+    def evaluate(self, expression: str):
+        """Value of a JavaScript expression in the page (JSON-serialisable)."""
+        result = self.send("Runtime.evaluate", expression=expression, returnByValue=True, awaitPromise=True)
+        if "exceptionDetails" in result:
+            raise RuntimeError(f"page error evaluating {expression!r}: {result['exceptionDetails']}")
+        return result["result"].get("value")
+
+    def wait_for(self, expression: str, timeout: float = 15.0):
+        """Poll ``expression`` until it is truthy; return its value or fail with the last one."""
+        deadline = time.monotonic() + timeout
+        value = None
+        while time.monotonic() < deadline:
+            value = self.evaluate(expression)
+            if value:
+                return value
+            time.sleep(0.1)
+        raise AssertionError(f"{expression!r} still {value!r} after {timeout} s; page errors: {self.console}")
+
+    def navigate(self, url: str) -> None:
+        self.send("Page.navigate", url=url)
+        self.wait_for("document.readyState === 'complete'")
+
+    def screenshot(self) -> bytes:
+        return base64.b64decode(self.send("Page.captureScreenshot", format="png")["data"])
+
+    def close(self) -> None:
+        if getattr(self, "_exit", None) is not None:
+            self._exit.close()
+        self.process.terminate()
+        try:
+            self.process.wait(10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait(10)
+
+
+@pytest.fixture
+def browser(tmp_path: Path) -> Iterator[_Chromium]:
+    chromium = _Chromium(tmp_path / "profile")
+    try:
+        yield chromium
+    finally:
+        chromium.close()
+
+
+# --------------------------------------------------------------------------- tests
+
+CARD = f"document.querySelector('[data-stream-id=\"{STREAM_ID}\"]')"
+
+
+def test_dashboard_shows_live_stream(standin_server, browser, tmp_path):
+    """Card, label from the class names, plotted points, health, model info, stale toggle and a real PNG."""
+    base, control = standin_server
+    browser.navigate(f"{base}/?token={TOKEN}")
+
+    assert browser.wait_for("document.body.dataset.ws === 'open' && document.body.dataset.ws")
+    browser.wait_for(f"{CARD} && Number({CARD}.querySelector('canvas.plot').dataset.points) >= 30")
+    # The token went to the WebSocket as ?token= and to every REST call as a bearer header.
+    assert control.ws_tokens and set(control.ws_tokens) == {TOKEN}
+    assert control.rest_auth and set(control.rest_auth) == {f"Bearer {TOKEN}"}
+
+    label = browser.evaluate(f"{CARD}.querySelector('.label').textContent")
+    assert label in CLASSES
+    assert browser.evaluate(f"{CARD}.querySelector('.label').getAttribute('aria-live')") == "polite"
+    legend = browser.evaluate(f"[...{CARD}.querySelectorAll('.legend li')].map(li => li.textContent)")
+    assert legend == list(CLASSES)
+    assert browser.evaluate(f"Number({CARD}.querySelector('canvas.plot').dataset.series)") == len(CLASSES)
+    # The probability bars are the state's numbers: they sum to 100 % (up to per-bar rounding).
+    shown = browser.evaluate(
+        f"[...{CARD}.querySelectorAll('.probs .prob-value')].map(v => parseFloat(v.textContent))"
+    )
+    assert len(shown) == len(CLASSES) and abs(sum(shown) - 100) <= 2
+
+    # Health and model info from GET /streams and /v2/....
+    browser.wait_for(f"{CARD}.querySelector('.srate').textContent === '200.0 Hz'")
+    text = browser.evaluate(
+        f"Object.fromEntries([...{CARD}.querySelectorAll('dd')].map(d => [d.className, d.textContent]))"
+    )
+    assert text["connected"] == "yes"
+    assert text["reconnects"] == "1"
+    assert text["last-error"] == "none"
+    assert text["model-ref"] == "m2s-synthetic-demo:1"
+    assert text["modality"] == "eeg"
+    assert text["provider"] == "CPU"  # this model's EEG provider, not the service-wide "CPU, CUDA"
+    assert browser.evaluate("document.getElementById('service-providers').textContent") == "CPU, CUDA"
+    assert control.model_requests == ["m2s-synthetic-demo:1"]  # fetched once, for the version in use
+    assert text["channels"] == "4 @ 200 Hz"
+    assert browser.evaluate("document.getElementById('dropped-count').dataset.count") == "3"
+    assert browser.evaluate(f"{CARD}.querySelector('.stale').hidden") is True
+
+    # Stale appears, then clears.
+    control.stale = True
+    browser.wait_for(f"!{CARD}.querySelector('.stale').hidden && {CARD}.dataset.stale === 'true'", timeout=10)
+    browser.wait_for(f"{CARD}.querySelector('.last-error').textContent.includes('re-resolved')", timeout=10)
+    png_stale = browser.screenshot()
+    (tmp_path / "dashboard_stale.png").write_bytes(png_stale)
+    control.stale = False
+    browser.wait_for(f"{CARD}.querySelector('.stale').hidden && {CARD}.dataset.stale === 'false'", timeout=10)
+
+    png = browser.screenshot()
+    (tmp_path / "dashboard.png").write_bytes(png)
+    image = Image.open(io.BytesIO(png))
+    image.load()
+    assert image.format == "PNG"
+    assert image.size == (1280, 800)
+    pixels = np.asarray(image.convert("RGB"))
+    assert len(np.unique(pixels.reshape(-1, 3), axis=0)) > 50  # text, plot lines, badges: not a blank page
+    # The plot's class colours (Okabe-Ito blue / vermillion / green) are on screen.
+    for colour in ((0x00, 0x72, 0xB2), (0xD5, 0x5E, 0x00), (0x00, 0x9E, 0x73)):
+        assert np.all(pixels == colour, axis=-1).sum() > 50, colour
+    assert browser.console == []
+
+
+def test_dashboard_reconnects_websocket(standin_server, browser):
+    """Without the token the WebSocket is refused; the page shows it offline and keeps retrying with backoff."""
+    base, control = standin_server
+    browser.navigate(f"{base}/")
+    browser.wait_for("document.getElementById('ws-status').dataset.state === 'closed'")
+    browser.wait_for("Number(document.getElementById('ws-status').dataset.attempts) >= 2", timeout=10)
+    assert len(control.ws_tokens) >= 2 and set(control.ws_tokens) == {None}
+    status = browser.evaluate("document.querySelector('#ws-status .ws-text').textContent")
+    assert status.startswith("offline, retry in")
+    error = browser.wait_for(
+        "!document.getElementById('service-error').hidden && "
+        "document.getElementById('service-error').textContent"
+    )
+    assert "?token=" in error
+
+
+def test_dashboard_with_real_service(real_server, browser, tmp_path):
+    """Real app + real LSL outlet: the card fills from the real pipeline, stale appears when data stops and clears."""
+    base, outlet = real_server
+    browser.navigate(f"{base}/?token={TOKEN}")
+    browser.wait_for("document.body.dataset.ws === 'open'", timeout=20)
+    stream_id = browser.wait_for("document.querySelector('[data-stream-id]')?.dataset.streamId", timeout=20)
+    assert stream_id.startswith("eeg")
+    card = f"document.querySelector('[data-stream-id=\"{stream_id}\"]')"
+    # The demo EEG model needs 5 feature vectors 2 s apart: the first state comes after about 10 s of data.
+    browser.wait_for(f"Number({card}.querySelector('canvas.plot').dataset.points) >= 2 * 3", timeout=45)
+    assert browser.evaluate(f"{card}.querySelector('.label').textContent") in CLASSES
+    browser.wait_for(f"{card}.querySelector('.connected').textContent === 'yes'")
+    text = browser.evaluate(
+        f"Object.fromEntries([...{card}.querySelectorAll('dd')].map(d => [d.className, d.textContent]))"
+    )
+    assert text["model-ref"] == "m2s-synthetic-demo:1"
+    assert text["modality"] == "eeg"
+    assert text["provider"] in {"CPU", "CUDA"}
+    assert text["channels"] == "62 @ 200 Hz"
+    srate = float(text["srate"].removesuffix(" Hz"))
+    assert 150 < srate < 250  # paced at 200 Hz
+    assert browser.evaluate(f"{card}.querySelector('.stale').hidden") is True
+
+    outlet.pushing.clear()
+    browser.wait_for(f"!{card}.querySelector('.stale').hidden", timeout=15)
+    outlet.pushing.set()
+    browser.wait_for(f"{card}.querySelector('.stale').hidden", timeout=15)
+
+    png = browser.screenshot()
+    (tmp_path / "dashboard_real.png").write_bytes(png)
+    pixels = np.asarray(Image.open(io.BytesIO(png)).convert("RGB"))
+    assert len(np.unique(pixels.reshape(-1, 3), axis=0)) > 50
+    assert browser.console == []

@@ -1,0 +1,387 @@
+"""Tests for service.streams: real pylsl outlets on loopback → StreamManager → real engine on the demo bundle.
+
+Outlets push synthetic EEG (signals.synthetic) faster than real time with explicit, regular timestamps
+that end near "now", plus an extra ``INDEX`` channel holding the sample number: the model ignores it
+(map_channels picks the spec's channels), the test uses it to know exactly which samples each window saw.
+Expected probabilities come from an independent offline path: spec.compute on the received samples →
+manifest normalisation → windows of T vectors at the training spacing → a fresh onnxruntime session.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+
+import numpy as np
+import onnxruntime as ort
+import pylsl
+import pytest
+
+from models.bundle import BundleError
+from models.repository import DEFAULT_REPOSITORY, DEMO_BUNDLE, ModelRepository
+from service.config import AttachRequest, Settings
+from service.engine import InferenceEngine
+from service.hub import StateHub
+from service.lsl import LslStream
+from service.metrics import ServiceMetrics
+from service.schemas import EmotionState
+from service.streams import StreamManager, channel_factors, spec_channel_units
+from signals.synthetic import SyntheticConfig, generate_trial
+
+SFREQ = 200.0
+CHUNK = 20  # samples per push (0.1 s of signal)
+SPEEDUP = 8.0  # signal seconds pushed per wall second
+
+
+@pytest.fixture(scope="module")
+def engine():
+    """The real engine with the demo bundle loaded (shared: loading takes about a second)."""
+    with InferenceEngine(ModelRepository(DEFAULT_REPOSITORY)) as eng:
+        eng.load(DEMO_BUNDLE)
+        yield eng
+
+
+@pytest.fixture(scope="module")
+def bundle(engine):
+    return engine.get(DEMO_BUNDLE).bundle
+
+
+@pytest.fixture(scope="module")
+def eeg_trial():
+    """40 s of synthetic EEG (62 channels, µV) at 200 Hz."""
+    return generate_trial(SyntheticConfig(trial_duration_s=40), 0, 0, 0, modalities=("eeg",))
+
+
+class _Recorder:
+    """An LslStream factory that also keeps every chunk the manager receives (thread-safe)."""
+
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.chunks: list[tuple[np.ndarray, np.ndarray, float]] = []
+        self.streams: list[LslStream] = []
+
+    def __call__(self, selector, on_chunk, **kwargs):
+        def recording(data, timestamps):
+            with self.lock:
+                self.chunks.append((data.copy(), timestamps.copy(), time.perf_counter()))
+            on_chunk(data, timestamps)
+
+        stream = LslStream(selector, recording, **kwargs)
+        self.streams.append(stream)
+        return stream
+
+    def arrays(self):
+        with self.lock:
+            return np.concatenate([c[0] for c in self.chunks], axis=1), np.concatenate(
+                [c[1] for c in self.chunks]
+            )
+
+
+class _Collector:
+    """Publishes go to the real hub; this subscriber-free spy keeps them in order."""
+
+    def __init__(self, hub: StateHub):
+        self.states: list[EmotionState] = []
+        self.lock = threading.Lock()
+        original = hub.publish
+
+        def publish(state):
+            with self.lock:
+                self.states.append(state)
+            original(state)
+
+        hub.publish = publish
+
+    def snapshot(self) -> list[EmotionState]:
+        with self.lock:
+            return list(self.states)
+
+
+def _eeg_outlet(trial, source_id, *, sfreq=SFREQ, unit="microvolts", shuffle=True):
+    """A real outlet with the trial's 62 channels (shuffled order) plus INDEX, described in desc()."""
+    labels = [*trial.channel_names["eeg"], "INDEX"]
+    order = np.random.default_rng(0).permutation(len(labels)) if shuffle else np.arange(len(labels))
+    info = pylsl.StreamInfo(f"m2s-test-{source_id[:8]}", "EEG", len(labels), sfreq, "double64", source_id)
+    channels = info.desc().append_child("channels")
+    for i in order:
+        ch = channels.append_child("channel")
+        ch.append_child_value("label", labels[i])
+        ch.append_child_value("unit", "count" if labels[i] == "INDEX" else unit)
+    return pylsl.StreamOutlet(info, chunk_size=CHUNK), order
+
+
+def _push(outlet, order, signal, first, n, t_first, *, scale=1.0, sfreq=SFREQ):
+    """Push samples ``first .. first + n`` (INDEX = sample number) stamped ``t_first + k / sfreq``, paced by SPEEDUP."""
+    start = time.perf_counter()
+    for k in range(0, n, CHUNK):
+        idx = np.arange(first + k, first + min(k + CHUNK, n))
+        rows = np.vstack([signal[:, idx] * scale, idx[np.newaxis].astype(float)])  # (63, m)
+        outlet.push_chunk(np.ascontiguousarray(rows[order].T), list(t_first + (idx - first) / sfreq))
+        delay = start + (k + CHUNK) / sfreq / SPEEDUP - time.perf_counter()
+        if delay > 0:
+            time.sleep(delay)
+
+
+def _anchor(n, sfreq=SFREQ):
+    """First timestamp so that ``n`` samples pushed at SPEEDUP are never stamped in the future."""
+    return pylsl.local_clock() - n / sfreq * (1 - 1 / SPEEDUP)
+
+
+def _wait_until(condition, timeout, what):
+    deadline = time.perf_counter() + timeout
+    while time.perf_counter() < deadline:
+        if condition():
+            return
+        time.sleep(0.02)
+    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+
+
+def _manager(engine, recorder, **settings):
+    hub = StateHub(queue_size=64)
+    collector = _Collector(hub)
+    s = Settings(stale_after_s=settings.pop("stale_after_s", 0.5), resolve_timeout_s=1.0, **settings)
+    return StreamManager(engine, hub, s, metrics=ServiceMetrics(), stream_factory=recorder), collector
+
+
+def _offline(bundle, data, timestamps, index):
+    """Expected probabilities keyed by window-end timestamp, with the INDEX range each window covers."""
+    graph = bundle.manifest.graph("eeg")
+    spec = graph.feature_spec
+    frames = spec.compute(data, timestamps)
+    feats = (frames.features - np.asarray(graph.normalisation.mean)) / np.asarray(graph.normalisation.std)
+    step = round(graph.spacing_s / spec.hop_s)
+    span = (graph.seq_len - 1) * step
+    pos_of_time = {t: i for i, t in enumerate(timestamps)}
+    windows, keys = [], []
+    for j in range(span, len(frames)):
+        sel = np.arange(j - span, j + 1, step)
+        if np.all(frames.segments[sel] == frames.segments[j]) and np.isfinite(feats[sel]).all():
+            windows.append(feats[sel])
+            keys.append(float(frames.timestamps[j]))
+    session = ort.InferenceSession(str(bundle.graph_path("eeg")), providers=["CPUExecutionProvider"])
+    (probs,) = session.run(["probabilities"], {"window": np.asarray(windows, np.float32)})
+    n_window = round(spec.window_s * spec.sfreq)
+    covered = {}
+    for key in keys:
+        end = pos_of_time[key]
+        first = end - (n_window - 1) - span * round(spec.hop_s * spec.sfreq)
+        covered[key] = (index[first], index[end])
+    return dict(zip(keys, probs, strict=True)), covered
+
+
+def _received_in_spec_order(bundle, recorder, trial):
+    data, timestamps = recorder.arrays()
+    labels = [*trial.channel_names["eeg"], "INDEX"]
+    order = np.random.default_rng(0).permutation(len(labels))
+    stream_labels = [labels[i] for i in order]
+    rows = [stream_labels.index(c) for c in bundle.manifest.graph("eeg").feature_spec.channels]
+    return data[rows], timestamps, data[stream_labels.index("INDEX")]
+
+
+# -- pure helpers -------------------------------------------------------------------------------------
+
+
+def test_channel_factors_convert_voltages(bundle):
+    """Volts, millivolts and microvolts streams get the factors that bring them to the spec's µV."""
+    spec = bundle.manifest.graph("eeg").feature_spec
+    n = len(spec.channels)
+    assert np.allclose(channel_factors(["microvolts"] * n, spec), 1.0)
+    assert np.allclose(channel_factors(["V"] * n, spec), 1e6)
+    mixed = channel_factors(["mV"] + ["uV"] * (n - 1), spec)
+    assert mixed[0] == pytest.approx(1e3) and np.allclose(mixed[1:], 1.0)
+
+
+def test_channel_factors_refuse_unknown_voltage(bundle):
+    """An EEG channel without a declared unit is refused: a wrong voltage scale would corrupt DE."""
+    spec = bundle.manifest.graph("eeg").feature_spec
+    units = ["uV"] * len(spec.channels)
+    units[3] = "unknown"
+    with pytest.raises(ValueError, match="channel 'AF3' declares no unit"):
+        channel_factors(units, spec)
+    units[3] = "deg"
+    with pytest.raises(ValueError, match="channel 'AF3': cannot convert the stream's unit 'deg'"):
+        channel_factors(units, spec)
+
+
+def test_eye_units_per_channel(bundle, caplog):
+    """The eye's 'deg,mm' means deg for gaze, mm for pupils, anything for validity; 'unknown' only warns."""
+    spec = bundle.manifest.graph("eye").feature_spec
+    assert spec_channel_units(spec) == ("deg", "deg", "mm", "mm", None)
+    assert np.array_equal(channel_factors(["degrees", "deg", "millimeters", "mm", "bool"], spec), np.ones(5))
+    with caplog.at_level("WARNING", logger="service.streams"):
+        assert np.array_equal(channel_factors(["unknown"] * 5, spec), np.ones(5))
+    assert "declare no unit" in caplog.text and "gaze_x" in caplog.text
+    with pytest.raises(ValueError, match="channel 'pupil_left': cannot convert the stream's unit 'cm'"):
+        channel_factors(["deg", "deg", "cm", "mm", "bool"], spec)
+    with pytest.raises(TypeError, match="single string"):
+        channel_factors("deg", spec)
+
+
+def test_attach_validates_model_and_modality(engine):
+    """Unknown model or a modality the bundle lacks fail at attach, with what exists."""
+    manager = StreamManager(engine, StateHub(), Settings())
+    with pytest.raises(BundleError, match="no 'pps' model; it has"):
+        manager.attach(AttachRequest(modality="pps", type="PPS"))
+    with pytest.raises(BundleError):
+        manager.attach(AttachRequest(modality="eeg", type="EEG", model="no-such-model"))
+    with pytest.raises(TypeError, match="request"):
+        manager.attach({"modality": "eeg", "type": "EEG"})
+    with pytest.raises(KeyError, match="no attached stream 'eeg-x'; attached streams: none"):
+        manager.detach("eeg-x")
+    manager.close()
+    with pytest.raises(RuntimeError, match="closed StreamManager"):
+        manager.attach(AttachRequest(modality="eeg", type="EEG"))
+    assert manager.list() == []
+
+
+# -- live streams -------------------------------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_states_match_offline_path(engine, bundle, eeg_trial):
+    """Each hop gives one state equal to the offline path on the same samples; lsl_time steps by the hop."""
+    recorder = _Recorder()
+    manager, collector = _manager(engine, recorder)
+    source_id = uuid.uuid4().hex
+    outlet, order = _eeg_outlet(eeg_trial, source_id)
+    try:
+        sid = manager.attach(AttachRequest(modality="eeg", source_id=source_id)).id
+        _wait_until(lambda: manager.get(sid).connected, 10, "connection")
+        n = int(18 * SFREQ)
+        _push(outlet, order, eeg_trial.signals["eeg"], 0, n, _anchor(n))
+        _wait_until(lambda: len(collector.snapshot()) >= 5, 10, "5 states")
+        time.sleep(0.3)
+        public = manager.get(sid)
+    finally:
+        manager.close()
+    states = collector.snapshot()
+    data, timestamps, index = _received_in_spec_order(bundle, recorder, eeg_trial)
+    assert np.array_equal(index, np.arange(n))  # every sample arrived once, in order
+    expected, _ = _offline(bundle, data, timestamps, index)
+    assert len(states) == len(expected) == 5  # windows end at 10, 12, ..., 18 s
+    assert public.n_states == 5 and public.channels[0] == [*eeg_trial.channel_names["eeg"], "INDEX"][order[0]]
+    assert public.sfreq == SFREQ and public.last_error is None
+    times = [s.lsl_time for s in states]
+    assert np.allclose(np.diff(times), 2.0, atol=1e-6)
+    for s in states:
+        assert s.stream_id == sid and s.modality == "eeg" and s.model.name == DEMO_BUNDLE
+        probs = np.array(list(s.probabilities.values()))
+        assert probs.sum() == pytest.approx(1.0, abs=1e-5)
+        assert np.allclose(probs, expected[s.lsl_time], atol=1e-5)
+        assert s.label == max(s.probabilities, key=s.probabilities.get)
+        assert 0 < s.latency_ms < 1000 and -0.05 < s.data_age_s < 20  # pacing may run a few ms ahead
+
+
+@pytest.mark.slow
+def test_unit_conversion_and_rate_check(engine, bundle, eeg_trial):
+    """A stream in volts predicts like the µV one; a 100 Hz stream gets last_error and no states."""
+    recorder = _Recorder()
+    manager, collector = _manager(engine, recorder)
+    volts_id, slow_id = uuid.uuid4().hex, uuid.uuid4().hex
+    volts, order = _eeg_outlet(eeg_trial, volts_id, unit="V")
+    slow, _ = _eeg_outlet(eeg_trial, slow_id, sfreq=100.0)
+    try:
+        volts_sid = manager.attach(AttachRequest(modality="eeg", source_id=volts_id)).id
+        slow_sid = manager.attach(AttachRequest(modality="eeg", source_id=slow_id)).id
+        _wait_until(
+            lambda: manager.get(volts_sid).connected and manager.get(slow_sid).connected, 10, "connections"
+        )
+        n = int(10 * SFREQ)
+        t0 = _anchor(n)
+        _push(slow, order, eeg_trial.signals["eeg"], 0, 400, t0, sfreq=100.0)
+        _push(volts, order, eeg_trial.signals["eeg"], 0, n, t0, scale=1e-6)
+        _wait_until(lambda: len(collector.snapshot()) >= 1, 10, "a state")
+        slow_public = manager.get(slow_sid)
+    finally:
+        manager.close()
+    (state,) = collector.snapshot()
+    assert state.stream_id == volts_sid
+    offline, _ = _offline(bundle, eeg_trial.signals["eeg"][:, :n], t0 + np.arange(n) / SFREQ, np.arange(n))
+    (expected,) = offline.values()
+    assert np.allclose(list(state.probabilities.values()), expected, atol=1e-5)
+    assert slow_public.n_states == 0
+    assert "runs at 100 Hz but the 'eeg' model needs 200 Hz" in slow_public.last_error
+
+
+@pytest.mark.slow
+def test_reconnect_never_spanned_and_stale_flag(engine, bundle, eeg_trial):
+    """An outlet destroyed and recreated with the same source_id: stale appears and clears, states resume, no window spans the gap."""
+    recorder = _Recorder()
+    manager, collector = _manager(engine, recorder, stale_after_s=0.3)
+    source_id = uuid.uuid4().hex
+    outlet, order = _eeg_outlet(eeg_trial, source_id)
+    signal = eeg_trial.signals["eeg"]
+    try:
+        sid = manager.attach(AttachRequest(modality="eeg", source_id=source_id)).id
+        _wait_until(lambda: manager.get(sid).connected, 10, "connection")
+        assert manager.get(sid).stale  # connected, no sample yet
+        first = int(12 * SFREQ)
+        _push(outlet, order, signal, 0, first, _anchor(first))
+        _wait_until(lambda: len(collector.snapshot()) >= 2, 10, "2 states before the loss")
+        del outlet  # the last reference: liblsl destroys the outlet
+        _wait_until(lambda: manager.get(sid).stale, 5, "stale after the loss")
+        outlet, _ = _eeg_outlet(eeg_trial, source_id)
+        _wait_until(lambda: manager.get(sid).n_reconnects == 1, 15, "reconnection")
+        second = int(12 * SFREQ)
+        t_resume = recorder.arrays()[1][-1] + 1.0
+        _push(outlet, order, signal, first, second, t_resume)
+        _wait_until(lambda: not manager.get(sid).stale, 5, "stale to clear")
+        _wait_until(lambda: len(collector.snapshot()) >= 4, 10, "2 states after the reconnection")
+        time.sleep(0.3)
+    finally:
+        manager.close()
+    states = collector.snapshot()
+    data, timestamps, index = _received_in_spec_order(bundle, recorder, eeg_trial)
+    assert np.array_equal(index, np.arange(first + second))
+    expected, covered = _offline(bundle, data, timestamps, index)
+    assert len(states) == len(expected) == 4  # 10 and 12 s of data before the gap, and after it
+    for s in states:
+        lo, hi = covered[s.lsl_time]
+        assert hi < first or lo >= first, f"window of samples {lo}..{hi} spans the gap at {first}"
+        assert np.allclose(list(s.probabilities.values()), expected[s.lsl_time], atol=1e-5)
+    assert covered[states[-1].lsl_time][0] >= first and not states[-1].stale
+
+
+@pytest.mark.slow
+def test_pause_never_spanned_and_stale_flag(engine, bundle, eeg_trial):
+    """A pause makes the stream stale, then resumes: no window covers samples on both sides of it."""
+    recorder = _Recorder()
+    manager, collector = _manager(engine, recorder, stale_after_s=0.3)
+    source_id = uuid.uuid4().hex
+    outlet, order = _eeg_outlet(eeg_trial, source_id)
+    signal = eeg_trial.signals["eeg"]
+    try:
+        sid = manager.attach(AttachRequest(modality="eeg", source_id=source_id)).id
+        _wait_until(lambda: manager.get(sid).connected, 10, "connection")
+        assert manager.get(sid).stale  # connected, no sample yet
+        first = int(12 * SFREQ)
+        _push(outlet, order, signal, 0, first, _anchor(first))
+        _wait_until(lambda: len(collector.snapshot()) >= 2, 10, "2 states before the pause")
+        _wait_until(lambda: manager.get(sid).stale, 5, "stale during the pause")
+        second = int(16 * SFREQ)
+        t_resume = recorder.arrays()[1][-1] + 1.0  # a 1 s jump in the timestamps
+        _push(outlet, order, signal, first, second, t_resume)
+        _wait_until(lambda: not manager.get(sid).stale, 5, "stale to clear")
+        _wait_until(
+            lambda: any(s.lsl_time > collector.snapshot()[1].lsl_time + 5 for s in collector.snapshot()),
+            10,
+            "states after the pause",
+        )
+        time.sleep(0.3)
+    finally:
+        manager.close()
+    states = collector.snapshot()
+    data, timestamps, index = _received_in_spec_order(bundle, recorder, eeg_trial)
+    assert np.array_equal(index, np.arange(first + second))
+    expected, covered = _offline(bundle, data, timestamps, index)
+    assert len(states) == len(expected) and len(states) >= 3
+    for s in states:
+        lo, hi = covered[s.lsl_time]
+        assert hi < first or lo >= first, f"window of samples {lo}..{hi} spans the gap at {first}"
+        assert np.allclose(list(s.probabilities.values()), expected[s.lsl_time], atol=1e-5)
+        if s.data_age_s > 0.3 + 0.2:  # fast-forwarded data is old when it arrives: stale by definition
+            assert s.stale
+        if s.lsl_time > t_resume:  # resumed data is stamped ahead of the clock: fresh
+            assert not s.stale
+    assert covered[states[-1].lsl_time][0] >= first  # predictions resumed after the gap
