@@ -1,0 +1,353 @@
+"""Tests for clients.simulator with real LSL outlets and inlets on loopback (unique source_ids per test)."""
+
+from __future__ import annotations
+
+import time
+import uuid
+
+import numpy as np
+import pylsl
+import pytest
+from pylsl.util import LostError
+
+from clients.simulator import Fault, Simulator, StreamSpec, TrialMarker, source_id
+from signals.synthetic import SyntheticConfig, generate_trial
+
+CONFIG = SyntheticConfig(n_subjects=3, n_trials=3, trial_duration_s=2.0)
+SUBJECT = 1
+
+
+def _sim(**kwargs) -> Simulator:
+    tag = uuid.uuid4().hex[:12]
+    kwargs.setdefault("subject", SUBJECT)
+    return Simulator(
+        kwargs.pop("config", CONFIG),
+        name_prefix=f"M2S-Test-{tag}",
+        source_id_prefix=f"m2s-test-{tag}",
+        **kwargs,
+    )
+
+
+def _inlet(sim: Simulator, stream: str) -> pylsl.StreamInlet:
+    found = pylsl.resolve_byprop("source_id", sim.source_ids[stream], timeout=3.0)
+    assert found, f"the {stream} outlet was not discovered"
+    inlet = pylsl.StreamInlet(found[0], max_buflen=30, recover=False)
+    inlet.open_stream(timeout=3.0)
+    return inlet
+
+
+def _pull_all(inlets: dict[str, pylsl.StreamInlet], seconds: float) -> dict[str, tuple]:
+    """Everything each inlet receives during the same ``seconds`` of wall time.
+
+    Returns, per stream, data (n, n_channels), timestamps (n,) and the local clock at the last
+    non-empty pull.
+    """
+    got: dict[str, tuple[list, list, list]] = {m: ([], [], [0.0]) for m in inlets}
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        for m, inlet in inlets.items():
+            chunk, ts = inlet.pull_chunk(timeout=0.0, max_samples=4096)
+            if ts:
+                got[m][0].append(np.asarray(chunk, dtype=np.float64))
+                got[m][1].append(np.asarray(ts))
+                got[m][2][0] = pylsl.local_clock()
+        time.sleep(0.01)
+    for m, (_, stamps, _) in got.items():
+        assert stamps, f"no {m} sample arrived"
+    return {m: (np.concatenate(d), np.concatenate(t), r[0]) for m, (d, t, r) in got.items()}
+
+
+def _pull(inlet: pylsl.StreamInlet, seconds: float) -> tuple[np.ndarray, np.ndarray]:
+    """Everything one inlet receives during ``seconds``: data (n, n_channels), timestamps (n,)."""
+    data, stamps, _ = _pull_all({"stream": inlet}, seconds)["stream"]
+    return data, stamps
+
+
+def _expected(modality: str, indices: np.ndarray, first_trial: int = CONFIG.n_trials) -> np.ndarray:
+    """Independent reference: samples ``indices`` of the concatenated trials, (n, n_channels) as float32."""
+    config = CONFIG.model_copy(update={"n_trials": first_trial + 10})
+    n = int(round(CONFIG.trial_duration_s * getattr(CONFIG, modality).sfreq))
+    trials = {}
+    rows = []
+    for i in indices:
+        k, offset = divmod(int(i), n)
+        if k not in trials:
+            trials[k] = generate_trial(config, SUBJECT, 0, first_trial + k, modalities=[modality])
+        rows.append(trials[k].signals[modality][:, offset])
+    return np.asarray(rows).astype(np.float32).astype(np.float64)
+
+
+def _indices(sim: Simulator, timestamps: np.ndarray, sfreq: float) -> np.ndarray:
+    """Sample indices from timestamps; asserts they are exactly ``start_time + i / (sfreq * speed)``."""
+    position = (timestamps - sim.start_time) * sfreq * sim.speed
+    indices = np.round(position).astype(np.int64)
+    np.testing.assert_allclose(position, indices, atol=1e-6)
+    return indices
+
+
+def test_source_id_format():
+    """Source ids are stable strings built from the modality, subject and seed."""
+    assert source_id("eeg", subject=3, seed=7) == "m2s-sim-eeg-s3-seed7"
+    assert source_id("markers", subject=0, seed=0, prefix="lab") == "lab-markers-s0-seed0"
+
+
+def test_stream_specs_match_the_generator():
+    """The advertised channels, units and rates are the generator's for every modality."""
+    sim = _sim(modalities=["eeg", "eye", "ecg", "pps"])
+    trial = generate_trial(CONFIG, SUBJECT, 0, 0)
+    for m in ("eeg", "eye", "ecg", "pps"):
+        spec = sim.streams[m]
+        assert spec.channels == trial.channel_names[m]
+        assert spec.units == trial.units[m]
+        assert spec.sfreq == trial.sfreq[m]
+        assert spec.source_id == f"{sim.source_id_prefix}-{m}-s{SUBJECT}-seed0"
+    assert sim.streams["markers"] == StreamSpec(
+        f"{sim.name_prefix}-Markers",
+        "Markers",
+        sim.source_ids["markers"],
+        0.0,
+        ("emotion",),
+        ("",),
+        ("Marker",),
+    )
+
+
+def test_streams_are_resolvable_with_their_metadata():
+    """Every outlet is found by source_id and carries name, type, rate, format and channel metadata."""
+    with _sim(modalities=["eeg", "eye", "ecg", "pps"]) as sim:
+        for stream, spec in sim.streams.items():
+            info = _inlet(sim, stream).info(timeout=3.0)
+            assert (info.name(), info.type(), info.source_id()) == (spec.name, spec.type, spec.source_id)
+            assert info.nominal_srate() == spec.sfreq
+            assert info.channel_count() == len(spec.channels)
+            fmt = pylsl.cf_string if stream == "markers" else pylsl.cf_float32
+            assert info.channel_format() == fmt
+            channel = info.desc().child("channels").child("channel")
+            labels, units, types = [], [], []
+            while not channel.empty():
+                labels.append(channel.child_value("label"))
+                units.append(channel.child_value("unit"))
+                types.append(channel.child_value("type"))
+                channel = channel.next_sibling()
+            assert (tuple(labels), tuple(units), tuple(types)) == (
+                spec.channels,
+                spec.units,
+                spec.channel_types,
+            )
+            node = info.desc().child("m2s_simulator")
+            assert node.child_value("subject") == str(SUBJECT)
+            assert node.child_value("first_trial") == str(CONFIG.n_trials)
+
+
+@pytest.mark.slow
+def test_data_and_timestamps_equal_the_generator_across_a_trial_boundary():
+    """Samples arrive complete, exactly timestamped, near the local clock, equal to the unseen trials' signals."""
+    with _sim(modalities=["eeg", "eye", "ecg"]) as sim:
+        inlets = {m: _inlet(sim, m) for m in sim.modalities}
+        received = _pull_all(inlets, 2.6)
+    for m, (data, stamps, received_at) in received.items():
+        sfreq = sim.streams[m].sfreq
+        indices = _indices(sim, stamps, sfreq)
+        assert np.all(np.diff(indices) == 1), f"{m}: samples dropped or reordered"
+        assert indices[0] < sfreq * 0.5 and indices[-1] >= 2 * sfreq, (
+            f"{m}: the trial boundary was not crossed"
+        )
+        assert 0 <= received_at - stamps[-1] < 0.5, f"{m}: timestamps are not on the local clock"
+        np.testing.assert_array_equal(data, _expected(m, indices))
+
+
+@pytest.mark.slow
+def test_markers_carry_the_true_label_at_each_trial_onset():
+    """One JSON marker per trial onset, stamped at the trial's first sample, with the trial's true class."""
+    speed = 4.0  # 2-s trials every 0.5 s of wall time
+    with _sim(modalities=["ecg"], speed=speed) as sim:
+        inlet = _inlet(sim, "markers")
+        markers = []
+        deadline = time.monotonic() + 2.4
+        while time.monotonic() < deadline:
+            sample, ts = inlet.pull_sample(timeout=0.1)
+            if sample is not None:
+                markers.append(TrialMarker.from_json(sample[0], ts))
+        timeline = sim.labels_timeline
+    assert len(markers) >= 3
+    config = CONFIG.model_copy(update={"n_trials": 50})
+    for marker in markers:
+        played = marker.trial - CONFIG.n_trials
+        assert played >= 0
+        assert marker.lsl_time == pytest.approx(sim.start_time + played * 2.0 / speed, abs=1e-9)
+        assert marker.label == generate_trial(config, SUBJECT, 0, marker.trial, modalities=["ecg"]).class_name
+        assert marker in timeline
+    assert [m.trial for m in timeline] == list(range(CONFIG.n_trials, CONFIG.n_trials + len(timeline)))
+    assert len({m.label for m in timeline}) >= 2, "labels never changed"
+    second = timeline[1]
+    assert sim.label_at(second.lsl_time) == second.label
+    assert sim.label_at(second.lsl_time - 1e-3) == timeline[0].label
+    assert sim.label_at(timeline[0].lsl_time - 1.0) is None
+
+
+def test_speed_compresses_timestamps_but_keeps_the_nominal_rate():
+    """At speed 4, sample i is stamped start_time + i / (4 sfreq) while the stream still says sfreq."""
+    with _sim(modalities=["ecg"], speed=4.0) as sim:
+        inlet = _inlet(sim, "ecg")
+        assert inlet.info(timeout=3.0).nominal_srate() == 256.0
+        data, stamps = _pull(inlet, 0.5)
+    indices = _indices(sim, stamps, 256.0)  # asserts the compressed spacing exactly
+    assert np.all(np.diff(indices) == 1)
+    np.testing.assert_array_equal(data, _expected("ecg", indices))
+
+
+@pytest.mark.slow
+def test_pause_fault_leaves_a_timestamp_gap():
+    """During a pause nothing is sent: the inlet sees a gap in sample times, then the timeline goes on."""
+    with _sim(modalities=["eeg"], faults=[Fault("pause", 0.8, 0.5)]) as sim:
+        data, stamps = _pull(_inlet(sim, "eeg"), 1.8)
+    indices = _indices(sim, stamps, 200.0)
+    assert not np.any((indices >= 160) & (indices < 260))
+    steps = np.diff(indices)
+    assert steps.max() == 101 and np.sum(steps != 1) == 1, "exactly one gap of 0.5 s"
+    assert indices[0] < 160 and indices[-1] > 280
+    np.testing.assert_array_equal(data, _expected("eeg", indices))
+
+
+@pytest.mark.slow
+def test_dropout_fault_recreates_the_outlet_with_the_same_source_id():
+    """A drop-out ends the inlet's stream; a new outlet with the same source_id (new uid) then resumes."""
+    with _sim(modalities=["ecg"], faults=[Fault("dropout", 0.8, 0.6)]) as sim:
+        inlet = _inlet(sim, "ecg")
+        uid = inlet.info().uid()
+        before = []
+        with pytest.raises(LostError):
+            deadline = time.monotonic() + 3.0
+            while time.monotonic() < deadline:
+                _, ts = inlet.pull_chunk(timeout=0.05)
+                before.extend(ts)
+        deadline, found = time.monotonic() + 3.0, []
+        while time.monotonic() < deadline and not found:
+            found = [
+                s
+                for s in pylsl.resolve_byprop("source_id", sim.source_ids["ecg"], timeout=0.3)
+                if s.uid() != uid
+            ]
+        assert found, "no new outlet with the same source_id"
+        inlet = pylsl.StreamInlet(found[0], recover=False)
+        inlet.open_stream(timeout=3.0)
+        data, stamps = _pull(inlet, 0.5)
+    assert before and _indices(sim, np.asarray(before), 256.0).max() < 0.8 * 256
+    indices = _indices(sim, stamps, 256.0)
+    assert indices.min() >= 1.4 * 256 and np.all(np.diff(indices) == 1)
+    np.testing.assert_array_equal(data, _expected("ecg", indices))
+
+
+@pytest.mark.slow
+def test_nan_fault_blanks_eeg_and_ecg_but_not_gaze():
+    """A NaN burst makes every EEG and ECG sample in it NaN and leaves the rest (and gaze) untouched."""
+    with _sim(faults=[Fault("nan", 0.8, 0.3)]) as sim:
+        inlets = {m: _inlet(sim, m) for m in sim.modalities}
+        received = _pull_all(inlets, 1.5)
+    for m, (data, stamps, _) in received.items():
+        sfreq = sim.streams[m].sfreq
+        indices = _indices(sim, stamps, sfreq)
+        burst = (indices / sfreq >= 0.8) & (indices / sfreq < 1.1)
+        assert burst.sum() >= 0.3 * sfreq - 1
+        expected = _expected(m, indices)
+        if m in ("eeg", "ecg"):
+            assert np.isnan(data[burst]).all()
+            expected[burst] = np.nan
+        if m in ("eeg", "ecg"):
+            assert np.isfinite(data[~burst]).all()
+        np.testing.assert_array_equal(data, expected)
+
+
+def test_duration_stops_playback_after_exactly_that_many_samples():
+    """With duration_s the simulator ends by itself after floor(duration · sfreq) samples per stream."""
+    sim = _sim(duration_s=0.5, speed=2.0).start()
+    try:
+        assert sim.wait(5.0)
+        assert not sim.running and sim.error is None
+        assert sim.n_pushed == {"eeg": 100, "eye": 60, "ecg": 128}
+        assert [m.trial for m in sim.labels_timeline] == [CONFIG.n_trials]
+    finally:
+        sim.stop()
+
+
+def test_first_trial_can_be_chosen():
+    """first_trial picks where playback starts (default: the config's n_trials, unseen in training)."""
+    assert _sim().first_trial == CONFIG.n_trials
+    sim = _sim(first_trial=1, duration_s=0.1).start()
+    sim.wait(5.0)
+    sim.stop()
+    expected = generate_trial(CONFIG, SUBJECT, 0, 1, modalities=["eeg"]).class_name
+    assert sim.labels_timeline[0].trial == 1 and sim.labels_timeline[0].label == expected
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "match"),
+    [
+        ({"config": "x"}, TypeError, "config must be an instance of SyntheticConfig"),
+        ({"subject": 3}, ValueError, r"subject must be in \[0, 3\)"),
+        ({"subject": 1.5}, TypeError, "subject must be an int"),
+        ({"modalities": []}, ValueError, "modalities is empty"),
+        ({"modalities": ["eeg", "emg"]}, ValueError, "Invalid value for the 'modalities' parameter"),
+        ({"first_trial": -1}, ValueError, "first_trial must be >= 0"),
+        ({"speed": 0}, ValueError, "speed must be > 0"),
+        ({"speed": 5000}, ValueError, "speed must be <= 1000"),
+        ({"chunk_s": 0.001}, ValueError, "chunk_s must be >= 0.005"),
+        ({"duration_s": -1}, ValueError, "duration_s must be >= 0"),
+        ({"faults": Fault("pause", 1, 1)}, TypeError, "faults must be an instance of list, tuple"),
+        ({"faults": ["pause"]}, TypeError, "each fault must be an instance of Fault"),
+        ({"faults": [Fault("nan", 5, 1)], "duration_s": 5}, ValueError, "nan fault at 5 s never happens"),
+        ({"faults": [Fault("dropout", 1, 0.01)]}, ValueError, "a dropout must last at least one chunk"),
+        ({"name_prefix": "M2S Sim"}, ValueError, "name_prefix must be a non-empty string without spaces"),
+    ],
+)
+def test_constructor_validates_arguments(kwargs, error, match):
+    """Every bad argument raises with a message naming it."""
+    with pytest.raises(error, match=match):
+        Simulator(kwargs.pop("config", CONFIG), **kwargs)
+
+
+@pytest.mark.parametrize(
+    ("kind", "text", "match"),
+    [
+        ("pause", "30", r"--pause '30' is not AT:SECONDS; .* e\.g\. --pause 30:5"),
+        ("nan", "a:b", "--nan 'a:b' is not AT:SECONDS"),
+        ("dropout", "-1:2", "dropout fault start must be >= 0"),
+        ("pause", "3:0", "pause fault duration must be > 0"),
+        ("pause", "3:inf", "pause fault duration must be finite"),
+        ("crash", "3:1", "Invalid value for the 'kind' parameter"),
+    ],
+)
+def test_fault_parse_rejects_bad_values(kind, text, match):
+    """AT:SECONDS must be two numbers in range, for a known fault kind."""
+    with pytest.raises(ValueError, match=match):
+        Fault.parse(kind, text)
+
+
+def test_fault_parse_reads_start_and_length():
+    """'30:5.5' is a fault at 30 s for 5.5 s."""
+    fault = Fault.parse("dropout", "30:5.5")
+    assert fault == Fault("dropout", 30.0, 5.5) and fault.end_s == 35.5
+
+
+def test_trial_marker_round_trips_and_rejects_other_strings():
+    """Markers are JSON {"trial", "label"}; anything else is refused with the expected format."""
+    marker = TrialMarker(12.5, 17, "positive")
+    assert TrialMarker.from_json(marker.to_json(), 12.5) == marker
+    for text in ("positive", '{"trial": "1", "label": "x"}', '{"trial": 1}', '{"trial": true, "label": "x"}'):
+        with pytest.raises(ValueError, match="is not a simulator marker"):
+            TrialMarker.from_json(text, 0.0)
+
+
+def test_wrong_state_errors():
+    """wait() before start() and a second start() raise RuntimeError saying what to do."""
+    sim = _sim(duration_s=0.05)
+    with pytest.raises(RuntimeError, match="call start"):
+        sim.wait(0)
+    sim.start()
+    try:
+        with pytest.raises(RuntimeError, match="create a new Simulator"):
+            sim.start()
+    finally:
+        sim.stop()
+    sim.stop()  # idempotent
+    assert not sim.running
