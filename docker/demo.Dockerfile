@@ -1,5 +1,5 @@
-# The current main job in a container: the synthetic generator streamed through the live feature
-# extractors (CPU only, no dataset). The GPU service and trainer images replace this with the service.
+# The features-only demo in a container: the synthetic generator streamed through the live feature
+# extractors (CPU only, no dataset). The GPU service and trainer images come with the deployment work.
 FROM python:3.11-slim
 
 RUN useradd --create-home --uid 10001 m2s
