@@ -1,8 +1,6 @@
 """Bundle manifests and the model repository: validation, checksums, versions, and no torch needed."""
 
 import json
-import subprocess
-import sys
 
 import pytest
 
@@ -10,6 +8,7 @@ from models.bundle import BundleError, load_manifest, manifest_json_schema
 from models.repository import ModelRepository, parse_model_ref
 from signals.spec import DESpec, feature_spec_from_dict
 from tests.bundles import CHANNELS, manifest_dict, write_bundle
+from tests.no_torch import run_without
 
 
 def test_round_trip_and_feature_spec_survives(tmp_path):
@@ -132,20 +131,13 @@ def test_bundle_code_imports_without_torch(tmp_path):
     """models.bundle and models.repository load a bundle in a process where torch cannot be imported."""
     folder = write_bundle(tmp_path)
     code = (
-        "import sys, importlib.abc\n"
-        "class Block(importlib.abc.MetaPathFinder):\n"
-        "    def find_spec(self, name, path, target=None):\n"
-        "        if name.split('.')[0] in ('torch', 'onnxruntime'):\n"
-        "            raise ModuleNotFoundError('blocked ' + name)\n"
-        "sys.meta_path.insert(0, Block())\n"
+        "import sys\n"
         "from models.repository import ModelRepository\n"
         f"b = ModelRepository({str(tmp_path)!r}).load('demo')\n"
         "assert 'torch' not in sys.modules\n"
         "print(b.ref)\n"
     )
-    out = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=False
-    )
+    out = run_without(code, blocked=("torch", "onnxruntime"), timeout=120)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "demo:1"
     assert folder.is_dir()

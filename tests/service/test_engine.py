@@ -4,8 +4,6 @@ import json
 import logging
 import os
 import shutil
-import subprocess
-import sys
 import threading
 import time
 
@@ -17,6 +15,7 @@ from models.bundle import BundleError, file_sha256
 from models.repository import DEFAULT_REPOSITORY, DEMO_BUNDLE, ModelRepository
 from service import engine as engine_module
 from service.engine import InferenceEngine, default_providers
+from tests.no_torch import run_without
 
 SHAPES = {"eeg": (5, 310), "eye": (5, 33), "ecg": (5, 10)}  # (T, D) of the demo bundle, from its manifest
 CPU = "CPUExecutionProvider"
@@ -359,12 +358,7 @@ def test_close_serves_queued_requests_and_joins_threads(repository, direct):
 
 
 _WITHOUT_TORCH = r"""
-import sys, importlib.abc
-class Block(importlib.abc.MetaPathFinder):
-    def find_spec(self, name, path, target=None):
-        if name.split('.')[0] == 'torch':
-            raise ModuleNotFoundError('blocked ' + name)
-sys.meta_path.insert(0, Block())
+import sys
 import numpy as np
 import service, service.config, service.engine
 from models.repository import DEFAULT_REPOSITORY, ModelRepository
@@ -381,13 +375,6 @@ print('ok')
 def test_service_core_works_without_torch():
     """service.config and service.engine import, load and predict in a process where torch cannot be imported."""
     env = {k: v for k, v in os.environ.items() if not k.upper().startswith("M2S_")}
-    out = subprocess.run(
-        [sys.executable, "-c", _WITHOUT_TORCH],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-        env=env,
-    )
+    out = run_without(_WITHOUT_TORCH, timeout=120, env=env)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "ok"

@@ -1,8 +1,6 @@
 """The online pipeline: the windows training would cut, normalised as in the manifest, never across a gap."""
 
 import logging
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -13,6 +11,7 @@ from models.repository import DEFAULT_REPOSITORY, DEMO_BUNDLE, ModelRepository
 from service.pipeline import OnlinePipeline, WindowReady, map_channels, unit_scale
 from signals.spec import DESpec, PpsSpec, SmoothingSpec
 from signals.synthetic import SyntheticConfig, generate_trial
+from tests.no_torch import run_without
 
 T0 = 1000.0  # LSL clocks do not start at zero
 LOGGER = "service.pipeline"
@@ -395,12 +394,7 @@ def test_not_reproducible_warns(bundle, caplog):
 def test_imports_without_torch():
     """service.pipeline builds a pipeline from the demo bundle in a process that cannot import torch."""
     code = (
-        "import sys, importlib.abc\n"
-        "class Block(importlib.abc.MetaPathFinder):\n"
-        "    def find_spec(self, name, path, target=None):\n"
-        "        if name.split('.')[0] in ('torch', 'onnxruntime'):\n"
-        "            raise ModuleNotFoundError('blocked ' + name)\n"
-        "sys.meta_path.insert(0, Block())\n"
+        "import sys\n"
         "import numpy as np\n"
         "from models.repository import DEFAULT_REPOSITORY, DEMO_BUNDLE, ModelRepository\n"
         "from service.pipeline import OnlinePipeline\n"
@@ -410,8 +404,6 @@ def test_imports_without_torch():
         "assert 'torch' not in sys.modules\n"
         "print(len(out))\n"
     )
-    out = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=False, cwd=ROOT
-    )
+    out = run_without(code, blocked=("torch", "onnxruntime"), timeout=120, cwd=ROOT)
     assert out.returncode == 0, out.stderr
     assert int(out.stdout.strip()) > 0

@@ -1,12 +1,10 @@
 """`m2s-train export` and the committed default demo bundle."""
 
-import subprocess
-import sys
-
 import numpy as np
 import pytest
 
 from models.repository import ModelRepository
+from tests.no_torch import run_without
 from training.cli import main
 from training.demo_bundle import DEMO_MODALITIES, DEMO_NAME, DEMO_REPOSITORY
 
@@ -73,12 +71,7 @@ def test_demo_bundle_is_committed_and_verified():
 
 # Runs in a process where torch cannot be imported: the manifest alone tells how to compute the inputs.
 _SERVE_WITHOUT_TORCH = r"""
-import sys, importlib.abc
-class Block(importlib.abc.MetaPathFinder):
-    def find_spec(self, name, path, target=None):
-        if name.split('.')[0] == 'torch':
-            raise ModuleNotFoundError('blocked ' + name)
-sys.meta_path.insert(0, Block())
+import sys
 import numpy as np, onnxruntime as ort
 from models.repository import DEFAULT_REPOSITORY, DEMO_BUNDLE, ModelRepository
 from signals.synthetic import SyntheticConfig, generate_trial
@@ -109,9 +102,7 @@ print(" ".join(f"{m}={np.mean(h):.3f}" for m, h in hits.items()))
 
 def test_demo_bundle_serves_without_torch_on_unseen_trials():
     """With onnxruntime and the manifest only (no torch), the demo bundle recognises unseen synthetic trials."""
-    out = subprocess.run(
-        [sys.executable, "-c", _SERVE_WITHOUT_TORCH], capture_output=True, text=True, timeout=300, check=False
-    )
+    out = run_without(_SERVE_WITHOUT_TORCH, timeout=300)
     assert out.returncode == 0, out.stderr
     accuracy = {k: float(v) for k, v in (item.split("=") for item in out.stdout.split())}
     assert set(accuracy) == set(DEMO_MODALITIES)
