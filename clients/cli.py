@@ -12,7 +12,12 @@ import logging
 import sys
 
 # Modules that contribute commands, each with `register(subparsers)`.
-COMMAND_MODULES: tuple[str, ...] = ("clients.simulate_cli",)
+COMMAND_MODULES: tuple[str, ...] = (
+    "clients.simulate_cli",
+    "clients.replay_cli",
+    "clients.predict_cli",
+    "clients.watch_cli",
+)
 
 
 def build_parser() -> argparse.ArgumentParser:

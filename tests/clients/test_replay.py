@@ -1,0 +1,149 @@
+"""Tests for clients.replay and `m2s replay`: recordings played back over real LSL outlets."""
+
+from __future__ import annotations
+
+import time
+import uuid
+
+import numpy as np
+import pylsl
+import pytest
+
+from clients.cli import main
+from clients.replay import Replayer, load_recording
+from training.datasets.fixtures.recordings import make_recording, write_edf, write_fif, write_xdf
+
+SPEED = 20.0
+
+
+def _inlet(source_id: str) -> pylsl.StreamInlet:
+    """An open inlet on the stream with ``source_id``."""
+    found = pylsl.resolve_byprop("source_id", source_id, timeout=5)
+    assert found, f"stream {source_id} not found"
+    inlet = pylsl.StreamInlet(found[0], max_buflen=60)
+    inlet.open_stream(timeout=5)
+    return inlet
+
+
+def _drain(inlet: pylsl.StreamInlet) -> tuple[list, np.ndarray]:
+    """Everything the inlet holds, until a pull comes back empty."""
+    data, stamps = [], []
+    while True:
+        chunk, ts = inlet.pull_chunk(timeout=0.3)
+        if not ts:
+            return data, np.asarray(stamps)
+        data += chunk
+        stamps += ts
+
+
+def test_xdf_round_trip(tmp_path):
+    """An XDF file comes back over LSL with its samples, labels, units, rates and relative times / speed."""
+    rec = make_recording(duration_s=6.0, trials=((1.0, 3.0, "happy"),))
+    path = write_xdf(tmp_path / "rec.xdf", rec, t0=500.0)
+    prefix = f"test-{uuid.uuid4().hex[:8]}"
+    streams = load_recording(path, source_id_prefix=prefix)
+    assert [s.name for s in streams] == ["EEG", "ECG", "Markers"]
+    assert [s.sfreq for s in streams] == [rec.sfreq, 2 * rec.sfreq, 0.0]
+    player = Replayer(streams, speed=SPEED, chunk_s=0.02)
+    with player:
+        inlets = {k: _inlet(f"{prefix}-{k}") for k in ("eeg", "ecg", "markers")}
+        assert player.wait(10)
+        eeg, t_eeg = _drain(inlets["eeg"])
+        ecg, t_ecg = _drain(inlets["ecg"])
+        marks, t_marks = _drain(inlets["markers"])
+        desc = inlets["eeg"].info().desc().child("channels").child("channel")
+        label, unit = desc.child_value("label"), desc.child_value("unit")
+        rate = inlets["ecg"].info().nominal_srate()
+    start = player.start_time
+    # Samples pushed before an inlet connected are missed: locate each received one by its timestamp.
+    idx = np.round((t_eeg - start) * SPEED * rec.sfreq).astype(int)
+    assert len(idx) > 0.75 * rec.eeg.shape[1] and idx[-1] == rec.eeg.shape[1] - 1
+    np.testing.assert_allclose(t_eeg, start + idx / rec.sfreq / SPEED, atol=1e-6)
+    np.testing.assert_allclose(np.asarray(eeg), rec.eeg.T[idx], rtol=1e-6, atol=1e-5)
+    assert np.all(np.diff(idx) == 1)
+    jdx = np.round((t_ecg - start) * SPEED * 2 * rec.sfreq).astype(int)
+    np.testing.assert_allclose(np.asarray(ecg)[:, 0], np.repeat(rec.ecg[0], 2)[jdx], rtol=1e-6, atol=1e-6)
+    assert [x[0] for x in marks] == [t for _, t in rec.markers]
+    expected = start + (np.array([t for t, _ in rec.markers]) + 0.5 / rec.sfreq) / SPEED
+    np.testing.assert_allclose(t_marks, expected, atol=1e-6)
+    assert (label, unit, rate) == ("Fz", "microvolts", 2 * rec.sfreq)
+
+
+def test_edf_and_fif_units(tmp_path):
+    """MNE's volts are sent as µV for EEG-typed and mV for ECG-typed channels; annotations become markers."""
+    rec = make_recording(duration_s=4.0, trials=((1.0, 2.0, "sad"),))
+    # MNE types every EDF signal as EEG (so the mV ECG lead is sent in µV); FIF keeps the ECG type.
+    cases = (
+        (write_edf(tmp_path / "r.edf", rec), "EEG", "microvolts", 1e3, "m2s-replay-r-eeg"),
+        (write_fif(tmp_path / "r_raw.fif", rec), "Mixed", "millivolts", 1.0, "m2s-replay-r-raw-mixed"),
+    )
+    for path, stype, ecg_unit, ecg_factor, sid in cases:
+        streams = load_recording(path)
+        data = streams[0]
+        assert (data.type, data.source_id, data.sfreq) == (stype, sid, rec.sfreq)
+        assert data.channels == ("Fz", "Cz", "Pz", "ECG")
+        assert data.units == ("microvolts",) * 3 + (ecg_unit,)
+        np.testing.assert_allclose(data.data[:, :3], rec.eeg.T, atol=0.02)  # 16-bit EDF quantisation
+        np.testing.assert_allclose(data.data[:, 3], rec.ecg[0] * ecg_factor, atol=2e-4 * ecg_factor)
+        assert streams[-1].is_string and streams[-1].data == ["trial_start:sad", "trial_end"]
+        np.testing.assert_allclose(streams[-1].timestamps, [1.0, 2.0], atol=1 / rec.sfreq)
+
+
+def test_channels_and_names(tmp_path):
+    """--channels keeps the named channels; names get the prefix; source ids are stable per file."""
+    path = write_xdf(tmp_path / "My Rec.xdf", make_recording(duration_s=2.0))
+    streams = load_recording(path, name_prefix="P-", channels=["Cz"])
+    assert [s.name for s in streams] == ["P-EEG", "P-Markers"]
+    assert streams[0].channels == ("Cz",) and streams[0].data.shape[1] == 1
+    assert streams[0].source_id == "m2s-replay-my-rec-eeg"
+    assert load_recording(path)[0].source_id == streams[0].source_id
+
+
+def test_loop_continues_timestamps(tmp_path):
+    """With loop=True the file starts over one sample period after its end, timestamps increasing."""
+    rec = make_recording(duration_s=1.0, trials=())
+    streams = load_recording(write_xdf(tmp_path / "r.xdf", rec), channels=["Fz"])
+    player = Replayer(streams, speed=50.0, loop=True, chunk_s=0.01)
+    with player:
+        time.sleep(0.1)  # > 2 passes of 0.02 s
+    n = player.n_pushed["EEG"]
+    assert n > 2 * rec.eeg.shape[1]
+    assert player.period_s == pytest.approx(1.0)
+
+
+def test_errors(tmp_path):
+    """Unknown extension, missing file, unreadable file, unknown channel and bad speed are clear errors."""
+    with pytest.raises(ValueError, match="cannot replay files with extension '.txt'"):
+        load_recording(tmp_path / "a.txt")
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        load_recording(tmp_path / "missing.edf")
+    (tmp_path / "bad.edf").write_bytes(b"not an edf")
+    with pytest.raises(ValueError, match="could not be read as EDF by MNE"):
+        load_recording(tmp_path / "bad.edf")
+    (tmp_path / "bad.xdf").write_bytes(b"nope")
+    with pytest.raises(ValueError, match="could not be read as XDF"):
+        load_recording(tmp_path / "bad.xdf")
+    path = write_xdf(tmp_path / "r.xdf", make_recording(duration_s=2.0))
+    with pytest.raises(ValueError, match="does not have"):
+        load_recording(path, channels=["Oz"])
+    with pytest.raises(ValueError, match="speed must be <= 1000"):
+        Replayer(load_recording(path), speed=5000)
+    with pytest.raises(TypeError, match="non-empty sequence of ReplayStream"):
+        Replayer([])
+
+
+def test_cli_errors_exit_2(tmp_path, capsys):
+    """`m2s replay` reports bad files and options on stderr with exit status 2."""
+    assert main(["replay", str(tmp_path / "a.txt")]) == 2
+    assert "cannot replay files with extension" in capsys.readouterr().err
+    path = write_xdf(tmp_path / "r.xdf", make_recording(duration_s=2.0))
+    assert main(["replay", str(path), "--speed", "0"]) == 2
+    assert "--speed must be in" in capsys.readouterr().err
+
+
+def test_cli_plays_file(tmp_path, capsys):
+    """`m2s replay` plays a short file to the end and lists its streams."""
+    path = write_xdf(tmp_path / "r.xdf", make_recording(duration_s=2.0))
+    assert main(["replay", str(path), "--speed", "100", "--source-id", f"t-{uuid.uuid4().hex[:6]}"]) == 0
+    out = capsys.readouterr().out
+    assert "EEG" in out and "ECG" in out and "Markers" in out and "irregular" in out

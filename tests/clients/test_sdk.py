@@ -1,0 +1,417 @@
+"""Tests for clients.sdk against the REAL service app under uvicorn (committed demo bundle).
+
+Expected answers come from plain httpx requests to the same server (the REST JSON), independent
+of the SDK's request building and parsing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import socket
+import threading
+import time
+
+import httpx
+import numpy as np
+import pytest
+import uvicorn
+
+from clients.sdk import AsyncClient, Client, EmotionState, M2SError, StreamInfo
+from models.repository import DEMO_BUNDLE
+from service.api.deps import NOT_AUTHENTICATED
+from service.api.routes.ws import REASON_UNAUTHORIZED, unknown_stream_reason
+from service.app import create_app
+from tests.clients.conftest import EegOutlet, wait_until
+from tests.service.conftest import make_settings, run_server
+
+TOKEN = "s3cret-token"
+
+
+@pytest.fixture(scope="module")
+def meta(server_url):
+    """The demo bundle's metadata as the service sends it."""
+    return httpx.get(f"{server_url}/v2/models/{DEMO_BUNDLE}").json()
+
+
+@pytest.fixture(scope="module")
+def features(meta):
+    """A seeded (T, D) EEG feature window of the demo bundle's shape."""
+    eeg = meta["modalities"]["eeg"]
+    return np.random.default_rng(0).normal(1.0, 0.5, size=(eeg["seq_len"], eeg["dim"]))
+
+
+@pytest.fixture(scope="module")
+def token_url():
+    """A second real app that requires the bearer token TOKEN."""
+    with run_server(create_app(make_settings(api_token=TOKEN))) as url:
+        yield url
+
+
+def _rest_predict(url: str, body: dict) -> dict:
+    response = httpx.post(f"{url}/predict", json=body, timeout=30)
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+def _same_prediction(state: EmotionState, expected: dict) -> None:
+    assert state.label == expected["label"]
+    assert state.probabilities == pytest.approx(expected["probabilities"], abs=1e-6)
+    assert (
+        state.model.name == expected["model"]["name"] and state.model.version == expected["model"]["version"]
+    )
+    assert state.modality == expected["modality"] and state.lsl_time == expected["lsl_time"]
+
+
+# -- predict ------------------------------------------------------------------------------------------
+
+
+def test_predict_features_equals_rest(server_url, features):
+    """Client.predict on a numpy (T, D) window gives the REST answer for the same features."""
+    expected = _rest_predict(server_url, {"modality": "eeg", "features": features.tolist()})
+    with Client(server_url) as client:
+        state = client.predict("eeg", features=features)
+    assert isinstance(state, EmotionState) and state.timing.inference_ms > 0
+    _same_prediction(state, expected)
+
+
+def test_async_predict_features_equals_rest(server_url, features):
+    """AsyncClient.predict gives the REST answer, with an explicit model reference."""
+    expected = _rest_predict(
+        server_url, {"modality": "eeg", "features": features.tolist(), "model": DEMO_BUNDLE}
+    )
+
+    async def go():
+        async with AsyncClient(server_url) as client:
+            return await client.predict("eeg", features=features, model=DEMO_BUNDLE)
+
+    _same_prediction(asyncio.run(go()), expected)
+
+
+def test_predict_signal_equals_rest(server_url, eeg_signal):
+    """A raw numpy signal with timestamps is sent as the REST signal body; lsl_time is the window end."""
+    data, labels = eeg_signal
+    data = data[:, :2400]  # 12 s: enough for one 10 s window
+    stamps = 100.0 + np.arange(data.shape[1]) / 200.0
+    signal = {"sfreq": 200, "channels": labels, "data": data, "timestamps": stamps}
+    rest_signal = {"sfreq": 200.0, "channels": labels, "data": data.tolist(), "timestamps": stamps.tolist()}
+    expected = _rest_predict(server_url, {"modality": "eeg", "signal": rest_signal})
+    with Client(server_url) as client:
+        state = client.predict("eeg", signal=signal)
+    _same_prediction(state, expected)
+    assert 100.0 < state.lsl_time <= stamps[-1]
+
+
+def test_predict_error_carries_service_detail(server_url, features):
+    """A 422 answer raises M2SError with the status and the service's detail sentence verbatim."""
+    body = {"modality": "eeg", "features": features[:-1].tolist()}
+    response = httpx.post(f"{server_url}/predict", json=body)
+    with Client(server_url) as client, pytest.raises(M2SError) as info:
+        client.predict("eeg", features=features[:-1])
+    assert info.value.status == response.status_code == 422
+    assert info.value.detail == response.json()["detail"]
+    assert "features must be" in info.value.detail
+
+
+def test_async_unknown_model_is_404(server_url, features):
+    """An unknown model raises M2SError 404 with the service's detail, from the async client too."""
+    detail = httpx.post(
+        f"{server_url}/predict", json={"modality": "eeg", "features": features.tolist(), "model": "nope"}
+    ).json()["detail"]
+
+    async def go():
+        async with AsyncClient(server_url) as client:
+            await client.predict("eeg", features=features, model="nope")
+
+    with pytest.raises(M2SError, match="404") as info:
+        asyncio.run(go())
+    assert info.value.detail == detail
+
+
+def test_predict_validates_locally():
+    """Both or neither input, a 1-D array or a non-mapping signal are refused before any request."""
+    client = Client("http://127.0.0.1:9")
+    with pytest.raises(ValueError, match="exactly one of features"):
+        client.predict("eeg")
+    with pytest.raises(ValueError, match="exactly one of features"):
+        client.predict("eeg", features=[[1.0]], signal={"sfreq": 1})
+    with pytest.raises(ValueError, match=r"features must be a 2-D array, got shape \(3,\)"):
+        client.predict("eeg", features=[1.0, 2.0, 3.0])
+    with pytest.raises(ValueError, match="rectangular array"):
+        client.predict("eeg", features=[[1.0], [1.0, 2.0]])
+    with pytest.raises(TypeError, match="signal must be a mapping"):
+        client.predict("eeg", signal=[1, 2])
+    with pytest.raises(TypeError, match="modality must be a non-empty str"):
+        client.predict("", features=[[1.0]])
+
+
+def test_client_arguments_are_validated():
+    """A base URL without http(s):// and a non-positive timeout are refused."""
+    with pytest.raises(ValueError, match="base_url must be an http"):
+        Client("127.0.0.1:8000")
+    with pytest.raises(ValueError, match="timeout must be a positive"):
+        AsyncClient("http://127.0.0.1:8000", timeout=0)
+
+
+def test_unreachable_service_raises_without_status():
+    """A refused connection raises M2SError with status None and the URL."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # closed again: nothing listens there
+    with Client(f"http://127.0.0.1:{port}", timeout=2) as client, pytest.raises(M2SError) as info:
+        client.ready()
+    assert info.value.status is None and f"127.0.0.1:{port}" in info.value.detail
+
+
+# -- metadata and health ------------------------------------------------------------------------------
+
+
+def test_models_and_model_equal_rest(server_url, meta):
+    """models(), model(name) and model('name:version') mirror the REST JSON."""
+    listed = httpx.get(f"{server_url}/v2/models").json()["data"]
+    with Client(server_url) as client:
+        assert [m.model_dump() for m in client.models()] == listed
+        assert client.model(DEMO_BUNDLE).model_dump() == meta
+        assert client.model(f"{DEMO_BUNDLE}:{meta['version']}").version == meta["version"]
+        with pytest.raises(ValueError, match="version must be an integer"):
+            client.model(f"{DEMO_BUNDLE}:latest")
+        with pytest.raises(M2SError) as info:
+            client.model("no-such-model")
+    assert info.value.status == 404
+    assert info.value.detail == httpx.get(f"{server_url}/v2/models/no-such-model").json()["detail"]
+
+
+def test_ready(server_url):
+    """ready() reports the loaded demo bundle."""
+    with Client(server_url) as client:
+        readiness = client.ready()
+    assert readiness.ready and any(m.startswith(f"{DEMO_BUNDLE}:") for m in readiness.models)
+
+
+def test_token_is_sent_and_missing_token_refused(token_url, features):
+    """With the token the calls succeed; without it the service's 401 detail is raised."""
+    with Client(token_url, TOKEN) as client:
+        assert client.predict("eeg", features=features).label
+    with Client(token_url) as client, pytest.raises(M2SError) as info:
+        client.streams()
+    assert info.value.status == 401 and info.value.detail == NOT_AUTHENTICATED
+
+
+def test_stream_wrong_token_raises_4401(token_url):
+    """A WebSocket refused for its token raises M2SError 4401 with the reason, not an endless reconnect."""
+
+    async def go():
+        async with AsyncClient(token_url, "wrong") as client:
+            async for _ in client.stream():
+                pass
+
+    with pytest.raises(M2SError) as info:
+        asyncio.run(asyncio.wait_for(go(), 10))
+    assert info.value.status == 4401 and info.value.detail == REASON_UNAUTHORIZED
+
+
+def test_stream_unknown_stream_raises_4404(server_url):
+    """stream('ghost') raises M2SError 4404 with the service's reason."""
+
+    async def go():
+        async with AsyncClient(server_url) as client, client.stream("ghost") as states:
+            await anext(states)
+
+    with pytest.raises(M2SError) as info:
+        asyncio.run(asyncio.wait_for(go(), 10))
+    assert info.value.status == 4404 and info.value.detail == unknown_stream_reason("ghost")
+
+
+def test_stream_gives_up_after_max_attempts():
+    """With max_attempts, an unreachable WebSocket raises M2SError after that many tries."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+
+    async def go():
+        async with AsyncClient(f"http://127.0.0.1:{port}") as client:
+            stream = client.stream(initial_backoff_s=0.01, max_backoff_s=0.02, max_attempts=3)
+            await anext(stream)
+
+    with pytest.raises(M2SError, match="after 3 attempt"):
+        asyncio.run(go())
+
+
+# -- live streams ---------------------------------------------------------------------------------------
+
+
+def _wait_connected(client: Client, stream_id: str) -> None:
+    wait_until(
+        lambda: any(s.id == stream_id and s.connected for s in client.streams()), 15, "the stream to connect"
+    )
+
+
+async def _collect(stream, states: list, n: int, until=lambda state: True) -> None:
+    """Append states until ``n`` are held and the last satisfies ``until``."""
+    async for state in stream:
+        states.append(state)
+        if len(states) >= n and until(state):
+            return
+
+
+@pytest.mark.slow
+def test_attach_stream_detach(server_url, eeg_outlet):
+    """attach() a real LSL outlet, receive its states from AsyncClient.stream(id), then detach() it."""
+    outlet: EegOutlet = eeg_outlet()
+
+    async def go():
+        async with AsyncClient(server_url) as client:
+            info = await client.attach("eeg", source_id=outlet.source_id, type="EEG")
+            assert isinstance(info, StreamInfo) and info.selector["source_id"] == outlet.source_id
+            await asyncio.to_thread(_wait_connected, Client(server_url), info.id)
+            states: list[EmotionState] = []
+            async with client.stream(info.id) as stream:
+                collector = asyncio.create_task(_collect(stream, states, 2))
+                await asyncio.sleep(0.3)  # subscribed before the data arrive
+                await asyncio.to_thread(outlet.push, 14.0)
+                await asyncio.wait_for(collector, 15)
+            listed = {s.id: s for s in await client.streams()}
+            await client.detach(info.id)
+            with pytest.raises(M2SError) as missing:
+                await client.detach(info.id)
+            return info, states, listed, await client.streams(), missing.value
+
+    info, states, listed, after, missing = asyncio.run(go())
+    assert [s.stream_id for s in states] == [info.id, info.id]
+    assert all(
+        s.modality == "eeg" and sum(s.probabilities.values()) == pytest.approx(1, abs=1e-5) for s in states
+    )
+    assert listed[info.id].n_states >= 2 and listed[info.id].channels is not None
+    assert info.id not in {s.id for s in after}
+    assert missing.status == 404 and f"Stream '{info.id}' not found" in missing.detail
+
+
+@contextlib.contextmanager
+def _server_on(port: int):
+    """The real app under uvicorn on a fixed port (to restart it where the client reconnects)."""
+    app = create_app(make_settings(stale_after_s=5.0, resolve_timeout_s=1.0))
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    wait_until(lambda: server.started or not thread.is_alive(), 60, "uvicorn to start")
+    assert server.started, "uvicorn did not start"
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=30)
+
+
+@pytest.mark.slow
+def test_stream_reconnects_after_server_restart(eeg_signal):
+    """Stopping the server and starting it again on the same port: the iterator resumes with new states."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    outlets = [EegOutlet(*eeg_signal), EegOutlet(*eeg_signal)]
+    ids: list[str] = []
+
+    def attach_and_push(url, outlet):
+        with Client(url) as client:
+            info = client.attach("eeg", source_id=outlet.source_id)
+            _wait_connected(client, info.id)
+        ids.append(info.id)
+        outlet.push(12.0)
+
+    async def go():
+        states: list[EmotionState] = []
+        async with AsyncClient(f"http://127.0.0.1:{port}") as client:
+            stream = client.stream(initial_backoff_s=0.05, max_backoff_s=0.4)
+            with _server_on(port) as url:
+                collector = asyncio.create_task(_collect(stream, states, 1))
+                await asyncio.sleep(0.3)
+                await asyncio.to_thread(attach_and_push, url, outlets[0])
+                await asyncio.wait_for(collector, 15)
+            # States of the first server may still be buffered: wait for one of the second server's stream.
+            collector = asyncio.create_task(
+                _collect(stream, states, 2, lambda s: len(ids) == 2 and s.stream_id == ids[1])
+            )
+            await asyncio.sleep(0.5)  # the client meets a refused port and backs off
+            assert stream.n_reconnects == 0
+            with _server_on(port) as url:
+                while stream.n_reconnects < 1 and not collector.done():
+                    await asyncio.sleep(0.05)
+                if collector.done():
+                    collector.result()  # re-raise what stopped the iterator
+                await asyncio.to_thread(attach_and_push, url, outlets[1])
+                await asyncio.wait_for(collector, 15)
+            await stream.aclose()
+        return states, stream
+
+    start = time.perf_counter()
+    states, stream = asyncio.run(asyncio.wait_for(go(), 60))
+    assert stream.n_reconnects == 1, f"took {time.perf_counter() - start:.1f} s"
+    assert ids[0] != ids[1] and states[0].stream_id == ids[0] and states[-1].stream_id == ids[1]
+
+
+# -- protocol handling against a minimal WebSocket server (cases the real app cannot be made to produce) --
+
+
+def _state_message(label: str) -> str:
+    state = {
+        "label": label,
+        "probabilities": {"negative": 0.1, "neutral": 0.2, "positive": 0.7},
+        "modality": "eeg",
+        "model": {"name": "m", "version": 1},
+        "stream_id": "eeg-x",
+        "wall_time": 1.0,
+    }
+    return json.dumps({"type": "state", "state": state})
+
+
+def test_stream_counts_dropped_messages():
+    """'dropped' notices are summed into StateStream.dropped and never yielded."""
+    from websockets.asyncio.server import serve
+
+    async def handler(ws):
+        await ws.send(json.dumps({"type": "dropped", "count": 3}))
+        await ws.send(json.dumps({"type": "dropped", "count": 2}))
+        await ws.send(_state_message("positive"))
+        await ws.wait_closed()
+
+    async def go():
+        async with serve(handler, "127.0.0.1", 0) as server:
+            port = server.sockets[0].getsockname()[1]
+            async with AsyncClient(f"http://127.0.0.1:{port}") as client, client.stream() as stream:
+                state = await anext(stream)
+                return state, stream.dropped
+
+    state, dropped = asyncio.run(asyncio.wait_for(go(), 10))
+    assert state.label == "positive" and state.probabilities["positive"] == 0.7 and dropped == 5
+
+
+def test_stream_backs_off_when_closed_before_any_message():
+    """A server that accepts and closes at once (1013) is retried with growing delays, not in a tight loop."""
+    from websockets.asyncio.server import serve
+
+    connections = []
+
+    async def handler(ws):
+        connections.append(time.perf_counter())
+        if len(connections) < 5:
+            await ws.close(1013, "starting")
+        else:
+            await ws.send(_state_message("neutral"))
+            await ws.wait_closed()
+
+    async def go():
+        async with serve(handler, "127.0.0.1", 0) as server:
+            port = server.sockets[0].getsockname()[1]
+            async with AsyncClient(f"http://127.0.0.1:{port}") as client:
+                stream = client.stream(initial_backoff_s=0.05, max_backoff_s=0.2)
+                state = await anext(stream)
+                await stream.aclose()
+                return state, stream.n_reconnects
+
+    state, n_reconnects = asyncio.run(asyncio.wait_for(go(), 10))
+    gaps = np.diff(connections)
+    assert state.label == "neutral" and n_reconnects == 4 and len(connections) == 5
+    # waits of 0.05, 0.1, 0.2, 0.2 s times a jitter factor in [0.5, 1)
+    assert np.all(gaps >= np.array([0.05, 0.1, 0.2, 0.2]) * 0.5 - 0.005)
+    assert np.all(gaps < np.array([0.05, 0.1, 0.2, 0.2]) + 0.1)
