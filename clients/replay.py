@@ -48,6 +48,8 @@ import pylsl
 
 from signals._checks import check_range, check_type
 
+from .outlets import described_info
+
 logger = logging.getLogger(__name__)
 
 XDF_EXTENSIONS: tuple[str, ...] = (".xdf", ".xdfz")
@@ -105,15 +107,10 @@ class ReplayStream:
 
     def info(self) -> pylsl.StreamInfo:
         """The ``pylsl.StreamInfo`` of this stream, with its channel descriptions."""
-        info = pylsl.StreamInfo(
-            self.name, self.type, len(self.channels), self.sfreq, self.channel_format, self.source_id
-        )
-        chans = info.desc().append_child("channels")
-        for label, unit, kind in zip(self.channels, self.units, self.channel_types, strict=True):
-            ch = chans.append_child("channel")
-            ch.append_child_value("label", label)
-            ch.append_child_value("unit", unit)
-            ch.append_child_value("type", kind)
+        info = described_info(
+            self.name, self.type, self.sfreq, self.channel_format, self.source_id,
+            self.channels, self.units, self.channel_types,
+        )  # fmt: skip
         info.desc().append_child("acquisition").append_child_value("model", "m2s replay")
         return info
 

@@ -4,15 +4,11 @@ from __future__ import annotations
 
 import argparse
 import logging
-import signal
-import sys
-import time
 
+from .outlets import run_until_done
 from .replay import EXTENSIONS, MAX_SPEED, Replayer, load_recording
 
 logger = logging.getLogger(__name__)
-
-_LINGER_S = 0.3  # after the last push, keep the outlets up a moment so inlets receive it
 
 
 def register(subparsers) -> None:
@@ -43,10 +39,6 @@ def register(subparsers) -> None:
     p.set_defaults(handler=_replay)
 
 
-def _raise_interrupt(signum, frame):
-    raise KeyboardInterrupt
-
-
 def _replay(args: argparse.Namespace) -> int:
     if not 0 < args.speed <= MAX_SPEED:
         raise ValueError(f"--speed must be in (0, {MAX_SPEED:g}] (1 = real time), got {args.speed:g}.")
@@ -57,28 +49,11 @@ def _replay(args: argparse.Namespace) -> int:
         args.file, name_prefix=args.name_prefix, source_id_prefix=args.source_id, channels=channels
     )
     player = Replayer(streams, speed=args.speed, loop=args.loop)
-    previous = signal.signal(signal.SIGTERM, _raise_interrupt)  # `kill` stops as cleanly as Ctrl-C
-    try:
-        player.start()
-        lines = [f"m2s replay: {args.file} at x{args.speed:g}{' (looping)' if args.loop else ''}"]
-        for s in streams:
-            rate = f"{s.sfreq:g} Hz" if s.sfreq > 0 else "irregular"
-            lines.append(
-                f"  {s.name:<20} {s.type:<8} {len(s.channels):>3} ch @ {rate:<10} {len(s.timestamps)} samples  "
-                f"source_id={s.source_id}"
-            )
-        sys.stdout.write("\n".join(lines) + "\n")
-        sys.stdout.flush()
-        while not player.wait(0.25):
-            pass
-        time.sleep(_LINGER_S)
-    except KeyboardInterrupt:
-        logger.info("Interrupted; stopping the replay.")
-    finally:
-        player.stop()
-        signal.signal(signal.SIGTERM, previous)
-    if player.error is not None:
-        logger.error("The replay failed: %s", player.error)
-        return 1
-    logger.info("Done; %s samples sent.", ", ".join(f"{k} {n}" for k, n in player.n_pushed.items()))
-    return 0
+    lines = [f"m2s replay: {args.file} at x{args.speed:g}{' (looping)' if args.loop else ''}"]
+    for s in streams:
+        rate = f"{s.sfreq:g} Hz" if s.sfreq > 0 else "irregular"
+        lines.append(
+            f"  {s.name:<20} {s.type:<8} {len(s.channels):>3} ch @ {rate:<10} {len(s.timestamps)} samples  "
+            f"source_id={s.source_id}"
+        )
+    return run_until_done(player, what="replay", summary="\n".join(lines) + "\n")

@@ -7,18 +7,15 @@ from __future__ import annotations
 
 import argparse
 import logging
-import signal
 import sys
-import time
 from pathlib import Path
 
 from signals.synthetic import MODALITIES, SyntheticConfig
 
+from .outlets import run_until_done
 from .simulator import _MAX_CHUNK_S, _MAX_SPEED, _MIN_CHUNK_S, DEFAULT_MODALITIES, Fault, Simulator
 
 logger = logging.getLogger(__name__)
-
-_LINGER_S = 0.3  # after the last push, keep the outlets up a moment so inlets receive it
 
 
 def register(subparsers) -> None:
@@ -182,30 +179,9 @@ def attach_arguments(sim: Simulator) -> str:
     return " ".join(f"--attach modality={m},source_id={sim.source_ids[m]}" for m in sim.modalities)
 
 
-def _raise_interrupt(signum, frame):
-    raise KeyboardInterrupt
-
-
 def _simulate(args: argparse.Namespace) -> int:
     sim = _build(args)
     if args.print_attach:
         sys.stdout.write(attach_arguments(sim) + "\n")
         return 0
-    previous = signal.signal(signal.SIGTERM, _raise_interrupt)  # `kill` stops as cleanly as Ctrl-C
-    try:
-        sim.start()
-        sys.stdout.write(_summary(sim))
-        sys.stdout.flush()
-        while not sim.wait(0.25):
-            pass
-        time.sleep(_LINGER_S)
-    except KeyboardInterrupt:
-        logger.info("Interrupted; stopping the simulator.")
-    finally:
-        sim.stop()
-        signal.signal(signal.SIGTERM, previous)
-    if sim.error is not None:
-        logger.error("The simulator failed: %s", sim.error)
-        return 1
-    logger.info("Stopped; %s samples sent.", ", ".join(f"{m} {n}" for m, n in sim.n_pushed.items()))
-    return 0
+    return run_until_done(sim, what="simulator", summary=_summary(sim))

@@ -99,6 +99,8 @@ from signals.synthetic import (
     generate_trial,
 )
 
+from .outlets import described_info
+
 logger = logging.getLogger(__name__)
 
 DEFAULT_MODALITIES: tuple[str, ...] = ("eeg", "eye", "ecg")
@@ -492,15 +494,10 @@ class Simulator:
 
     def _data_info(self, modality: str) -> pylsl.StreamInfo:
         spec = self.streams[modality]
-        info = pylsl.StreamInfo(
-            spec.name, spec.type, len(spec.channels), spec.sfreq, pylsl.cf_float32, spec.source_id
-        )
-        channels = info.desc().append_child("channels")
-        for label, unit, ctype in zip(spec.channels, spec.units, spec.channel_types, strict=True):
-            ch = channels.append_child("channel")
-            ch.append_child_value("label", label)
-            ch.append_child_value("unit", unit)
-            ch.append_child_value("type", ctype)
+        info = described_info(
+            spec.name, spec.type, spec.sfreq, pylsl.cf_float32, spec.source_id,
+            spec.channels, spec.units, spec.channel_types,
+        )  # fmt: skip
         self._describe(info)
         return info
 
