@@ -199,8 +199,8 @@ def test_constructor_validates_arguments():
         LslStream(sel, print, resolve_timeout_s=0)
     with pytest.raises(ValueError, match="stale_after_s must be > 0"):
         LslStream(sel, print, stale_after_s=-1)
-    with pytest.raises(ValueError, match="poll_interval_s must be <= 1"):
-        LslStream(sel, print, poll_interval_s=2)
+    with pytest.raises(ValueError, match="wait_s must be <= 1"):
+        LslStream(sel, print, wait_s=2)
     with pytest.raises(ValueError, match="max_buffer_s must be >= 1"):
         LslStream(sel, print, max_buffer_s=0.5)
     with pytest.raises(ValueError, match="reresolve_after_s must be > 0"):
