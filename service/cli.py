@@ -3,9 +3,10 @@
 Every flag mirrors a :class:`~service.config.Settings` field and overrides its ``M2S_*``
 environment variable; what no flag sets comes from the environment, then the defaults. Invalid
 input (a malformed ``--attach``, a port out of range, an unknown provider, a missing repository)
-exits with status 2 and one line on stderr before anything starts. A model or stream that
-fails while starting exits with status 3 (uvicorn's startup failure). SIGINT / SIGTERM shut down
-gracefully: streams stop, queued inferences finish, the process exits with status 0.
+exits with status 2 and one line on stderr before anything starts. A missing ONNX Runtime (neither
+the ``cpu`` nor the ``gpu`` extra installed) and a model or stream that fails while starting exit
+with status 3 (uvicorn's startup failure). SIGINT / SIGTERM shut down gracefully: streams stop,
+queued inferences finish, the process exits with status 0.
 
 Examples
 --------
@@ -34,6 +35,9 @@ logger = logging.getLogger("service")
 GRACEFUL_SHUTDOWN_S = 10  # uvicorn waits this long for open requests / WebSockets at shutdown
 EXIT_USAGE = 2
 EXIT_STARTUP_FAILED = 3
+NO_ONNXRUNTIME = (
+    "ONNX Runtime is not installed: pip install 'm2s-live[cpu]' (or 'm2s-live[gpu]' on a CUDA machine)"
+)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -174,6 +178,24 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
         raise ValueError("; ".join(problems) + ".") from None
 
 
+def check_onnxruntime() -> None:
+    """Fail early, and with the fix, when no ONNX Runtime build is installed.
+
+    The base install carries none: the CPU (``onnxruntime``) and CUDA (``onnxruntime-gpu``) builds
+    provide the same module and must not meet in one environment, so the runtime is an extra.
+
+    Raises
+    ------
+    RuntimeError
+        ``onnxruntime`` cannot be imported; the message says what to install.
+    """
+    try:
+        import onnxruntime  # noqa: F401  (the engine imports it; this only checks it is there)
+    except ImportError as err:
+        missing = isinstance(err, ModuleNotFoundError) and err.name == "onnxruntime"
+        raise RuntimeError(NO_ONNXRUNTIME + ("." if missing else f" (importing it failed: {err}).")) from None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point: parse, validate, serve until SIGINT/SIGTERM; returns the exit status."""
     parser = build_parser()
@@ -182,6 +204,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         settings = settings_from_args(args)
     except ValueError as err:
         parser.error(str(err))
+    try:
+        check_onnxruntime()
+    except RuntimeError as err:
+        parser.exit(EXIT_STARTUP_FAILED, f"{parser.prog}: error: {err}\n")
     logging.basicConfig(
         level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )

@@ -92,7 +92,13 @@ def _export_graph(module: nn.Module, example: torch.Tensor, path: Path, output_n
 
 
 def _max_parity_error(module: nn.Module, path: Path, windows: np.ndarray) -> float:
-    import onnxruntime as ort
+    try:
+        import onnxruntime as ort
+    except ImportError:
+        raise RuntimeError(
+            "ONNX Runtime is not installed, and export checks every graph against torch with it: "
+            "pip install 'm2s-live[train,cpu]' (or [train,gpu] on a CUDA machine)."
+        ) from None
 
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     with torch.no_grad():

@@ -22,7 +22,6 @@ import base64
 import contextlib
 import io
 import json
-import shutil
 import socket
 import subprocess
 import threading
@@ -40,6 +39,8 @@ from fastapi import FastAPI, HTTPException, Request, WebSocket, WebSocketDisconn
 from fastapi.staticfiles import StaticFiles
 from PIL import Image
 from websockets.sync.client import connect as ws_connect
+
+from tests.system_tools import require_tool
 
 STATIC = Path(__file__).resolve().parents[2] / "service" / "static"
 CLASSES = ("negative", "neutral", "positive")
@@ -66,12 +67,9 @@ pytestmark = pytest.mark.slow
 
 
 def _chromium() -> str:
-    path = shutil.which("chromium") or shutil.which("chromium-browser")
-    if path is None:
-        pytest.skip(
-            "Debian `chromium` is not installed (apt-get install chromium; CI installs it via .ci/run)"
-        )
-    return path
+    return require_tool(
+        "chromium", "chromium-browser", install_hint="apt-get install chromium; CI installs it via .ci/run"
+    )
 
 
 # --------------------------------------------------------------------------- stand-in server

@@ -1,0 +1,35 @@
+# The M2S-live service without a GPU (the CPU fallback, and the image the demo's LSL simulator runs
+# in): `m2s-serve` with ONNX Runtime's CPU build, the default demo bundle inside, no torch.
+# Build from the repository root (docker-compose.yml does):
+#   docker build -f docker/service-cpu.Dockerfile -t m2s-live/service:cpu .
+FROM python:3.12-slim-trixie
+
+RUN useradd --create-home --uid 10001 --user-group --shell /usr/sbin/nologin m2s
+
+ENV PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1
+
+# Only what `pip install .` needs; the models/ package carries the default demo bundle as package data.
+WORKDIR /tmp/m2s-live
+COPY pyproject.toml README.md ./
+COPY signals/ signals/
+COPY models/ models/
+COPY training/ training/
+COPY service/ service/
+COPY clients/ clients/
+# The CPU build of ONNX Runtime (extra `cpu`), the same version as the GPU image's.
+RUN pip install --no-cache-dir "/tmp/m2s-live[cpu]" "onnxruntime==1.31.1" \
+    && rm -rf /tmp/m2s-live
+
+WORKDIR /home/m2s
+USER 10001:10001
+
+# Settings are M2S_* variables (`m2s-serve --help`); docker-compose.yml sets the rest.
+ENV M2S_HOST=0.0.0.0 \
+    M2S_PORT=8000 \
+    M2S_PROVIDERS=CPUExecutionProvider
+EXPOSE 8000
+HEALTHCHECK --interval=15s --timeout=10s --start-period=60s --retries=3 \
+    CMD ["python", "-m", "service.healthcheck"]
+ENTRYPOINT ["m2s-serve"]
