@@ -137,3 +137,38 @@ def test_real_m2s_graphs_export_with_parity(tmp_path, attention):
     bundle, parity = export_bundle(tmp_path, "m2s", items, class_names=("a", "b", "c"), seq_len=T)
     assert max(parity.values()) <= 1e-4
     assert set(bundle.manifest.graphs) == {"eeg", "eye"} and bundle.manifest.embedding_dim == config.proj_dim
+
+
+_EXPORT_WITHOUT_ORT = r"""
+import numpy as np
+from torch import nn
+from signals.spec import DESpec
+from training.export import ModalityExport, export_bundle
+spec = DESpec(modality="eeg", sfreq=200, channels=("Fz", "Cz"), window_s=2, hop_s=1)
+item = ModalityExport(
+    embedder=nn.Sequential(nn.Flatten(), nn.Linear(4 * spec.n_features, 8)),
+    classifier=nn.Linear(8, 3),
+    feature_spec=spec,
+    mean=np.zeros(spec.n_features),
+    std=np.ones(spec.n_features),
+    spacing_s=2.0,
+)
+try:
+    export_bundle({repo!r}, "demo", {{"eeg": item}}, class_names=("a", "b", "c"), seq_len=4)
+except RuntimeError as err:
+    print(err)
+"""
+
+
+def test_export_without_onnxruntime_says_what_to_install(tmp_path):
+    """Without ONNX Runtime, export stops with the pip command that installs it, not a bare ImportError."""
+    from pathlib import Path
+
+    from tests.no_torch import run_without
+
+    root = str(Path(__file__).resolve().parents[2])
+    code = _EXPORT_WITHOUT_ORT.format(repo=str(tmp_path))
+    done = run_without(code, blocked=("onnxruntime",), cwd=root)
+    assert done.returncode == 0, done.stderr
+    assert "ONNX Runtime is not installed" in done.stdout
+    assert "pip install 'm2s-live[train,cpu]'" in done.stdout
