@@ -3,6 +3,10 @@
 Resources (settings, engine, stream manager) are created by the lifespan in :mod:`service.app` and kept on
 ``app.state``; routes receive them through the aliases below (``SettingsDep``, ``EngineDep``,
 ``ManagerDep``), which tests may replace with ``app.dependency_overrides``.
+
+The dependencies are ``async def`` because none of them blocks (they read ``app.state`` and headers):
+FastAPI runs a plain ``def`` dependency in its threadpool, one thread hand-off per dependency and
+request, which under load cost more than the dependencies themselves.
 """
 
 from __future__ import annotations
@@ -32,12 +36,12 @@ NOT_READY = "The service is starting or shutting down; retry when GET /v2/health
 _bearer = HTTPBearer(auto_error=False, description="The service's API token (M2S_API_TOKEN), if one is set.")
 
 
-def get_settings(request: Request) -> Settings:
+async def get_settings(request: Request) -> Settings:
     """The settings the app was created with."""
     return request.app.state.settings
 
 
-def get_engine(request: Request) -> InferenceEngine:
+async def get_engine(request: Request) -> InferenceEngine:
     """The inference engine; 503 while the service is not ready."""
     engine = getattr(request.app.state, "engine", None)
     if engine is None or engine.closed:
@@ -45,7 +49,7 @@ def get_engine(request: Request) -> InferenceEngine:
     return engine
 
 
-def get_manager(request: Request) -> StreamManager:
+async def get_manager(request: Request) -> StreamManager:
     """The stream manager; 503 while the service is not ready."""
     manager = getattr(request.app.state, "manager", None)
     if manager is None:
@@ -53,7 +57,7 @@ def get_manager(request: Request) -> StreamManager:
     return manager
 
 
-def get_metrics(request: Request) -> ServiceMetrics:
+async def get_metrics(request: Request) -> ServiceMetrics:
     """The app's Prometheus metrics."""
     return request.app.state.metrics
 
@@ -76,7 +80,7 @@ def token_matches(settings: Settings, presented: str | None) -> bool:
     return secrets.compare_digest(presented.encode(), settings.api_token.get_secret_value().encode())
 
 
-def require_token(
+async def require_token(
     settings: SettingsDep,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> None:
@@ -95,7 +99,7 @@ def require_token(
         )
 
 
-def require_json(request: Request) -> None:
+async def require_json(request: Request) -> None:
     """415 unless the body is declared as JSON (``application/json`` or ``application/*+json``).
 
     Runs before FastAPI validates the body, so a form or text body gets this message, not a

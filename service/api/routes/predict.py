@@ -2,9 +2,13 @@
 
 Both inputs go through exactly what a live stream goes through: a raw signal through the bundle's
 :class:`~service.pipeline.OnlinePipeline` (streaming extractor, last ``T`` vectors at the training
-spacing, manifest normalisation), features through the manifest normalisation. The route is a plain
-``def``, so FastAPI runs it (feature extraction and the engine's blocking wait) in its threadpool,
-never on the event loop.
+spacing, manifest normalisation), features through the manifest normalisation.
+
+The route is ``async`` and hands all blocking work (model resolution, feature extraction, the
+engine's wait) to the threadpool in ONE call, never running it on the event loop. (A plain ``def``
+route would cost a second hand-off: FastAPI validates a sync route's return value in the threadpool
+too.) Its JSON body is parsed by pydantic-core (:mod:`service.api.json_route`); both measured with
+``benchmarks/predict_load.py``.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ import time
 
 import numpy as np
 from fastapi import APIRouter, HTTPException, status
+from fastapi.concurrency import run_in_threadpool
 
 from models.bundle import ModalityGraph
 from service.api.deps import (
@@ -26,12 +31,17 @@ from service.api.deps import (
     error_responses,
     resolve_model,
 )
+from service.api.json_route import FastJsonRoute
+from service.engine import InferenceEngine
+from service.metrics import ServiceMetrics
 from service.pipeline import OnlinePipeline, map_channels, unit_scale
 from service.schemas import EmotionState, ModelRef, PredictRequest, SignalIn, Timing
 
 logger = logging.getLogger(__name__)
 
-router = APIRouter(prefix="/predict", tags=["predict"], dependencies=[Authenticated])
+router = APIRouter(
+    prefix="/predict", tags=["predict"], dependencies=[Authenticated], route_class=FastJsonRoute
+)
 
 _422 = status.HTTP_422_UNPROCESSABLE_CONTENT
 
@@ -47,7 +57,7 @@ def _invalid(detail: str) -> HTTPException:
     responses=error_responses(400, 401, 404, 413, 415, 422, 503),
     summary="Recognise the emotional state of one window (features) or of a raw signal's last window",
 )
-def predict(
+async def predict(
     body: PredictRequest, engine: EngineDep, settings: SettingsDep, metrics: MetricsDep
 ) -> EmotionState:
     """Predict from ``features`` (T × D, not normalised) or ``signal`` (channels × samples, raw).
@@ -56,8 +66,15 @@ def predict(
     ``sfreq`` must equal the model's) and the LAST complete window of ``T`` vectors, spaced as in
     training, is predicted; ``lsl_time`` is that window's end on the request's ``timestamps``.
     """
+    return await run_in_threadpool(_predict, body, engine, body.model or settings.default_model, metrics)
+
+
+def _predict(
+    body: PredictRequest, engine: InferenceEngine, ref: str, metrics: ServiceMetrics
+) -> EmotionState:
+    """The blocking part of :func:`predict`, run in the threadpool."""
     start = time.perf_counter()
-    loaded = resolve_model(engine, body.model or settings.default_model)
+    loaded = resolve_model(engine, ref)
     manifest = loaded.bundle.manifest
     graph = manifest.graphs.get(body.modality)
     if graph is None:
