@@ -58,7 +58,12 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     """Load and warm the default model, start hub, manager and attached streams; undo in reverse."""
     settings: Settings = app.state.settings
     metrics: ServiceMetrics = app.state.metrics
-    engine = InferenceEngine(ModelRepository(settings.model_repository), providers=settings.providers)
+    engine = InferenceEngine(
+        ModelRepository(settings.model_repository),
+        providers=settings.providers,
+        max_batch=settings.batch_max_windows,
+        max_wait_s=settings.batch_max_wait_s,
+    )
     hub = StateHub(settings.ws_queue_size, on_dropped=metrics.dropped)
     manager = StreamManager(engine, hub, settings, metrics=metrics)
     try:

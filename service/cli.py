@@ -102,7 +102,7 @@ def build_parser() -> argparse.ArgumentParser:
         dest="max_body_bytes",
         type=int,
         metavar="N",
-        help="largest request body in bytes, larger ones get 413 (M2S_MAX_BODY_BYTES; default 1000000)",
+        help="largest request body in bytes, larger ones get 413 (M2S_MAX_BODY_BYTES; default 8000000)",
     )
     add(
         "--providers",
@@ -132,6 +132,21 @@ def build_parser() -> argparse.ArgumentParser:
         help="messages queued per WebSocket client before its oldest are dropped (M2S_WS_QUEUE_SIZE; default 256)",
     )
     add(
+        "--batch-max-wait",
+        dest="batch_max_wait_s",
+        type=float,
+        metavar="S",
+        help="how long an inference batch waits for more windows after its first, s; 0 = never wait, an idle "
+        "model runs a request at once (M2S_BATCH_MAX_WAIT_S; default 0)",
+    )
+    add(
+        "--batch-max-windows",
+        dest="batch_max_windows",
+        type=int,
+        metavar="N",
+        help="most windows in one ONNX Runtime run (M2S_BATCH_MAX_WINDOWS; default 256)",
+    )
+    add(
         "--log-level",
         default="info",
         choices=("critical", "error", "warning", "info", "debug"),
@@ -152,6 +167,8 @@ _SETTING_FLAGS = {
     "stale_after_s": "--stale-after",
     "resolve_timeout_s": "--resolve-timeout",
     "ws_queue_size": "--ws-queue-size",
+    "batch_max_wait_s": "--batch-max-wait",
+    "batch_max_windows": "--batch-max-windows",
 }
 
 

@@ -260,6 +260,13 @@ class Settings(BaseSettings):
         Timeout (s) of each LSL resolve.
     ws_queue_size : int
         Messages buffered per WebSocket client before its oldest are dropped.
+    batch_max_wait_s : float
+        How long (s) an inference batch waits for more windows after its first; 0 (default) = no
+        waiting: a caller that finds the model idle runs at once, callers that arrive while a run is
+        busy are batched together. A positive wait trades that much latency for larger batches (a GPU
+        serving many streams may want a few ms).
+    batch_max_windows : int
+        Most windows in one ONNX Runtime run.
     """
 
     model_config = SettingsConfigDict(env_prefix="M2S_", extra="ignore", frozen=True)
@@ -275,6 +282,8 @@ class Settings(BaseSettings):
     stale_after_s: float = 2.0
     resolve_timeout_s: float = 2.0
     ws_queue_size: int = 256
+    batch_max_wait_s: float = 0.0
+    batch_max_windows: int = 256
 
     @field_validator("model_repository")
     @classmethod
@@ -404,6 +413,22 @@ class Settings(BaseSettings):
     def _ws_queue(cls, value: int) -> int:
         if value < 1:
             raise ValueError(f"M2S_WS_QUEUE_SIZE must be at least 1 message, got {value}.")
+        return value
+
+    @field_validator("batch_max_wait_s")
+    @classmethod
+    def _batch_wait(cls, value: float) -> float:
+        if not math.isfinite(value) or not 0 <= value <= 1:
+            raise ValueError(
+                f"M2S_BATCH_MAX_WAIT_S must be between 0 and 1 s (0 = never wait for more windows), got {value}."
+            )
+        return value
+
+    @field_validator("batch_max_windows")
+    @classmethod
+    def _batch_windows(cls, value: int) -> int:
+        if value < 1:
+            raise ValueError(f"M2S_BATCH_MAX_WINDOWS must be at least 1 window, got {value}.")
         return value
 
 

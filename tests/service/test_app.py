@@ -525,6 +525,14 @@ def test_not_ready_before_startup(settings_factory):
     assert client.get("/v2/health/live").json() == {"live": True}
 
 
+def test_batching_settings_reach_the_engine(settings_factory):
+    """M2S_BATCH_MAX_WAIT_S / M2S_BATCH_MAX_WINDOWS configure the engine the app builds."""
+    app = create_app(settings_factory(batch_max_wait_s=0.003, batch_max_windows=32))
+    with TestClient(app):
+        engine = app.state.engine
+        assert (engine.max_wait_s, engine.max_batch) == (0.003, 32)
+
+
 def test_models_lists_the_repository(http):
     """/v2/models lists the demo model with its versions, loaded versions and modalities."""
     assert http.get("/v2/models").json() == {

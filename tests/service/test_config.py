@@ -30,6 +30,7 @@ def test_defaults_without_environment():
         2.0,
         256,
     )
+    assert (s.batch_max_wait_s, s.batch_max_windows) == (0.0, 256)
 
 
 def test_settings_from_environment(monkeypatch, tmp_path):
@@ -42,7 +43,10 @@ def test_settings_from_environment(monkeypatch, tmp_path):
     )
     monkeypatch.setenv("M2S_API_TOKEN", "s3cret")
     monkeypatch.setenv("M2S_STALE_AFTER_S", "0.5")
+    monkeypatch.setenv("M2S_BATCH_MAX_WAIT_S", "0.002")
+    monkeypatch.setenv("M2S_BATCH_MAX_WINDOWS", "64")
     s = Settings()
+    assert (s.batch_max_wait_s, s.batch_max_windows) == (0.002, 64)
     assert s.port == 9123
     assert s.model_repository == tmp_path
     assert s.attach == [
@@ -98,6 +102,9 @@ def test_providers_from_environment(monkeypatch, raw, expected):
         ("M2S_STALE_AFTER_S", "0", "M2S_STALE_AFTER_S must be a positive number"),
         ("M2S_RESOLVE_TIMEOUT_S", "nan", "M2S_RESOLVE_TIMEOUT_S must be a positive number"),
         ("M2S_WS_QUEUE_SIZE", "0", "M2S_WS_QUEUE_SIZE must be at least 1"),
+        ("M2S_BATCH_MAX_WAIT_S", "-0.001", "M2S_BATCH_MAX_WAIT_S must be between 0 and 1 s"),
+        ("M2S_BATCH_MAX_WAIT_S", "inf", "M2S_BATCH_MAX_WAIT_S must be between 0 and 1 s"),
+        ("M2S_BATCH_MAX_WINDOWS", "0", "M2S_BATCH_MAX_WINDOWS must be at least 1 window"),
     ],
     ids=lambda v: v if isinstance(v, str) and v.startswith("M2S_") else None,
 )

@@ -141,6 +141,80 @@ def test_concurrent_callers_get_their_own_rows_in_shared_runs(repository, record
     assert stats.max_batch_seen == max(len(x) for _, x in runs)
 
 
+class _ObservedSession(ort.InferenceSession):
+    """Records each run's batch size and thread; can hold the first real run until released."""
+
+    sizes: list = []
+    threads: list = []
+    hold_run: int | None = None  # index (in sizes) of the run to hold
+    started = threading.Event()
+    release = threading.Event()
+
+    def run(self, output_names, input_feed, run_options=None):
+        cls = type(self)
+        cls.sizes.append(len(input_feed["window"]))
+        cls.threads.append(threading.current_thread().name)
+        if len(cls.sizes) - 1 == cls.hold_run:
+            cls.started.set()
+            cls.release.wait(10)
+        return super().run(output_names, input_feed, run_options)
+
+
+@pytest.fixture
+def observed(monkeypatch):
+    session = type(
+        "Observed",
+        (_ObservedSession,),
+        {"sizes": [], "threads": [], "started": threading.Event(), "release": threading.Event()},
+    )
+    monkeypatch.setattr(engine_module.ort, "InferenceSession", session)
+    yield session
+    session.release.set()
+
+
+def test_lone_caller_runs_inline_in_its_own_thread(repository, observed, direct):
+    """With max_wait_s=0 an idle session runs the caller's windows in the caller's thread, no batcher hand-off."""
+    with InferenceEngine(repository, max_wait_s=0) as eng:
+        eng.load(DEMO_BUNDLE)
+        n_warmups = len(observed.sizes)
+        x = _windows(np.random.default_rng(0), "eeg", 3)
+        np.testing.assert_allclose(eng.predict(DEMO_BUNDLE, "eeg", x), direct("eeg", x), atol=1e-6)
+        stats = eng.stats()[(f"{DEMO_BUNDLE}:1", "eeg")]
+    assert observed.threads[n_warmups:] == [threading.current_thread().name]
+    assert (stats.n_runs, stats.n_requests, stats.n_windows) == (1, 1, 3)
+
+
+def test_callers_arriving_during_a_run_are_batched_together(repository, observed, direct):
+    """While one run is busy, 8 more callers queue and the batcher serves them in one run when it ends."""
+    observed.hold_run = 3  # the first run after the three warm-ups (eeg, eye, ecg)
+    rng = np.random.default_rng(0)
+    inputs = [_windows(rng, "ecg", 1) for _ in range(9)]
+    results = [None] * 9
+    with InferenceEngine(repository, max_wait_s=0) as eng:
+        eng.load(DEMO_BUNDLE)
+
+        def call(i):
+            results[i] = eng.predict(DEMO_BUNDLE, "ecg", inputs[i])
+
+        first = threading.Thread(target=call, args=(0,))
+        first.start()
+        assert observed.started.wait(10)
+        others = [threading.Thread(target=call, args=(i,)) for i in range(1, 9)]
+        for t in others:
+            t.start()
+        queue = eng._sessions[(f"{DEMO_BUNDLE}:1", "ecg")]._queue
+        deadline = time.monotonic() + 10
+        while queue.qsize() < 8 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        observed.release.set()
+        for t in [first, *others]:
+            t.join(10)
+    for x, p in zip(inputs, results, strict=True):
+        np.testing.assert_allclose(p, direct("ecg", x), atol=1e-6)
+    assert observed.sizes[3:] == [1, 8]
+    assert observed.threads[4].startswith("m2s-batcher")
+
+
 def test_large_request_is_split_at_max_batch(repository, recorder, direct):
     """A request larger than max_batch runs in chunks of at most max_batch windows, results in order."""
     with InferenceEngine(repository, max_batch=4, max_wait_s=0) as eng:
@@ -323,9 +397,10 @@ def test_graph_that_contradicts_manifest_is_refused(tmp_path):
     assert {t.name for t in threading.enumerate() if t.name.startswith("m2s-batcher")} <= before
 
 
-def test_ort_failure_reaches_caller_and_batcher_survives(repository, recorder, direct):
+@pytest.mark.parametrize("max_wait_s", [0, 0.001])  # inline run / batcher thread
+def test_ort_failure_reaches_caller_and_batcher_survives(repository, recorder, direct, max_wait_s):
     """An exception inside session.run becomes the caller's RuntimeError; the next request still works."""
-    with InferenceEngine(repository, max_wait_s=0) as eng:
+    with InferenceEngine(repository, max_wait_s=max_wait_s) as eng:
         eng.load(DEMO_BUNDLE)
         x = _windows(np.random.default_rng(0), "ecg", 2)
         recorder.fail_next = True
