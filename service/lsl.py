@@ -11,11 +11,15 @@ Rules
 - **Every pylsl call has a timeout** (resolve, ``info``, ``open_stream``, ``time_correction``,
   ``pull_chunk``). Resolution runs in short slices so :meth:`LslStream.stop` is honoured within
   about ``_RESOLVE_SLICE_S`` plus one pylsl timeout.
-- **Wake on data, never poll.** The worker blocks in ``pull_chunk(min_samples=1)`` (liblsl waits
-  with the GIL released) for at most ``wait_s``, wakes when the first sample arrives and takes
-  whatever else is already buffered. A chunk therefore reaches ``on_chunk`` within microseconds
-  of its arrival, and a silent stream costs one wake-up per ``wait_s`` instead of a poll every
-  few milliseconds (with 100 streams, polling every 10 ms was 10 000 wake-ups a second).
+- **Wake on data, never poll.** The worker blocks in ``pull_chunk(min_samples=k)`` (liblsl waits
+  with the GIL released) for at most ``wait_s``, wakes as soon as ``k`` samples are there and
+  takes whatever else is already buffered. ``k`` is 1 unless the consumer says, through
+  :attr:`LslStream.samples_wanted`, that it can do nothing with fewer samples (a feature
+  extractor needs ``k`` more samples to complete its next window): then the worker sleeps until
+  exactly the sample that completes the window arrives, instead of waking for every 50-ms chunk.
+  The data reaches ``on_chunk`` within microseconds of that sample's arrival either way; with
+  100 streams, polling every 10 ms was 10 000 wake-ups a second, now it is at most
+  ``1 / wait_s`` per stream (health and ``stop`` still react within ``wait_s``).
 - **Exactly one stream must match.** No match: keep retrying, ``last_error`` says
   ``"no stream matching ..."``. Several matches: ``last_error`` lists every candidate's
   name/type/source_id and asks for a narrower selector; the worker keeps retrying in case the
@@ -404,6 +408,10 @@ class LslStream:
     on_status : callable | None
         ``on_status(status)`` with the dict of :meth:`status`, called from the worker thread on
         connection, disconnection, a ``stale`` flip or a new ``last_error``.
+    samples_wanted : callable | None
+        ``samples_wanted() -> int``, called from the worker thread before each pull: how many new
+        samples the consumer needs before ``on_chunk`` can produce anything. A pull then waits
+        (up to ``wait_s``) for that many instead of one. None, an error or a value < 1 means 1.
     """
 
     def __init__(
@@ -431,6 +439,7 @@ class LslStream:
         self.selector = selector
         self.on_chunk = on_chunk
         self.on_status: Callable[[dict[str, Any]], None] | None = None
+        self.samples_wanted: Callable[[], int] | None = None
         self.resolve_timeout_s = float(resolve_timeout_s)
         self.stale_after_s = float(stale_after_s)
         self.wait_s = float(wait_s)
@@ -688,10 +697,26 @@ class LslStream:
             raise
         return inlet, info
 
+    def _min_samples(self, most: int) -> int:
+        """Samples the next pull waits for: the consumer's :attr:`samples_wanted`, within [1, most]."""
+        if self.samples_wanted is None:
+            return 1
+        try:
+            wanted = int(self.samples_wanted())
+        except Exception:  # a broken hint must not stop acquisition: fall back to waking per sample
+            logger.exception("samples_wanted of %s failed; waking on every sample.", self.selector.describe())
+            self.samples_wanted = None
+            return 1
+        return min(max(wanted, 1), most)
+
     def _pull(self) -> int:
         buffer = self._buffer
         _, timestamps = self._inlet.pull_chunk(
-            timeout=self.wait_s, max_samples=buffer.shape[0], min_samples=1, dest_obj=buffer, as_numpy=True
+            timeout=self.wait_s,
+            max_samples=buffer.shape[0],
+            min_samples=self._min_samples(buffer.shape[0]),
+            dest_obj=buffer,
+            as_numpy=True,
         )
         n = len(timestamps)
         if n == 0:

@@ -159,6 +159,11 @@ class OnlinePipeline:
         self.n_windows_ = 0
         self.n_nonfinite_ = 0
 
+    @property
+    def samples_until_next_vector(self) -> int:
+        """New samples the current segment needs before the extractor's next feature vector (>= 1)."""
+        return self._extractor.samples_until_next_frame
+
     def push(self, data, timestamps) -> list[WindowReady]:
         """Feed a chunk; return one window per new feature vector that completes one.
 

@@ -207,6 +207,8 @@ class _AttachedStream:
             stale_after_s=settings.stale_after_s,
         )
         self.lsl.on_status = self._on_status
+        # Nothing can come out before the extractor's next vector: let the worker sleep until then.
+        self.lsl.samples_wanted = self._samples_wanted
         self._lock = threading.Lock()
         self._n_states = 0
         self._config_error: str | None = None  # channel/unit/rate mismatch of the current connection
@@ -260,6 +262,11 @@ class _AttachedStream:
             info.n_channels,
             "1" if self._factors is None else np.unique(factors).tolist(),
         )
+
+    def _samples_wanted(self) -> int:
+        if self._rows is None:
+            return 1  # not feeding the pipeline: keep draining the inlet chunk by chunk
+        return self.pipeline.samples_until_next_vector
 
     def _on_chunk(self, data: np.ndarray, timestamps: np.ndarray) -> None:
         received = time.perf_counter()

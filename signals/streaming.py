@@ -142,6 +142,8 @@ class StreamingExtractor:
     @property
     def samples_until_next_frame(self) -> int:
         """Samples still needed in the current segment before the next vector is emitted."""
+        if self._fresh:  # the next valid sample starts a new segment (at start, after a NaN/inf run)
+            return self.n_window
         n = self.segment_samples_
         if n < self.n_window:
             return self.n_window - n

@@ -150,6 +150,43 @@ def test_data_arrives_complete_in_order_with_sensible_timestamps(streams):
     assert stream.last_error is None and stream.n_reconnects == 0
 
 
+def test_samples_wanted_makes_each_pull_wait_for_that_many_samples(streams):
+    """With samples_wanted() = 30 every chunk holds >= 30 samples although the outlet pushes 10 at a time."""
+    name = _unique()
+    source = _source(streams, name, "EEG", str(uuid.uuid4()))
+    got = _Collector()
+    stream = LslStream(StreamSelector(name=name), got, wait_s=1.0)
+    stream.samples_wanted = lambda: 30
+    streams.append(stream)
+    stream.start()
+    _wait_until(lambda: stream.connected, 5, "the connection")
+    source.pushing.set()
+    _wait_until(lambda: got.arrays()[1].size >= 150, 10, "150 samples")
+    source.pushing.clear()
+    data, _ = got.arrays()
+    sizes = [d.shape[1] for d in got.data]
+    assert min(sizes) >= 30, sizes
+    np.testing.assert_array_equal(data[0], np.arange(data.shape[1]))  # nothing lost or repeated
+
+
+def test_failing_samples_wanted_falls_back_to_waking_per_sample(streams, caplog):
+    """A samples_wanted that raises is logged once and dropped; data keeps flowing in the outlet's chunks."""
+    name = _unique()
+    source = _source(streams, name, "EEG", str(uuid.uuid4()))
+    got = _Collector()
+    stream = LslStream(StreamSelector(name=name), got, wait_s=1.0)
+    stream.samples_wanted = lambda: 1 / 0
+    streams.append(stream)
+    with caplog.at_level(logging.ERROR, logger="service.lsl"):
+        stream.start()
+        _wait_until(lambda: stream.connected, 5, "the connection")
+        source.pushing.set()
+        _wait_until(lambda: got.arrays()[1].size >= 50, 10, "50 samples")
+    assert stream.samples_wanted is None
+    assert sum("samples_wanted of" in r.getMessage() for r in caplog.records) == 1
+    assert max(d.shape[1] for d in got.data) < 30  # woken per 10-sample push, not held back
+
+
 def test_read_stream_info_fallbacks():
     """Labels/units come from desc(); missing ones fall back to ch<i> and the stream unit or 'unknown'."""
     full = read_stream_info(_make_info("a", "EEG", "s", labels=["Cz", "Pz"], units=["uV", "uV"]))

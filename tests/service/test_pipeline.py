@@ -146,6 +146,23 @@ def _index_graph(bundle, *, sfreq=10.0, window_s=1.0, hop_s=0.5, spacing_s=1.0, 
     )
 
 
+def test_samples_until_next_vector_counts_down_to_each_vector(bundle):
+    """The hint the LSL worker waits on: exactly the samples that complete the next vector, after any chunking."""
+    graph = _index_graph(bundle)  # window 10 samples, hop 5
+    pipeline = OnlinePipeline(graph)
+    assert pipeline.samples_until_next_vector == 10
+    index = np.arange(40, dtype=float)[None]
+    ts = T0 + np.arange(40) / 10.0
+    pipeline.push(index[:, :7], ts[:7])
+    assert pipeline.samples_until_next_vector == 3
+    pipeline.push(index[:, 7:10], ts[7:10])  # completes the first window
+    assert pipeline.samples_until_next_vector == 5
+    pipeline.push(index[:, 10:14], ts[10:14])
+    assert pipeline.samples_until_next_vector == 1
+    pipeline.push(index[:, 14:20] * np.nan, ts[14:20])  # a NaN burst: a new segment, a whole window again
+    assert pipeline.samples_until_next_vector == 10
+
+
 def test_gap_restarts_the_window(bundle):
     """After a timestamp gap the first window waits T*spacing-ish again and no window holds samples from both sides."""
     graph = _index_graph(bundle)  # window 1 s, hop 0.5 s, T = 3 vectors 1 s apart
