@@ -13,10 +13,14 @@ at p50 on a busy 2-core machine, ten times the 0.1 ms ``session.run`` itself. Ru
 never overlap (a ``busy`` lock); while one runs, new callers queue and the batcher serves them
 together as soon as it is free, so batching under load is unchanged.
 
-Session options (see :func:`_session_options`): full graph optimisation; ``intra_op_num_threads``
-left at ONNX Runtime's default (0: one thread per physical core); intra-op threads do not
-spin-wait between runs, because the batcher runs small, sporadic batches and spinning threads
-would steal cores from LSL acquisition and feature extraction.
+Session options (see :func:`session_options`): full graph optimisation; ``intra_op_num_threads``
+left at ONNX Runtime's default (0: one thread per physical core). Intra-op threads spin-wait
+*during* a run (``allow_spinning=1``) but stop as soon as it returns
+(``session.force_spinning_stop=1``): a run of the reference EEG graph is ~100 small parallel
+kernels, and waking a sleeping thread for each one cost more than the kernels (batch 1 on
+2 cores: 1.27 ms without spinning, 0.87 ms with; ``benchmarks/inference.py``), while threads
+spinning *between* the sporadic runs of live streams would steal the cores that LSL acquisition
+and feature extraction need.
 
 The provider each session really uses is read back from ``session.get_providers()[0]``: ONNX
 Runtime silently falls back to CPU when, e.g., the CUDA libraries do not match.
@@ -89,11 +93,13 @@ def _resolve_providers(providers: Sequence[str] | None) -> list[str]:
     return usable
 
 
-def _session_options() -> ort.SessionOptions:
+def session_options() -> ort.SessionOptions:
+    """The options of every session the engine creates (see the module docstring for why)."""
     options = ort.SessionOptions()
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    # intra_op_num_threads stays 0 (ORT default: physical cores). No spin-waiting: see module docstring.
-    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    # intra_op_num_threads stays 0 (ORT default: physical cores). Spin within a run, never between runs.
+    options.add_session_config_entry("session.intra_op.allow_spinning", "1")
+    options.add_session_config_entry("session.force_spinning_stop", "1")
     return options
 
 
@@ -167,7 +173,7 @@ class _BatchedSession:
         self.max_batch = max_batch
         self.max_wait_s = max_wait_s
         self.session = ort.InferenceSession(
-            str(bundle.graph_path(modality)), sess_options=_session_options(), providers=providers
+            str(bundle.graph_path(modality)), sess_options=session_options(), providers=providers
         )
         self.provider = self.session.get_providers()[0]
         self._check_signature()
@@ -583,4 +589,12 @@ class InferenceEngine:
         self.close()
 
 
-__all__ = ["INPUT_NAME", "OUTPUT_NAME", "InferenceEngine", "LoadedModel", "SessionStats", "default_providers"]
+__all__ = [
+    "INPUT_NAME",
+    "OUTPUT_NAME",
+    "InferenceEngine",
+    "LoadedModel",
+    "SessionStats",
+    "default_providers",
+    "session_options",
+]
