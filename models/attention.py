@@ -96,26 +96,47 @@ class ChannelAttention(nn.Module):
         previous = torch.cat((x[:, :1], x[:, :-1]), dim=1)  # x_{t-1}; step 1 is its own predecessor
         return (x + previous + x[:, :1]) / 3.0  # x[:, :1] broadcasts the first step over t
 
+    def low_rank_maps(self) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        """The per-head ``f x f`` maps of the token-space evaluation, heads side by side (weights only).
+
+        Returns
+        -------
+        score_map : Tensor, shape (f, h*f)
+            ``A_h = W_q,h^T W_k,h`` of every head; ``x_i @ score_map`` holds the query rows of all heads.
+        score_bias : Tensor, shape (h*f,)
+            ``u_h = W_k,h^T b_q,h`` of every head.
+        value_out : Tensor, shape (h*f, f)
+            ``(W_o,h W_v,h)^T`` stacked over the heads: ``concat_h (P_h y) @ value_out`` sums them.
+        bias : Tensor, shape (f,)
+            ``W_o b_v + b_o``.
+
+        Notes
+        -----
+        Products of parameters only: ONNX Runtime folds them into constants of the exported graph.
+        """
+        h = self.n_heads
+        w_q, w_v = (rearrange(m.weight, "(h e) f -> h f e", h=h) for m in (self.to_q, self.to_v))
+        w_k = rearrange(self.to_k.weight, "(h e) g -> h e g", h=h)
+        b_q = rearrange(self.to_q.bias, "(h e) -> h 1 e", h=h)
+        w_o = rearrange(self.to_out.weight, "g (h e) -> h e g", h=h)
+        score_map = rearrange(w_q @ w_k, "h f g -> f (h g)")
+        score_bias = rearrange(b_q @ w_k, "h 1 g -> (h g)")
+        value_out = rearrange(w_v @ w_o, "h f g -> (h f) g")
+        return score_map, score_bias, value_out, self.to_out(self.to_v.bias)
+
     def forward(self, x: Tensor) -> Tensor:
         """Attend across channels of every step: (b, t, c, f) -> (b, t, c, f)."""
-        h, (t, c, f) = self.n_heads, x.shape[1:]
-        y = self.keys_values_source(x)
-        w_q, w_k, w_v = (
-            rearrange(m.weight, "(h e) f -> h e f", h=h) for m in (self.to_q, self.to_k, self.to_v)
-        )
-        b_q, b_v = (rearrange(m.bias, "(h e) -> h e", h=h) for m in (self.to_q, self.to_v))
-        w_o = rearrange(self.to_out.weight, "g (h e) -> h g e", h=h)
-        score_map = torch.einsum("hef,heg->hfg", w_q, w_k)  # A per head: (h, f, f)
-        score_bias = torch.einsum("he,heg->hg", b_q, w_k)  # u per head: (h, f)
-        queries = torch.einsum("btcf,hfg->bthcg", x, score_map) + score_bias[:, None, :]  # (b, t, h, c, f)
+        h, f = self.n_heads, self.to_q.in_features  # Python ints: constants, not Shape ops, in ONNX
+        t, c = x.shape[1:3]
+        score_map, score_bias, value_out, bias = self.low_rank_maps()
         # all heads share the keys/values y, so the heads are stacked as extra query rows of one
-        # attention per (b, t): queries (b*t, 1, h*c, f), keys = values (b*t, 1, c, f)
-        mixed = F.scaled_dot_product_attention(
-            queries.reshape(-1, 1, h * c, f), y.reshape(-1, 1, c, f), y.reshape(-1, 1, c, f), scale=self.scale
-        ).reshape(-1, t, h, c, f)  # P_h y per head
-        value_out = torch.einsum("hge,hef->hgf", w_o, w_v)  # W_o,h W_v,h: (h, f, f)
-        bias = self.to_out.bias + torch.einsum("hge,he->g", w_o, b_v)  # (f,)
-        return self.dropout(torch.einsum("bthcf,hgf->btcg", mixed, value_out) + bias)
+        # attention per (b, t): (b, t, c, h*f) is a view of queries (b*t, 1, c*h, f), rows (c h);
+        # the singleton head axis keeps torch on its fused 4-D CPU kernel (3-D takes a slower path)
+        queries = (x @ score_map + score_bias).reshape(-1, 1, c * h, f)
+        kv = self.keys_values_source(x).reshape(-1, 1, c, f)  # keys = values: (b*t, 1, c, f)
+        mixed = F.scaled_dot_product_attention(queries, kv, kv, scale=self.scale)  # P_h y, rows (c h)
+        # back to (b, t, c, h*f) = concat_h P_h y (a view), then one matmul sums the heads' outputs
+        return self.dropout(mixed.reshape(-1, t, c, h * f) @ value_out + bias)
 
 
 def build_channel_attention(
