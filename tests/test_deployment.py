@@ -328,6 +328,16 @@ def test_settings_come_from_the_environment():
     assert environment["M2S_PROVIDERS"] is None  # unset: the image's own default applies
 
 
+def test_every_setting_can_be_set_through_compose(config):
+    """Each Settings field's M2S_* variable is in the services' environment, so a lab's .env reaches it."""
+    from service.config import Settings
+
+    expected = {f"M2S_{name.upper()}" for name in Settings.model_fields}
+    for name in ("m2s", "m2s-cpu"):
+        missing = expected - set(config["services"][name]["environment"])
+        assert not missing, f"{name} does not pass {sorted(missing)}"
+
+
 def test_compose_healthcheck_is_the_images(config):
     """The compose health check runs the same command as each service image's HEALTHCHECK."""
     for name in ("m2s", "m2s-cpu"):
