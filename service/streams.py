@@ -21,6 +21,10 @@ Rules
 - **Gaps** (timestamp jumps, a reconnection) are handled by the extractor: no window spans one.
 - **Nothing raises into the LSL worker.** Failures are logged (at most once per
   ``_LOG_EVERY_S`` per stream, with a count) and shown in ``last_error``.
+- **The worker sleeps until a window can complete.** The stream tells its
+  :class:`~service.lsl.LslStream` (``samples_wanted``) how many samples the extractor still needs
+  for its next vector, so the worker wakes once per hop, right when the window's last sample
+  arrives, instead of for every chunk (``benchmarks/live_latency.py``).
 - ``latency_ms`` of a state is measured from the moment its chunk was handed to ``on_chunk``
   (just after ``pull_chunk`` returned it) to the moment the state is published.
 
