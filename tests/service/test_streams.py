@@ -253,6 +253,8 @@ def test_states_match_offline_path(engine, bundle, eeg_trial):
         _wait_until(lambda: len(collector.snapshot()) >= 5, 10, "5 states")
         time.sleep(0.3)
         public = manager.get(sid)
+        # The worker is told how many samples the next vector needs: 2 s windows, 2 s hop, 18 s received.
+        assert recorder.streams[0].samples_wanted() == int(2 * SFREQ)
     finally:
         manager.close()
     states = collector.snapshot()
