@@ -345,14 +345,6 @@ class SegmentDejitter:
     def __call__(self, timestamps: np.ndarray) -> np.ndarray:
         """Regularised timestamps, shape (n,), for one chunk in arrival order."""
         ts = np.asarray(timestamps, dtype=np.float64)
-        if self.anchor_ is not None and ts.shape[0]:
-            # The usual chunk: every sample within the threshold of the line, one vector pass.
-            predicted = self.anchor_ + (self.count_ + np.arange(ts.shape[0])) * self.period
-            deviation = ts - predicted
-            if np.abs(deviation).max() <= self.gap_threshold_s:
-                self.anchor_ += self.gain * float(deviation.mean())
-                self.count_ += ts.shape[0]
-                return predicted
         out = np.empty_like(ts)
         start = 0
         while start < ts.shape[0]:

@@ -179,17 +179,15 @@ class StreamingExtractor:
                 f"timestamps has {timestamps.shape[0]} entries but data has {data.shape[1]} samples; "
                 "give one timestamp per sample."
             )
-        if self._continues_segment(data, timestamps):
-            # The live case, 20-50 times a second per stream: the chunk extends the current
-            # segment (no gap, no NaN), so skip the run bookkeeping below.
-            self.last_timestamp_ = float(timestamps[-1])
-            return self._extend(data, timestamps)
         breaks = segment_breaks(timestamps, self.sfreq, self.gap_factor, self.last_timestamp_)
         self.last_timestamp_ = float(timestamps[-1])
         if self.nonfinite == "gap":
             valid = np.isfinite(data).all(axis=0)
         else:
             valid = np.ones(data.shape[1], dtype=bool)
+        if not (self._fresh or breaks.any()) and valid.all():
+            # The live case: the whole chunk extends the current segment, so skip the run bookkeeping.
+            return self._extend(data, timestamps)
         # Runs: maximal stretches of valid samples with no break inside.
         is_start = valid.copy()
         is_start[1:] &= breaks[1:] | ~valid[:-1]
@@ -203,20 +201,6 @@ class StreamingExtractor:
         if not valid[-1]:
             self._fresh = True  # the next valid sample starts a new segment
         return FeatureFrames.concatenate([p for p in parts if len(p)], self.n_features)
-
-    def _continues_segment(self, data: np.ndarray, timestamps: np.ndarray) -> bool:
-        """True when the whole chunk extends the current segment: no break, every sample valid."""
-        if self._fresh or self.last_timestamp_ is None:
-            return False
-        limit = self.gap_factor / self.sfreq
-        step0 = timestamps[0] - self.last_timestamp_
-        if not 0 < step0 <= limit:
-            return False
-        if timestamps.shape[0] > 1:
-            steps = np.diff(timestamps)
-            if steps.min() <= 0 or steps.max() > limit:
-                return False
-        return self.nonfinite != "gap" or bool(np.isfinite(data).all())
 
     def _start_segment(self) -> None:
         self.buffer_.clear()
