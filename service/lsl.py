@@ -19,7 +19,8 @@ Rules
   exactly the sample that completes the window arrives, instead of waking for every 50-ms chunk.
   The data reaches ``on_chunk`` within microseconds of that sample's arrival either way; with
   100 streams, polling every 10 ms was 10 000 wake-ups a second, now it is at most
-  ``1 / wait_s`` per stream (health and ``stop`` still react within ``wait_s``).
+  ``1 / wait_s`` per stream. ``stop`` and the liveness check react within ``wait_s``; a pull never
+  waits past the moment the data turns stale, so the ``stale`` flip is reported within ~2 ms.
 - **Exactly one stream must match.** No match: keep retrying, ``last_error`` says
   ``"no stream matching ..."``. Several matches: ``last_error`` lists every candidate's
   name/type/source_id and asks for a narrower selector; the worker keeps retrying in case the
@@ -80,6 +81,7 @@ _RESOLVE_SLICE_S = 0.25  # one resolve call; resolution loops over slices so sto
 _RETRY_INTERVAL_S = 0.5  # pause between failed connection attempts
 _SRATE_WINDOW_S = 5.0  # sliding window of effective_srate
 _CALLBACK_LOG_EVERY_S = 5.0  # rate limit for tracebacks of a callback that keeps raising
+_STALE_MARGIN_S = 0.002  # a pull capped at the stale moment returns this much after it, so it sees the flip
 
 
 @dataclass(frozen=True)
@@ -701,10 +703,24 @@ class LslStream:
             return 1
         return min(max(wanted, 1), most)
 
+    def _wait_s(self) -> float:
+        """How long the next pull may wait: ``wait_s``, but no later than the moment data turns stale.
+
+        Without the cap a pull could sleep through the whole of a short pause, and the stale flip
+        (``on_status``) would never be reported.
+        """
+        last = self._last_timestamp  # written by this thread only
+        if last is None:
+            return self.wait_s
+        until_stale = last + self.stale_after_s - pylsl.local_clock()
+        if until_stale < 0:
+            return self.wait_s  # already stale: reported after this pull
+        return min(self.wait_s, until_stale + _STALE_MARGIN_S)
+
     def _pull(self) -> int:
         buffer = self._buffer
         _, timestamps = self._inlet.pull_chunk(
-            timeout=self.wait_s,
+            timeout=self._wait_s(),
             max_samples=buffer.shape[0],
             min_samples=self._min_samples(buffer.shape[0]),
             dest_obj=buffer,

@@ -324,6 +324,23 @@ def test_stale_appears_when_the_outlet_pauses_and_clears_when_it_resumes(streams
     assert changes[-3:] == [False, True, False]
 
 
+def test_stale_flip_is_reported_when_it_happens_not_a_whole_wait_later(streams):
+    """With wait_s 1 s and stale_after_s 0.3 s, on_status hears of the stale flip ~0.3 s after the last sample."""
+    name = _unique()
+    source = _source(streams, name, "EEG", str(uuid.uuid4()))
+    source.pushing.set()
+    reported = []
+    stream = LslStream(StreamSelector(name=name), lambda d, t: None, wait_s=1.0, stale_after_s=0.3)
+    stream.on_status = lambda status: reported.append((status["stale"], pylsl.local_clock()))
+    streams.append(stream)
+    stream.start()
+    _wait_until(lambda: stream.connected and not stream.stale, 5, "fresh data")
+    source.pushing.clear()
+    _wait_until(lambda: reported[-1][0], 3, "the stale flip")
+    last_sample = pylsl.local_clock() - stream.data_age_s
+    assert 0.3 <= reported[-1][1] - last_sample < 0.5  # an uncapped 1-s pull would report it ~1 s late
+
+
 @pytest.mark.slow
 def test_silence_with_a_live_outlet_keeps_the_inlet_and_loses_nothing(streams, caplog):
     """After reresolve_after_s of silence the still-present outlet is kept: no reconnect, no lost sample."""
