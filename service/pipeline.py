@@ -45,19 +45,11 @@ import numpy as np
 
 from models.bundle import ModalityGraph
 from signals._checks import check_array, check_type
+from signals.channels import map_channels
+from signals.units import unit_scale
 
 logger = logging.getLogger(__name__)
 
-# Unit spellings (casefolded) -> factor to volts. str.casefold maps the micro sign U+00B5 to the
-# Greek mu U+03BC, so both spellings of µV land on the same key.
-_VOLTS = {
-    **dict.fromkeys(("v", "volt", "volts"), 1.0),
-    **dict.fromkeys(("mv", "millivolt", "millivolts"), 1e-3),
-    **dict.fromkeys(("uv", "\u03bcv", "microvolt", "microvolts"), 1e-6),
-    **dict.fromkeys(("nv", "nanovolt", "nanovolts"), 1e-9),
-}
-# Units with no physical scale: they convert to themselves only.
-_DIMENSIONLESS = ("native", "a.u.")
 # At most this many feature names are quoted in a non-finite warning.
 _MAX_NAMED_FEATURES = 5
 
@@ -265,114 +257,6 @@ class OnlinePipeline:
             more,
             self._vectors.maxlen,
         )
-
-
-def map_channels(stream_channels: Sequence[str], spec_channels: Sequence[str]) -> np.ndarray:
-    """Rows of a stream's chunk that give the spec's channels, in the spec's order.
-
-    Names match case-insensitively but otherwise exactly (``'Fp1'`` is ``'FP1'``; ``'Fp1 '`` is
-    not). Stream channels the spec does not use are ignored.
-
-    Parameters
-    ----------
-    stream_channels : sequence of str
-        The stream's channel labels, in its row order.
-    spec_channels : sequence of str
-        The channels the feature spec needs, in its row order.
-
-    Returns
-    -------
-    rows : array of int64, shape (n_spec_channels,)
-        ``chunk[rows]`` is the chunk in spec order.
-
-    Raises
-    ------
-    TypeError
-        A name list is a single string or holds a non-string.
-    ValueError
-        A spec channel is missing from the stream (all missing ones are listed, with what the
-        stream has), or matches several stream channels.
-    """
-    stream_channels = _check_names(stream_channels, "stream_channels")
-    spec_channels = _check_names(spec_channels, "spec_channels")
-    positions: dict[str, list[int]] = {}
-    for row, name in enumerate(stream_channels):
-        positions.setdefault(name.casefold(), []).append(row)
-    missing = [name for name in spec_channels if name.casefold() not in positions]
-    if missing:
-        raise ValueError(
-            f"the stream lacks {len(missing)} channel(s) the model needs: {missing}. The stream has "
-            f"{list(stream_channels)}. Attach a stream with these channel labels (case is ignored) or "
-            "a model trained on the stream's channels."
-        )
-    ambiguous = {
-        name: [stream_channels[r] for r in positions[name.casefold()]]
-        for name in spec_channels
-        if len(positions[name.casefold()]) > 1
-    }
-    if ambiguous:
-        raise ValueError(
-            f"channel labels are ambiguous (several stream channels match, ignoring case): {ambiguous}. "
-            "Give the stream's channels unique labels."
-        )
-    return np.array([positions[name.casefold()][0] for name in spec_channels], dtype=np.int64)
-
-
-def unit_scale(stream_unit: str, spec_unit: str) -> float:
-    """Factor turning samples in ``stream_unit`` into ``spec_unit``: ``x_spec = x_stream * factor``.
-
-    Voltages convert between any spellings of V, mV, µV and nV (``'V'``, ``'volts'``,
-    ``'mV'``, ``'millivolts'``, ``'uV'``, ``'µV'``, ``'μV'``, ``'microvolts'``, ``'nV'``, …; case
-    is ignored). ``'native'`` and ``'a.u.'`` (no physical scale) and any other unit (``'deg'``,
-    ``'mm'``, ``'deg,mm'``) convert only to the same unit, with factor 1.
-
-    Parameters
-    ----------
-    stream_unit : str
-        Unit the stream declares for its samples.
-    spec_unit : str
-        Unit the feature spec requires (``FeatureSpec.unit``).
-
-    Returns
-    -------
-    factor : float
-
-    Raises
-    ------
-    TypeError
-        A unit is not a string.
-    ValueError
-        The stream declares no unit, or the units cannot be converted into each other.
-    """
-    check_type(stream_unit, str, "stream_unit")
-    check_type(spec_unit, str, "spec_unit")
-    src, dst = stream_unit.strip().casefold(), spec_unit.strip().casefold()
-    if not src:
-        raise ValueError(
-            f"the stream declares no unit but the model needs '{spec_unit}'. Declare the channel unit in "
-            "the outlet's metadata (desc/channels/channel/unit), e.g. 'microvolts'."
-        )
-    if src in _VOLTS and dst in _VOLTS:
-        return _VOLTS[src] / _VOLTS[dst]
-    if src == dst:
-        return 1.0
-    if src in _DIMENSIONLESS or dst in _DIMENSIONLESS:
-        why = "'native' and 'a.u.' have no physical scale, so they convert only to themselves"
-    else:
-        why = "voltages convert between V, mV, uV/µV and nV (any common spelling); other units must match exactly"
-    raise ValueError(
-        f"cannot convert the stream's unit '{stream_unit}' to the model's unit '{spec_unit}': {why}. "
-        "Send the signal in the model's unit."
-    )
-
-
-def _check_names(names: Sequence[str], name: str) -> tuple[str, ...]:
-    if isinstance(names, str):
-        raise TypeError(f"{name} must be a sequence of channel names, got the single string {names!r}.")
-    names = tuple(names)
-    for item in names:
-        check_type(item, str, f"every entry of {name}")
-    return names
 
 
 def _preview(names: Sequence[str], n: int = 4) -> str:

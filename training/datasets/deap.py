@@ -36,7 +36,7 @@ from signals.bands import DEAP_BANDS
 from signals.spec import DESpec, EyeSpec, HrvSpec, PpsSpec
 
 from .base import DatasetError, EmotionDataset, RawSignal, Trial
-from .recordings import check_modalities, modality_info, pair_frames
+from .pairing import check_modalities, modality_info, pair_frames
 from .safe_pickle import safe_load
 
 logger = logging.getLogger(__name__)

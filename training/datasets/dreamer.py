@@ -32,7 +32,7 @@ from signals.bands import SEED_BANDS
 from signals.spec import DESpec
 
 from .base import DatasetError, EmotionDataset, RawSignal, Trial
-from .recordings import check_modalities, modality_info, pair_frames
+from .pairing import check_modalities, modality_info, pair_frames
 
 logger = logging.getLogger(__name__)
 

@@ -33,7 +33,7 @@ from signals.spec import DESpec, EyeSpec, HrvSpec, PpsSpec
 from signals.synthetic import MODALITIES, PPS_CHANNELS, SyntheticConfig, SyntheticTrial, iter_trials
 
 from .base import DatasetError, EmotionDataset, RawSignal, Trial
-from .recordings import check_modalities, modality_info, pair_frames
+from .pairing import check_modalities, modality_info, pair_frames
 
 logger = logging.getLogger(__name__)
 

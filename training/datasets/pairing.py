@@ -1,0 +1,108 @@
+"""What every loader that computes features from raw signals shares: modality choice, ModalityInfo, pairing.
+
+A trial's modalities are featurised separately (each at its own sampling rate and window), then
+paired in time by :func:`pair_frames` so that vector ``i`` of every modality covers the same moment.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+
+from signals.spec import DESpec, EyeSpec, HrvSpec, PpsSpec
+from signals.streaming import FeatureFrames
+
+from .base import DatasetError, ModalityInfo
+
+logger = logging.getLogger(__name__)
+
+AnySpec = DESpec | EyeSpec | HrvSpec | PpsSpec
+
+
+def pair_frames(
+    frames: Mapping[str, FeatureFrames], sfreqs: Mapping[str, float], *, where: str
+) -> dict[str, np.ndarray]:
+    """Keep the feature vectors whose windows end at the same time in every modality.
+
+    A vector is stamped with the time of its window's last sample, so its window ends at
+    ``timestamp + 1 / sfreq``. Vectors of two modalities are paired when those end times agree
+    within one sample period of the slowest modality. Vectors without a partner in every modality
+    are dropped: the leading vectors of short-window modalities (a 10-s eye buffer starts later
+    than a 2-s EEG window) and a trailing vector when recording lengths differ.
+
+    Parameters
+    ----------
+    frames : dict of str to FeatureFrames
+        Feature frames per modality, on one clock.
+    sfreqs : dict of str to float
+        Sampling frequency (Hz) of each modality's input.
+    where : str
+        What is being paired (named in errors), e.g. "subject s01 trial 3".
+
+    Returns
+    -------
+    features : dict of str to array, shape (W, D_m)
+        The paired vectors, the same W for every modality, in time order.
+    """
+    names = list(frames)
+    if len(names) == 1:
+        return {names[0]: frames[names[0]].features}
+    ends = {m: np.asarray(frames[m].timestamps) + 1.0 / sfreqs[m] for m in names}
+    tol = max(1.0 / sfreqs[m] for m in names) * (1 + 1e-6)
+    ref = min(names, key=lambda m: len(frames[m]))
+    keep = np.ones(len(frames[ref]), dtype=bool)
+    index = {}
+    for m in names:
+        if m == ref:
+            continue
+        e = ends[m]
+        if e.size == 0:
+            keep[:] = False
+            index[m] = np.zeros(len(keep), dtype=np.int64)
+            continue
+        pos = np.clip(np.searchsorted(e, ends[ref]), 1, max(e.size - 1, 1))
+        left = np.clip(pos - 1, 0, e.size - 1)
+        right = np.clip(pos, 0, e.size - 1)
+        nearest = np.where(np.abs(e[left] - ends[ref]) <= np.abs(e[right] - ends[ref]), left, right)
+        keep &= np.abs(e[nearest] - ends[ref]) <= tol
+        index[m] = nearest
+    out = {ref: frames[ref].features[keep]}
+    for m, idx in index.items():
+        out[m] = frames[m].features[idx[keep]]
+    lost = {m: len(frames[m]) - int(keep.sum()) for m in names}
+    logger.debug("%s: paired %d vectors; dropped per modality %s", where, int(keep.sum()), lost)
+    return {m: out[m] for m in names}
+
+
+def modality_info(spec: AnySpec, description: str) -> ModalityInfo:
+    """The :class:`ModalityInfo` of features computed with ``spec`` (spacing = the spec's hop)."""
+    return ModalityInfo(
+        dim=spec.n_features,
+        spacing_s=float(spec.hop_s),
+        description=description,
+        spec=spec,
+        reproducible_online=spec.reproducible_online,
+        feature_names=tuple(spec.feature_names()),
+    )
+
+
+def check_modalities(modalities, available: Sequence[str], dataset: str) -> tuple[str, ...]:
+    """Return the requested modalities (None = all ``available``) or raise a DatasetError naming the options."""
+    if modalities is None:
+        return tuple(available)
+    if isinstance(modalities, str):
+        modalities = (modalities,)
+    if not isinstance(modalities, (list, tuple)):
+        raise TypeError(f"modalities must be a list or tuple of str, got {type(modalities).__name__}.")
+    unknown = [m for m in modalities if m not in available]
+    if unknown or not modalities:
+        raise DatasetError(
+            f"{dataset} has modalities {list(available)}; got {list(modalities)}. "
+            "Pass a non-empty subset of them (or None for all)."
+        )
+    return tuple(dict.fromkeys(modalities))
+
+
+__all__ = ["AnySpec", "check_modalities", "modality_info", "pair_frames"]
