@@ -1,7 +1,9 @@
 """Dataset loaders behind one registry: detect what a folder holds and load it as an EmotionDataset.
 
 Every loader module (``training.datasets.<kind>``) exposes ``NAME``, ``detect(path) -> bool`` and
-``load(path, *, modalities=None, subjects=None, include_raw=False, **options) -> EmotionDataset``.
+``load(path, *, modalities=None, subjects=None, include_raw=False, **options) -> EmotionDataset``;
+those that compute their features from raw signals (:data:`COMPUTED`) also take ``specs`` and
+(except recordings) ``spec_overrides`` (:mod:`training.datasets.spec_options`).
 Loader modules are imported only when needed (:func:`loader`), so importing this package stays
 cheap and a broken loader does not break the others. A loader that fails to import is a bug: the
 error propagates, it is never skipped silently.
@@ -10,12 +12,15 @@ error propagates, it is never skipped silently.
 from __future__ import annotations
 
 import importlib
+import inspect
 import logging
+from collections.abc import Mapping
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
 from .base import DatasetError, EmotionDataset, ModalityInfo, RawSignal, Trial
+from .spec_options import override_spec
 
 logger = logging.getLogger(__name__)
 
@@ -29,6 +34,9 @@ LOADERS: dict[str, str] = {
     "recording": "training.datasets.recordings",
     "synthetic": "training.datasets.synthetic",
 }
+
+#: Kinds whose loaders compute features from raw signals (and so take feature specs).
+COMPUTED: frozenset[str] = frozenset({"deap", "dreamer", "recording", "synthetic"})
 
 #: What a path must look like for each kind (quoted when detection fails).
 EXPECTS: dict[str, str] = {
@@ -113,7 +121,18 @@ def detect_dataset(path: str | Path) -> str:
     )
 
 
-def load_dataset(path: str | Path, kind: str | None = None, **options: Any) -> EmotionDataset:
+def _takes(module: ModuleType, parameter: str) -> bool:
+    return parameter in inspect.signature(module.load).parameters
+
+
+def load_dataset(
+    path: str | Path,
+    kind: str | None = None,
+    *,
+    specs: Mapping[str, Any] | None = None,
+    spec_overrides: Mapping[str, Mapping[str, Any]] | None = None,
+    **options: Any,
+) -> EmotionDataset:
     """Load ``path`` as an :class:`EmotionDataset`.
 
     Parameters
@@ -122,6 +141,14 @@ def load_dataset(path: str | Path, kind: str | None = None, **options: Any) -> E
         A dataset folder or file.
     kind : str | None
         Dataset kind (a key of :data:`LOADERS`); None detects it with :func:`detect_dataset`.
+    specs : dict of str to FeatureSpec | None
+        Whole feature spec per modality, for the loaders that compute their features (deap,
+        dreamer, synthetic, recording). Loaders of released features (seed, seed_iv, seed_v)
+        refuse any.
+    spec_overrides : dict of str to dict | None
+        Per modality, fields replaced in its spec, e.g. ``{'eeg': {'window_s': 4.0, 'hop_s': 1.0}}``
+        (:func:`~training.datasets.spec_options.override_spec`). A modality given in ``specs`` is
+        overridden here; any other goes to the loader, which applies it to its default spec.
     **options
         Passed to the loader's ``load`` (``modalities``, ``subjects``, ``include_raw`` and
         loader-specific options).
@@ -129,11 +156,38 @@ def load_dataset(path: str | Path, kind: str | None = None, **options: Any) -> E
     Returns
     -------
     EmotionDataset
+
+    Raises
+    ------
+    DatasetError
+        ``specs`` or ``spec_overrides`` for a loader of released features, or overrides of a
+        default spec for a loader that takes whole specs only (the message says what to pass).
     """
     path = _existing(path)
     if kind is None:
         kind = detect_dataset(path)
     module = loader(kind)
+    specs = dict(specs or {})
+    overrides = {m: dict(u) for m, u in (spec_overrides or {}).items() if u}
+    if (specs or overrides) and kind not in COMPUTED:
+        raise DatasetError(
+            f"{kind} features are released features read from the dataset files, not computed from raw "
+            f"signals, so a feature spec cannot change them (got a spec or window/hop for "
+            f"{sorted({*specs, *overrides})}). Load {kind} without --spec/--window-s/--hop-s; the loaders "
+            f"that compute features ({', '.join(sorted(COMPUTED))}) take them."
+        )
+    for m in [m for m in overrides if m in specs]:
+        specs[m] = override_spec(specs[m], overrides.pop(m), f"the '{m}' spec")
+    if overrides and not _takes(module, "spec_overrides"):
+        raise DatasetError(
+            f"the {kind} loader takes whole specs only, not overrides of its default spec "
+            f"({overrides}); write the spec of {sorted(overrides)} as JSON (with its window_s and hop_s) "
+            "and pass it with --spec MODALITY=FILE (specs= in load_dataset)."
+        )
+    if specs:
+        options["specs"] = specs
+    if overrides:
+        options["spec_overrides"] = overrides
     dataset = module.load(path, **options)
     logger.info(
         "loaded %s from %s: %d subjects, %d trials", kind, path, len(dataset.subjects), len(dataset.trials)
@@ -142,6 +196,7 @@ def load_dataset(path: str | Path, kind: str | None = None, **options: Any) -> E
 
 
 __all__ = [
+    "COMPUTED",
     "EXPECTS",
     "LOADERS",
     "DatasetError",

@@ -33,11 +33,12 @@ from pathlib import Path
 import numpy as np
 
 from signals.bands import DEAP_BANDS
-from signals.spec import DESpec, EyeSpec, HrvSpec, PpsSpec
+from signals.spec import DESpec, PpsSpec
 
 from .base import DatasetError, EmotionDataset, RawSignal, Trial
 from .pairing import check_modalities, modality_info, pair_frames
 from .safe_pickle import safe_load
+from .spec_options import resolve_specs
 
 logger = logging.getLogger(__name__)
 
@@ -161,6 +162,7 @@ def load(
     formula: str = "bcmi",
     baseline: str = "drop",
     specs: dict | None = None,
+    spec_overrides: dict | None = None,
 ) -> EmotionDataset:
     """Load DEAP's preprocessed python data as EEG + PPS feature sequences with ratings.
 
@@ -189,6 +191,9 @@ def load(
         Override the spec of a modality (sfreq must be 128; its channels, a subset of that
         modality's DEAP channels, pick the rows). Other modalities use :func:`default_specs`.
         Overridden specs must share ``hop_s``; vectors are paired by window end time.
+    spec_overrides : dict of str to dict | None
+        Per modality, fields replaced in its spec (the one in ``specs``, else the default), e.g.
+        ``{'eeg': {'window_s': 4.0}}`` (:func:`training.datasets.spec_options.override_spec`).
 
     Returns
     -------
@@ -219,20 +224,16 @@ def load(
             "folder (or its parent)."
         )
     wanted = check_modalities(modalities, MODALITIES, "DEAP")
-    chosen = default_specs(window_s=window_s, hop_s=hop_s, formula=formula)
+    chosen = resolve_specs(
+        default_specs(window_s=window_s, hop_s=hop_s, formula=formula), specs, spec_overrides, wanted, "DEAP"
+    )
     allowed = {"eeg": EEG_CHANNELS, "pps": PPS_CHANNELS}
-    for m, spec in (specs or {}).items():
-        if m not in MODALITIES:
-            raise DatasetError(f"specs has modality {m!r}; DEAP has {MODALITIES}.")
-        if not isinstance(spec, (DESpec, EyeSpec, HrvSpec, PpsSpec)):
-            raise TypeError(f"specs['{m}'] must be a FeatureSpec, got {type(spec).__name__}.")
+    for m, spec in chosen.items():
         if spec.sfreq != SFREQ or not set(spec.channels) <= set(allowed[m]):
             raise DatasetError(
                 f"specs['{m}'] must have sfreq=128 and channels among {allowed[m]}; got sfreq="
                 f"{spec.sfreq}, channels={spec.channels}."
             )
-        chosen[m] = spec
-    chosen = {m: chosen[m] for m in wanted}
     if len({s.hop_s for s in chosen.values()}) > 1:
         raise DatasetError(f"the specs of {wanted} must share one hop_s to be paired, got "
                            f"{ {m: s.hop_s for m, s in chosen.items()} }.")  # fmt: skip

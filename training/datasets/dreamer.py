@@ -33,6 +33,7 @@ from signals.spec import DESpec
 
 from .base import DatasetError, EmotionDataset, RawSignal, Trial
 from .pairing import check_modalities, modality_info, pair_frames
+from .spec_options import resolve_specs
 
 logger = logging.getLogger(__name__)
 
@@ -162,6 +163,8 @@ def load(
     hop_s: float = 1.0,
     formula: str = "bcmi",
     baseline: str = "drop",
+    specs: dict | None = None,
+    spec_overrides: dict | None = None,
 ) -> EmotionDataset:
     """Load DREAMER.mat as paired EEG + ECG feature sequences with ratings.
 
@@ -186,6 +189,12 @@ def load(
         ``'subtract_mean'`` subtracts each channel's baseline mean from the clip before
         featurising; ``'keep'`` featurises the baseline recording and the clip separately (no
         window spans the join) and puts the baseline vectors first.
+    specs : dict of str to FeatureSpec | None
+        Override the spec of a modality (its sfreq must be the file's; its channels, a subset of
+        the modality's, pick the rows). EEG and ECG must share one ``hop_s`` to be paired.
+    spec_overrides : dict of str to dict | None
+        Per modality, fields replaced in its spec (the one in ``specs``, else the default), e.g.
+        ``{'eeg': {'window_s': 4.0}}`` (:func:`training.datasets.spec_options.override_spec`).
 
     Returns
     -------
@@ -217,10 +226,23 @@ def load(
         "ecg": _scalar(root, "ECG_SamplingRate", "DREAMER", 256.0),
     }
     channels = {"eeg": _electrodes(root), "ecg": ECG_CHANNELS}
-    specs = default_specs(
+    defaults = default_specs(
         eeg_sfreq=sfreqs["eeg"], ecg_sfreq=sfreqs["ecg"], channels=channels["eeg"],
         window_s=window_s, hop_s=hop_s, formula=formula,
     )  # fmt: skip
+    specs = resolve_specs(defaults, specs, spec_overrides, wanted, "DREAMER")
+    for m, spec in specs.items():
+        if abs(spec.sfreq - sfreqs[m]) > 1e-9 * sfreqs[m] or not set(spec.channels) <= set(channels[m]):
+            raise DatasetError(
+                f"specs['{m}'] must have sfreq={sfreqs[m]:g} (the file's) and channels among {list(channels[m])}; "
+                f"got sfreq={spec.sfreq:g}, channels={list(spec.channels)}."
+            )
+    if len({s.hop_s for s in specs.values()}) > 1:
+        raise DatasetError(
+            f"the specs of {list(wanted)} must share one hop_s to be paired, got "
+            f"{ {m: sp.hop_s for m, sp in specs.items()} }."
+        )
+    rows = {m: [list(channels[m]).index(c) for c in specs[m].channels] for m in wanted}
     trials = []
     for s in _subject_ids(subjects, entries.size, file):
         where = f"{file} DREAMER.Data{{{s}}}"
@@ -251,8 +273,8 @@ def load(
                 raise DatasetError(f"{where}.{RATINGS[r]} has {v.size} scores for {n_clips} clips.")
         for t in range(n_clips):
             clip_where = f"subject {s} clip {t + 1}"
-            x = {m: stim[m][t].T for m in wanted}  # (n_channels, n_times)
-            b = {m: base[m][t].T for m in wanted}
+            x = {m: stim[m][t].T[rows[m]] for m in wanted}  # (n_channels, n_times), the spec's rows
+            b = {m: base[m][t].T[rows[m]] for m in wanted}
             if baseline == "subtract_mean":
                 x = {m: x[m] - b[m].mean(axis=1, keepdims=True) for m in wanted}
             feats = _features(specs, x, sfreqs, clip_where)
@@ -262,12 +284,13 @@ def load(
                 x = {m: np.concatenate([b[m], x[m]], axis=1) for m in wanted}
             raw = {}
             if include_raw:
-                raw = {m: RawSignal(x[m], sfreqs[m], channels[m], specs[m].unit) for m in wanted}
+                raw = {m: RawSignal(x[m], sfreqs[m], tuple(specs[m].channels), specs[m].unit) for m in wanted}
             ratings = {r: float(v[t]) for r, v in scores.items()}
             trials.append(Trial(str(s), 1, t + 1, None, ratings, feats, raw))
         logger.info("DREAMER subject %d: %d clips", s, n_clips)
+    n_eeg = len(specs["eeg"].channels) if "eeg" in specs else len(channels["eeg"])
     descriptions = {
-        "eeg": f"DE of DREAMER EEG (µV), {len(channels['eeg'])} channels x 5 bands",
+        "eeg": f"DE of DREAMER EEG (µV), {n_eeg} channels x 5 bands",
         "ecg": "DE of DREAMER ECG (native units), 2 leads x 5 bands (our 10-d convention)",
     }
     return EmotionDataset(

@@ -28,12 +28,14 @@ import os
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
+from typing import Any
 
 from signals.spec import DESpec, EyeSpec, HrvSpec, PpsSpec
 from signals.synthetic import MODALITIES, PPS_CHANNELS, SyntheticConfig, SyntheticTrial, iter_trials
 
 from .base import DatasetError, EmotionDataset, RawSignal, Trial
 from .pairing import check_modalities, modality_info, pair_frames
+from .spec_options import resolve_specs
 
 logger = logging.getLogger(__name__)
 
@@ -135,6 +137,7 @@ def load(
     include_raw: bool = False,
     hop_s: float = DEFAULT_HOP_S,
     specs: Mapping[str, AnySpec] | None = None,
+    spec_overrides: Mapping[str, Mapping[str, Any]] | None = None,
     n_jobs: int | None = None,
 ) -> EmotionDataset:
     """Generate and featurise a synthetic dataset.
@@ -156,6 +159,9 @@ def load(
     specs : dict of str to FeatureSpec | None
         Override the spec of a modality (sfreq must match the generator's; its channels, a subset
         of the generator's, pick the rows). Every modality must end up with the same ``hop_s``.
+    spec_overrides : dict of str to dict | None
+        Per modality, fields replaced in its spec (the one in ``specs``, else the default), e.g.
+        ``{'eeg': {'window_s': 4.0}}`` (:func:`training.datasets.spec_options.override_spec`).
     n_jobs : int | None
         Worker processes (one subject per task); 1 runs in this process, None uses every core
         this process may run on (at most one per subject). The result does not depend on it.
@@ -175,12 +181,7 @@ def load(
     """
     config = _config(path_or_config)
     wanted = check_modalities(modalities, MODALITIES, "the synthetic generator")
-    chosen = default_specs(config, hop_s=hop_s)
-    chosen.update(dict(specs or {}))
-    unknown = sorted(set(chosen) - set(MODALITIES))
-    if unknown:
-        raise DatasetError(f"specs has modalities {unknown}; the generator has {list(MODALITIES)}.")
-    chosen = {m: chosen[m] for m in wanted}
+    chosen = resolve_specs(default_specs(config, hop_s=hop_s), specs, spec_overrides, wanted, "the generator")
     _check_specs(config, chosen, wanted)
     if subjects is None:
         subject_ids = list(range(config.n_subjects))
