@@ -1,10 +1,16 @@
 """``m2s-train pretrain | finetune | evaluate | reproduce | benchmark``: the training commands.
 
-A run folder ties the three single-step commands together::
+A run folder ties the single-step commands together::
 
-    m2s-train pretrain DATA --out RUN [--subject S]   # RUN/pretrain.pt (+ the split it trained on)
+    m2s-train pretrain DATA --out RUN [--subject S]   # RUN/run.json (the run record), RUN/pretrain.pt
     m2s-train finetune RUN                            # RUN/classifier_<A>.pt per training modality
     m2s-train evaluate RUN                            # RUN/evaluation.json: the A->B matrix
+    m2s-train export RUN --name NAME                  # an ONNX bundle (training.export_cli)
+
+``pretrain`` writes the run record (:mod:`training.run_record`): the resolved feature specs,
+spacing, T, normalisation, split keys, task, loader options and a fingerprint of the data. The
+later commands load the data with the recorded options, rebuild the split from the recorded keys,
+use the recorded normalisation, and refuse data that do not match the record.
 
 ``reproduce DATASET PATH`` runs the paper's subject-dependent protocol for every subject and writes
 the report; ``benchmark`` does the same on generated synthetic data for M2S, CLIP, S and the four
@@ -34,6 +40,9 @@ def _add_common(p: argparse.ArgumentParser) -> None:
 
 
 def _add_data(p: argparse.ArgumentParser) -> None:
+    from training.datasets.cli import add_feature_options
+
+    add_feature_options(p)
     p.add_argument("--task", default="emotion", help="'emotion' or a rating (valence, arousal, ...)")
     p.add_argument(
         "--protocol", default=None, help="split protocol (default: the dataset's, e.g. first_k:9 for SEED)"
@@ -156,11 +165,27 @@ def _progress(args) -> bool | None:
     return False if args.no_progress else None
 
 
-def _load(path: str, kind: str | None, modalities: list[str] | None):
+def _load(path: str, kind: str | None, loader_options: dict[str, Any]):
     from training.datasets import load_dataset
 
-    options = {} if modalities is None else {"modalities": modalities}
-    return load_dataset(path, kind, **options)
+    return load_dataset(path, kind, **loader_options)
+
+
+def _loader_options(args, subjects: list[str] | None = None) -> dict[str, Any]:
+    """``load_dataset`` options from the command line (modalities, feature specs, subjects)."""
+    from training.datasets.cli import feature_options
+
+    specs, overrides = feature_options(args)
+    options: dict[str, Any] = {}
+    if _csv(args.modalities) is not None:
+        options["modalities"] = _csv(args.modalities)
+    if specs:
+        options["specs"] = specs
+    if overrides:
+        options["spec_overrides"] = overrides
+    if subjects is not None:
+        options["subjects"] = subjects
+    return options
 
 
 def _splits(
@@ -201,30 +226,40 @@ def _experiment(args, methods=("m2s",)):
     )
 
 
-def _run_state(run: str) -> tuple[Path, dict[str, Any]]:
+def _run_state(run: str):
+    """``(run_dir, checkpoint, record)`` of a run folder; the record is the one the checkpoint was trained with."""
     from training.pretrain import CHECKPOINT_NAME, load_checkpoint
+    from training.run_record import RUN_RECORD_NAME, RunRecord, record_from_mapping
 
     run_dir = Path(run)
+    record = RunRecord.read(run_dir)
     ckpt = load_checkpoint(run_dir / CHECKPOINT_NAME)
-    if "run" not in ckpt.get("extra", {}):
+    stored = ckpt.get("extra", {}).get("run_record")
+    if stored is None:
         raise ValueError(
-            f"{run_dir / CHECKPOINT_NAME} was not written by 'm2s-train pretrain' (no run record)."
+            f"{run_dir / CHECKPOINT_NAME} holds no run record (written by an older 'm2s-train pretrain'); "
+            f"pretrain the run again: m2s-train pretrain DATA --out {run_dir}."
         )
-    return run_dir, ckpt
+    if not record.same_run(record_from_mapping(stored, str(run_dir / CHECKPOINT_NAME))):
+        raise ValueError(
+            f"{run_dir / RUN_RECORD_NAME} differs from the record stored in {run_dir / CHECKPOINT_NAME}; "
+            f"it was edited or copied from another run. Restore it, or pretrain again into {run_dir}."
+        )
+    config = ckpt["model_config"]
+    model_dims = {m["name"]: int(m["dim"]) for m in config["modalities"]}
+    record_dims = {m: r.dim for m, r in record.modalities.items()}
+    if int(config["seq_len"]) != record.seq_len or model_dims != record_dims:
+        raise ValueError(
+            f"the model in {run_dir / CHECKPOINT_NAME} takes T={config['seq_len']} and {model_dims}, the run "
+            f"record says T={record.seq_len} and {record_dims}; pretrain the run again."
+        )
+    return run_dir, ckpt, record
 
 
-def _run_split(ckpt: dict[str, Any], data: str | None):
-    info = ckpt["extra"]["run"]
-    dataset = _load(data or info["path"], info["kind"], info["modalities"])
-    task, splits = _splits(
-        dataset, info["task"], info["protocol"], [info["subject"]], info["val_per_class"], info["seed"]
-    )
-    match = [s for s in splits if s.name == info["split"]]
-    if not match:
-        raise ValueError(
-            f"split {info['split']!r} is not in the dataset any more; its splits are {[s.name for s in splits]}."
-        )
-    return task, match[0], info, dataset
+def _run_data(run_dir: Path, record, data: str | None):
+    from training.run_record import RUN_RECORD_NAME, load_run_data
+
+    return load_run_data(record, data, source=str(run_dir / RUN_RECORD_NAME))
 
 
 def load_classifiers(run_dir: Path, modalities, device) -> tuple[dict[str, Any], dict[str, str]]:
@@ -257,8 +292,10 @@ def _pretrain(args) -> int:
     from models.config import M2SConfig
     from training.experiment import modality_configs
     from training.pretrain import PretrainConfig, pretrain
+    from training.run_record import RUN_RECORD_NAME, LoaderOptions, RunRecord, build_run_record
 
-    dataset = _load(args.path, args.kind, _csv(args.modalities))
+    options = _loader_options(args, None if args.subject is None else [args.subject])
+    dataset = _load(args.path, args.kind, options)
     subjects = None if args.subject is None else [args.subject]
     task, splits = _splits(dataset, args.task, args.protocol, subjects, seed=args.seed)
     subject = splits[0].subject
@@ -268,25 +305,42 @@ def _pretrain(args) -> int:
     split = own[args.split]
     mods = modality_configs(dataset, list(dataset.modalities))
     model_config = M2SConfig(modalities=mods, seq_len=args.seq_len, **_model_fields(args.model))
+    loader = LoaderOptions(
+        modalities=options.get("modalities"),
+        subjects=(subject,),
+        specs=options.get("specs", {}),
+        spec_overrides=options.get("spec_overrides", {}),
+    )
+    record = build_run_record(
+        dataset, path=args.path, loader=loader, split=split, modalities=[m.name for m in mods],
+        seq_len=args.seq_len, val_per_class=1, seed=args.seed,
+    )  # fmt: skip
+    out = Path(args.out)
+    if args.resume and (out / RUN_RECORD_NAME).is_file():
+        previous = RunRecord.read(out)
+        if not previous.same_run(record):
+            raise ValueError(
+                f"--resume: {out / RUN_RECORD_NAME} records another run (other data, split, specs or T); "
+                "resume with the same options, or pretrain into a new --out folder."
+            )
+        record = previous
     windows = split.windows("train", args.seq_len, modalities=[m.name for m in mods])
     config = PretrainConfig(
         epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=args.seed, device=args.device,
         progress=_progress(args),
     )  # fmt: skip
-    run = {
-        "path": str(Path(args.path).resolve()), "kind": dataset.name, "task": args.task, "protocol": args.protocol,
-        "subject": subject, "split": split.name, "val_per_class": 1, "seed": args.seed,
-        "modalities": [m.name for m in mods], "seq_len": args.seq_len,
-    }  # fmt: skip
+    path = record.write(out)
     result = pretrain(
         model_config,
         windows.x,
         config,
-        out_dir=args.out,
+        out_dir=out,
         resume=bool(args.resume),
-        extra={"run": run, "normaliser": split.normaliser.to_dict(), "task": task.to_dict()},
+        extra={"run_record": record.model_dump(mode="json")},
     )
-    _say(f"pretrained on {split.name} ({len(windows)} windows); checkpoint {result.checkpoint}")
+    _say(
+        f"pretrained on {split.name} ({len(windows)} windows); checkpoint {result.checkpoint}; record {path}"
+    )
     return 0
 
 
@@ -296,17 +350,23 @@ def _finetune(args) -> int:
     from training.finetune import FinetuneConfig, finetune
     from training.pretrain import model_from_checkpoint, resolve_device
 
-    run_dir, ckpt = _run_state(args.run)
-    task, split, info, _ = _run_split(ckpt, args.data)
+    run_dir, ckpt, record = _run_state(args.run)
+    data = _run_data(run_dir, record, args.data)
+    task = data.task
     model = model_from_checkpoint(ckpt, resolve_device(args.device))
-    train = split.windows("train", info["seq_len"], modalities=info["modalities"])
-    val = split.windows("val", info["seq_len"], modalities=info["modalities"])
-    test = split.windows("test", info["seq_len"], modalities=info["modalities"]) if args.optimistic else None
+    train, val = data.windows("train"), data.windows("val")
+    test = data.windows("test") if args.optimistic else None
     config = FinetuneConfig(
         epochs=args.finetune_epochs, batch_size=args.batch_size, lr=args.finetune_lr, patience=args.patience,
         seed=args.seed, device=args.device, progress=_progress(args), optimistic_test_selection=args.optimistic,
     )  # fmt: skip
-    for a in _csv(args.train_modalities) or info["modalities"]:
+    wanted = _csv(args.train_modalities) or record.modality_names
+    unknown = [a for a in wanted if a not in record.modalities]
+    if unknown:
+        raise ValueError(
+            f"--train-modalities {unknown} were not pretrained in {run_dir}; it has {record.modality_names}."
+        )
+    for a in wanted:
         r = finetune(
             model, a, (train.x[a], train.y), (val.x[a], val.y) if len(val) else None, task.n_classes, config,
             test=None if test is None else (test.x[a], test.y),
@@ -329,14 +389,16 @@ def _evaluate(args) -> int:
     from training.pretrain import model_from_checkpoint, resolve_device
     from training.reports import write_json
 
-    run_dir, ckpt = _run_state(args.run)
-    task, split, info, _ = _run_split(ckpt, args.data)
+    run_dir, ckpt, record = _run_state(args.run)
+    data = _run_data(run_dir, record, args.data)
     device = resolve_device(args.device)
     model = model_from_checkpoint(ckpt, device)
-    classifiers, selected = load_classifiers(run_dir, info["modalities"], device)
-    test = split.windows("test", info["seq_len"], modalities=info["modalities"])
-    matrix = evaluate_matrix(model, classifiers, test.x, test.y, task.n_classes)
-    write_json({"split": split.name, "selected_on": selected, "matrix": matrix}, run_dir / "evaluation.json")
+    classifiers, selected = load_classifiers(run_dir, record.modality_names, device)
+    test = data.windows("test")
+    matrix = evaluate_matrix(model, classifiers, test.x, test.y, data.task.n_classes)
+    write_json(
+        {"split": data.split.name, "selected_on": selected, "matrix": matrix}, run_dir / "evaluation.json"
+    )
     for pair, m in matrix.items():
         _say(
             f"{pair}: balanced accuracy {m['balanced_accuracy']:.4f}, kappa {m['kappa']:.4f}, F1 {m['f1']:.4f}"
@@ -355,7 +417,7 @@ def _reproduce(args) -> int:
         methods += [m for m in METHODS if m.startswith("m2s_")]
     methods = list(dict.fromkeys(methods))
     exp = _experiment(args, methods)
-    dataset = _load(args.path, args.dataset, _csv(args.modalities))
+    dataset = _load(args.path, args.dataset, _loader_options(args))
     if len(dataset.modalities) < 2 and any(METHODS[m].kind == "pretrain" for m in methods):
         raise ValueError(f"the dataset has only {list(dataset.modalities)}; M2S needs two paired modalities.")
     task, splits = _splits(

@@ -17,7 +17,9 @@ def register(subparsers) -> None:
         "export",
         help="export a fine-tuned run as an ONNX bundle into a model repository",
         description="Export a run folder (written by 'pretrain' and 'finetune') as a new version of NAME in "
-        "the repository: per modality an inference and an embedding ONNX graph plus manifest.json.",
+        "the repository: per modality an inference and an embedding ONNX graph plus manifest.json. The "
+        "feature specs, spacing, T and normalisation written are those of the run record (RUN/run.json); "
+        "data that do not match the record are refused.",
     )
     p.add_argument("run", type=Path, help="run folder with pretrain.pt and classifier_<modality>.pt")
     p.add_argument("--name", required=True, help="bundle name in the repository")
@@ -44,26 +46,32 @@ def register(subparsers) -> None:
 
 
 def _export(args: argparse.Namespace) -> int:
-    from training.commands import _run_split, _run_state, load_classifiers
+    from training.commands import _run_data, _run_state, load_classifiers
     from training.evaluate import evaluate_matrix
     from training.export import ModalityExport, export_bundle
     from training.pretrain import model_from_checkpoint
 
-    run_dir, ckpt = _run_state(str(args.run))
-    task, split, info, dataset = _run_split(ckpt, args.data)
-    model = model_from_checkpoint(ckpt, "cpu").eval()
-    classifiers, selected = load_classifiers(run_dir, info["modalities"], "cpu")
-    wanted = args.modalities.split(",") if args.modalities else list(info["modalities"])
-    unknown = [m for m in wanted if m not in info["modalities"]]
+    run_dir, ckpt, record = _run_state(str(args.run))
+    trained = record.modality_names
+    wanted = args.modalities.split(",") if args.modalities else list(trained)
+    unknown = [m for m in wanted if m not in trained]
     if unknown:
+        raise ValueError(f"--modalities {unknown} were not trained in {run_dir}; it has {trained}.")
+    without_spec = [m for m in wanted if record.modalities[m].spec is None]
+    if without_spec:
         raise ValueError(
-            f"--modalities {unknown} were not trained in {run_dir}; it has {info['modalities']}."
+            f"the {without_spec} features of this run have no FeatureSpec (released features nobody can "
+            f"compute live: {record.modalities[without_spec[0]].description}), so a bundle could not serve "
+            "them; leave them out with --modalities."
         )
+    data = _run_data(run_dir, record, args.data)
+    model = model_from_checkpoint(ckpt, "cpu").eval()
+    classifiers, selected = load_classifiers(run_dir, trained, "cpu")
     if args.classifier is not None and args.classifier not in classifiers:
         raise ValueError(
             f"--classifier {args.classifier!r} has no fine-tuned classifier; there are {sorted(classifiers)}."
         )
-    test = split.windows("test", info["seq_len"], modalities=info["modalities"])
+    test = data.windows("test")
     items = {}
     for m in wanted:
         source = args.classifier or m
@@ -72,36 +80,36 @@ def _export(args: argparse.Namespace) -> int:
                 f"modality {m!r} has no classifier of its own; fine-tune it, or pass --classifier A to serve it "
                 f"cross-modally with A's classifier (fine-tuned: {sorted(classifiers)})."
             )
-        spec = dataset.modalities[m].spec
-        if spec is None:
-            raise ValueError(
-                f"the {m!r} features of this dataset have no FeatureSpec (released features nobody can compute "
-                "live), so a bundle could not serve them; leave it out with --modalities."
-            )
-        if not dataset.modalities[m].reproducible_online:
+        rec = record.modalities[m]
+        if not rec.reproducible_online:
             logger.warning("%s features are not reproducible online; the manifest says so.", m)
         items[m] = ModalityExport(
             embedder=model.embedder(m),
             classifier=classifiers[source],
-            feature_spec=spec,
-            mean=split.normaliser.mean[m],
-            std=split.normaliser.std[m],
-            spacing_s=dataset.modalities[m].spacing_s,
-            reproducible_online=dataset.modalities[m].reproducible_online,
+            feature_spec=rec.spec,
+            mean=data.normaliser.mean[m],
+            std=data.normaliser.std[m],
+            spacing_s=rec.spacing_s,
+            reproducible_online=rec.reproducible_online,
             check_windows=test.x[m],
         )
-    matrix = evaluate_matrix(model, classifiers, test.x, test.y, task.n_classes)
+    matrix = evaluate_matrix(model, classifiers, test.x, test.y, data.task.n_classes)
     bundle, parity = export_bundle(
         args.repository,
         args.name,
         items,
-        class_names=tuple(task.class_names),
-        seq_len=info["seq_len"],
-        training={**info, "classifiers": {m: args.classifier or m for m in wanted}, "selected_on": selected},
+        class_names=tuple(data.task.class_names),
+        seq_len=record.seq_len,
+        training={
+            **_training_summary(record),
+            "classifiers": {m: args.classifier or m for m in wanted},
+            "selected_on": selected,
+        },
         metrics={
             "matrix": {
                 k: {n: float(v[n]) for n in ("balanced_accuracy", "kappa", "f1")} for k, v in matrix.items()
-            }
+            },
+            "evaluated_on": f"test trials of {record.split.name}",
         },
     )
     print(
@@ -109,6 +117,24 @@ def _export(args: argparse.Namespace) -> int:
         + ", ".join(f"{k} {v:.1e}" for k, v in parity.items())
     )
     return 0
+
+
+def _training_summary(record) -> dict:
+    """What the manifest says about the run: the record without the per-trial fingerprints."""
+    return {
+        "dataset": record.dataset.kind,
+        "path": record.dataset.path,
+        "fingerprint": f"{record.dataset.fingerprint.method}:{record.dataset.fingerprint.digest}",
+        "subject": record.split.subject,
+        "split": record.split.name,
+        "protocol": record.split.protocol,
+        "task": record.task,
+        "seq_len": record.seq_len,
+        "modalities": record.modality_names,
+        "loader": record.loader.model_dump(mode="json"),
+        "seed": record.split.seed,
+        "run_record_created": record.created,
+    }
 
 
 def _demo_bundle(args: argparse.Namespace) -> int:

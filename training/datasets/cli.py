@@ -1,9 +1,11 @@
 """``m2s-train datasets``: look at a dataset folder before training on it.
 
-``m2s-train datasets inspect PATH [--dataset NAME] [--json] [--subjects S ...] [--include-raw]``
-detects (or takes) the dataset kind, loads it and prints subjects, sessions, trials, modalities
-with their shapes, feature spacing, whether the live service can reproduce the features, and the
-class balance (or rating summaries with the default binary threshold).
+``m2s-train datasets inspect PATH [--dataset NAME] [--json] [--subjects S ...] [--include-raw]
+[--spec MOD=FILE] [--window-s MOD=SECONDS] [--hop-s MOD=SECONDS]`` detects (or takes) the dataset
+kind, loads it and prints subjects, sessions, trials, modalities with their shapes, feature
+spacing, whether the live service can reproduce the features, and the class balance (or rating
+summaries with the default binary threshold). :func:`add_feature_options` and
+:func:`feature_options` are shared with the training commands.
 """
 
 from __future__ import annotations
@@ -12,11 +14,109 @@ import argparse
 import json
 import sys
 from collections import Counter
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from . import LOADERS, EmotionDataset, load_dataset
+
+
+def add_feature_options(parser: argparse.ArgumentParser) -> None:
+    """Add ``--spec MOD=FILE``, ``--window-s MOD=SECONDS`` and ``--hop-s MOD=SECONDS`` (each repeatable).
+
+    They apply to the loaders that compute features (deap, dreamer, synthetic, recording); the
+    loaders of released features (seed, seed_iv, seed_v) refuse them. ``--window-s``/``--hop-s``
+    replace the window/hop of the modality's spec: the one given with ``--spec``, else the
+    loader's default. Parse them with :func:`feature_options`.
+    """
+    group = parser.add_argument_group(
+        "features", "feature specs of loaders that compute features (deap, dreamer, synthetic, recording)"
+    )
+    group.add_argument(
+        "--spec",
+        action="append",
+        default=None,
+        metavar="MOD=FILE",
+        help="FeatureSpec JSON file of a modality, e.g. eeg=eeg.json (repeat per modality)",
+    )
+    group.add_argument(
+        "--window-s",
+        action="append",
+        default=None,
+        metavar="MOD=SECONDS",
+        help="window length of a modality's features, e.g. eeg=4 (repeat per modality)",
+    )
+    group.add_argument(
+        "--hop-s",
+        action="append",
+        default=None,
+        metavar="MOD=SECONDS",
+        help="seconds between a modality's feature vectors, e.g. eeg=1; paired modalities need one hop",
+    )
+
+
+def _pairs(values: list[str] | None, option: str, example: str) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for item in values or []:
+        name, sep, value = (part.strip() for part in item.partition("="))
+        if not sep or not name or not value:
+            raise ValueError(f"{option} {item!r}: expected MODALITY=VALUE, e.g. {option} {example}.")
+        if name in out:
+            raise ValueError(
+                f"{option} gives modality {name!r} twice ({out[name]!r} and {value!r}); give it once."
+            )
+        out[name] = value
+    return out
+
+
+def _seconds(option: str, modality: str, text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not (value > 0 and np.isfinite(value)):
+        raise ValueError(
+            f"{option} {modality}={text}: expected a positive number of seconds, e.g. {option} {modality}=4."
+        )
+    return value
+
+
+def feature_options(args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, dict[str, float]]]:
+    """``(specs, spec_overrides)`` for :func:`training.datasets.load_dataset` from the parsed options.
+
+    Raises
+    ------
+    ValueError
+        A malformed ``MOD=VALUE``, a modality given twice, a spec file that is missing, not a valid
+        FeatureSpec, or of another modality, or seconds that are not a positive number.
+    """
+    from signals.spec import feature_spec_from_json
+
+    specs: dict[str, Any] = {}
+    for m, file in _pairs(getattr(args, "spec", None), "--spec", "eeg=eeg.json").items():
+        path = Path(file).expanduser()
+        if not path.is_file():
+            raise FileNotFoundError(
+                f"--spec {m}={file}: {path} does not exist; give a FeatureSpec JSON file "
+                "(e.g. the feature_spec of a bundle manifest's modality)."
+            )
+        try:
+            spec = feature_spec_from_json(path.read_bytes())
+        except ValueError as err:
+            raise ValueError(f"--spec {m}={file}: {err}") from None
+        if spec.modality != m:
+            raise ValueError(
+                f"--spec {m}={file}: the spec is of modality {spec.modality!r}; pass it as "
+                f'--spec {spec.modality}={file}, or set its "modality" to {m!r}.'
+            )
+        specs[m] = spec
+    overrides: dict[str, dict[str, float]] = {}
+    for option, field in (("--window-s", "window_s"), ("--hop-s", "hop_s")):
+        values = _pairs(getattr(args, field, None), option, "eeg=4")
+        for m, text in values.items():
+            overrides.setdefault(m, {})[field] = _seconds(option, m, text)
+    return specs, overrides
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -42,6 +142,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     inspect.add_argument(
         "--include-raw", action="store_true", help="also load raw signals (slower) and report their shapes"
     )
+    add_feature_options(inspect)
     inspect.set_defaults(handler=_inspect)
 
 
@@ -49,7 +150,8 @@ def _inspect(args: argparse.Namespace) -> int:
     options: dict[str, Any] = {"include_raw": args.include_raw}
     if args.subjects is not None:
         options["subjects"] = args.subjects
-    dataset = load_dataset(args.path, kind=args.dataset, **options)
+    specs, overrides = feature_options(args)
+    dataset = load_dataset(args.path, kind=args.dataset, specs=specs, spec_overrides=overrides, **options)
     summary = describe(dataset, raw_loaded=args.include_raw)
     if args.json:
         sys.stdout.write(json.dumps(summary, indent=2) + "\n")
