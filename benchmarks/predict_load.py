@@ -18,7 +18,7 @@ Payloads are the two bodies /predict takes, each exactly ONE model window (the A
 
 The floor, measured in the same run on the same data, is the service's own ``InferenceEngine.predict``
 in this process (same bundle, same providers), fed from the same number of threads: for ``features`` the
-manifest normalisation plus ``predict``; for ``signal`` the service's ``OnlinePipeline`` (feature
+manifest normalisation plus ``predict``; for ``signal`` the bundle's ``FeaturePipeline`` (feature
 extraction) plus ``predict``. ``http/engine`` is the ratio of the p50 latencies: what HTTP, JSON and
 FastAPI add. One extra engine row (``features x64``) runs 64 windows per call, the batching ceiling a
 batch endpoint could reach. The client-side cost of ``json.dumps`` of each body is printed too (the load
@@ -60,7 +60,6 @@ import numpy as np
 
 from models.repository import DEFAULT_REPOSITORY, DEMO_BUNDLE, ModelRepository
 from service.engine import InferenceEngine
-from service.pipeline import OnlinePipeline
 from signals.synthetic import SyntheticConfig, generate_trial
 
 PAYLOADS = ("features", "signal")
@@ -243,8 +242,8 @@ def build_payloads(engine: InferenceEngine, ref: str, modality: str, names: list
         }
 
         def signal_floor() -> np.ndarray:
-            windows = OnlinePipeline(graph).push(data, timestamps)  # a fresh pipeline, as the route does
-            return engine.predict(ref, modality, windows[-1].window[np.newaxis])[0]
+            windows = graph.feature_pipeline(live=True).windows(data, timestamps)  # as the route does
+            return engine.predict(ref, modality, windows.x[-1:])[0]
 
         payloads["signal"] = Payload(
             "signal", json.dumps(body).encode(), median_ms(lambda: json.dumps(body), 5), signal_floor

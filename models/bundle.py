@@ -15,40 +15,24 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
+import logging
 from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from signals.normalisation import Normalisation
+from signals.pipeline import FeaturePipeline
 from signals.spec import FeatureSpec
 
 BUNDLE_SCHEMA_VERSION = 1
 MANIFEST_NAME = "manifest.json"
+logger = logging.getLogger(__name__)
 _NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
 
 
 class BundleError(ValueError):
     """A bundle is missing, malformed, tampered with, or of an unsupported schema; the message says which."""
-
-
-class Normalisation(BaseModel):
-    """Per-feature z-scoring fitted on the training split: ``(x - mean) / std``."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    mean: tuple[float, ...] = Field(min_length=1)
-    std: tuple[float, ...] = Field(min_length=1)
-
-    @model_validator(mode="after")
-    def _consistent(self) -> Normalisation:
-        if len(self.mean) != len(self.std):
-            raise ValueError(f"mean has {len(self.mean)} values but std has {len(self.std)}.")
-        if not all(math.isfinite(v) for v in self.mean + self.std):
-            raise ValueError("mean and std must be finite numbers.")
-        if any(s <= 0 for s in self.std):
-            raise ValueError("every std must be > 0 (the training normaliser floors it).")
-        return self
 
 
 class ModalityGraph(BaseModel):
@@ -72,6 +56,26 @@ class ModalityGraph(BaseModel):
         description="False when the training features cannot be computed live (e.g. offline-smoothed de_LDS)."
     )
 
+    def feature_pipeline(self, *, live: bool = False) -> FeaturePipeline:
+        """The pipeline that turns this modality's raw signal into the model's normalised windows.
+
+        ``live=True`` refuses (ValueError) features that cannot be computed live, and warns when the
+        manifest says the live features are not exactly those the model was trained on.
+        """
+        if live and not self.reproducible_online:
+            logger.warning(
+                "The '%s' model was trained on features the live extractor does not reproduce exactly "
+                "(reproducible_online is false in its manifest); its live predictions may be degraded.",
+                self.modality,
+            )
+        return FeaturePipeline(
+            self.feature_spec,
+            seq_len=self.seq_len,
+            spacing_s=self.spacing_s,
+            normalisation=self.normalisation,
+            live=live,
+        )
+
     @field_validator("model_file", "embedding_file")
     @classmethod
     def _plain_file_name(cls, name: str) -> str:
@@ -94,12 +98,10 @@ class ModalityGraph(BaseModel):
             raise ValueError(
                 f"feature_spec.modality is {spec.modality!r} but the graph is for {self.modality!r}."
             )
-        steps = self.spacing_s / spec.hop_s
-        if abs(steps - round(steps)) > 1e-9 or round(steps) < 1:
-            raise ValueError(
-                f"spacing_s={self.spacing_s} must be a whole multiple of the feature hop ({spec.hop_s} s) "
-                "so the live pipeline can pick vectors spaced as in training."
-            )
+        try:  # spacing a whole multiple of the hop: the pipeline's own rule
+            self.feature_pipeline()
+        except ValueError as err:
+            raise ValueError(str(err)) from None
         if self.reproducible_online and not spec.reproducible_online:
             raise ValueError("reproducible_online is true but the feature spec uses offline-only smoothing.")
         return self

@@ -3,7 +3,7 @@
 :class:`StreamManager` owns one :class:`_AttachedStream` per attached LSL stream. Each runs
 entirely on its :class:`~service.lsl.LslStream` worker thread: a chunk is reordered and scaled
 to the model's channels and unit, pushed through the stream's
-:class:`~service.pipeline.OnlinePipeline` (built from the bundle manifest), every window it
+:class:`~signals.pipeline.FeaturePipeline` (built from the bundle manifest), every window it
 completes is inferred (one ``engine.predict`` call per chunk; the engine micro-batches calls
 from concurrent streams), and one :class:`~service.schemas.EmotionState` per window is published.
 
@@ -18,7 +18,9 @@ Rules
   sets ``last_error`` and no prediction is made from that connection's data; nothing is guessed.
 - **A (re)connection resets the pipeline**: the new outlet's data is a new segment anyway (its
   timestamps jump), and its channel layout may have changed.
-- **Gaps** (timestamp jumps, a reconnection) are handled by the extractor: no window spans one.
+- **Gaps** (timestamp jumps, a reconnection) are handled by the extractor: no window spans one. The
+  stream's :class:`~service.lsl.LslStream` dejitters with the same rule (the spec's ``gap_factor``,
+  :mod:`signals.timing`), so jitter it smooths is never a gap and a gap is never smoothed away.
 - **Nothing raises into the LSL worker.** Failures are logged (at most once per
   ``_LOG_EVERY_S`` per stream, with a count) and shown in ``last_error``.
 - **The worker sleeps until a window can complete.** The stream tells its
@@ -33,7 +35,7 @@ Units
 Per channel, the stream's declared unit must match the spec's meaning for that channel:
 
 - single-unit specs (EEG ``'uV'``, ECG ``'mV'``): voltages convert between V/mV/µV/nV
-  (:func:`~service.pipeline.unit_scale`); a stream that declares no unit (``'unknown'``) is
+  (:func:`~signals.units.unit_scale`); a stream that declares no unit (``'unknown'``) is
   refused, because a wrong voltage scale (1e6 for V vs µV) silently ruins DE features.
 - ``'native'`` specs (PPS: each channel in its own unit): any declared unit is accepted as is.
 - the eye spec's composite ``'deg,mm'``: gaze rows must be in the params' ``gaze_unit``
@@ -60,10 +62,11 @@ from service.engine import InferenceEngine, LoadedModel
 from service.hub import StateHub
 from service.lsl import LslStream, StreamInfo
 from service.metrics import ServiceMetrics, check_metrics
-from service.pipeline import OnlinePipeline, map_channels, unit_scale
 from service.schemas import EmotionState, ModelRef, StreamPublic, Timing
 from signals._checks import check_type
+from signals.channels import map_channels
 from signals.spec import EyeSpec
+from signals.units import unit_scale
 
 logger = logging.getLogger(__name__)
 
@@ -203,12 +206,13 @@ class _AttachedStream:
         self.engine = engine
         self.hub = hub
         self.metrics = metrics
-        self.pipeline = OnlinePipeline(graph)
+        self.pipeline = graph.feature_pipeline(live=True)
         self.lsl = stream_factory(
             request.selector,
             self._on_chunk,
             resolve_timeout_s=settings.resolve_timeout_s,
             stale_after_s=settings.stale_after_s,
+            gap_factor=graph.feature_spec.gap_factor,  # the worker's dejitter keeps the spec's gaps
         )
         self.lsl.on_status = self._on_status
         # Nothing can come out before the extractor's next vector: let the worker sleep until then.
@@ -389,7 +393,7 @@ class StreamManager:
         Inference latency, states emitted and per-stream health gauges (refreshed at scrape).
     stream_factory : callable
         Builds the acquisition worker, ``stream_factory(selector, on_chunk, resolve_timeout_s=,
-        stale_after_s=)``; :class:`~service.lsl.LslStream` (tests wrap it to observe chunks).
+        stale_after_s=, gap_factor=)`` (``gap_factor``: the modality's feature spec's); :class:`~service.lsl.LslStream` (tests wrap it to observe chunks).
 
     Notes
     -----

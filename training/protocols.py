@@ -41,6 +41,8 @@ from typing import Any
 import numpy as np
 
 from signals._checks import check_option, check_range, check_type, ensure_int
+from signals.normalisation import MIN_STD, Normalisation, fit_normalisation
+from signals.pipeline import cut_windows, window_ends
 from training.datasets.base import DatasetError, EmotionDataset, Trial
 
 logger = logging.getLogger(__name__)
@@ -58,9 +60,6 @@ DEFAULT_PROTOCOLS: dict[str, str] = {
 
 #: Rating tasks the datasets know (DEAP has all four, DREAMER the first three).
 RATING_TASKS: tuple[str, ...] = ("valence", "arousal", "dominance", "liking")
-
-#: Standard deviations below this (in feature units) are replaced by 1 in a :class:`Normaliser`.
-MIN_STD: float = 1e-6
 
 _PROTOCOL_RE = re.compile(r"^(first_k|kfold|fraction):(.+)$")
 
@@ -238,9 +237,12 @@ def make_task(dataset: EmotionDataset, name: str = "emotion", threshold: float |
 class Normaliser:
     """Per-modality z-scoring, ``(x - mean) / std``, with statistics from training trials only.
 
-    Build it with :meth:`fit`; :class:`Split` does so on its training trials. The statistics are
-    over every feature vector of every training trial (a long trial weighs more, as in the
-    authors' ``StandardScaler`` on concatenated windows), with the population std (ddof 0).
+    Build it with :meth:`fit`; :class:`Split` does so on its training trials. The statistics come
+    from :func:`signals.normalisation.fit_normalisation`, the one function that computes them (a
+    participant's live calibration uses it too): over every finite feature vector of every training
+    trial (a long trial weighs more, as in the authors' ``StandardScaler`` on concatenated windows),
+    with the population std (ddof 0); vectors with a NaN or inf entry are skipped, as they never
+    reach a model.
 
     Attributes
     ----------
@@ -250,7 +252,7 @@ class Normaliser:
         Standard deviation of each feature, float64, per modality; entries that were below
         ``min_std`` are 1 (see Notes).
     n_vectors : int
-        Number of feature vectors the statistics were computed from.
+        Number of feature vectors of the trials the statistics were computed from.
     min_std : float
         The std floor used when fitting.
 
@@ -272,22 +274,21 @@ class Normaliser:
             raise ValueError(
                 f"mean and std must cover the same modalities, got {sorted(self.mean)} and {sorted(self.std)}."
             )
-        means, stds = {}, {}
+        norms = {}
         for m in self.mean:
-            mean = np.array(self.mean[m], dtype=np.float64)
-            std = np.array(self.std[m], dtype=np.float64)
+            mean, std = np.asarray(self.mean[m], dtype=np.float64), np.asarray(self.std[m], dtype=np.float64)
             if mean.ndim != 1 or mean.shape != std.shape:
                 raise ValueError(
                     f"modality '{m}': mean and std must both have shape (D,), got {mean.shape} and {std.shape}."
                 )
-            if not (np.all(np.isfinite(mean)) and np.all(np.isfinite(std)) and np.all(std > 0)):
-                raise ValueError(f"modality '{m}': mean must be finite and std finite and > 0.")
-            mean.setflags(write=False)
-            std.setflags(write=False)
-            means[m], stds[m] = mean, std
+            try:
+                norms[m] = Normalisation(mean=tuple(mean.tolist()), std=tuple(std.tolist()))
+            except ValueError:
+                raise ValueError(f"modality '{m}': mean must be finite and std finite and > 0.") from None
         # Own read-only copies: the caller's dicts and arrays stay untouched and cannot alter us later.
-        object.__setattr__(self, "mean", means)
-        object.__setattr__(self, "std", stds)
+        object.__setattr__(self, "_norms", norms)
+        object.__setattr__(self, "mean", {m: n.mean_array for m, n in norms.items()})
+        object.__setattr__(self, "std", {m: n.std_array for m, n in norms.items()})
 
     @property
     def modalities(self) -> tuple[str, ...]:
@@ -331,18 +332,11 @@ class Normaliser:
             missing = [t.key for t in trials if m not in t.features]
             if missing:
                 raise ValueError(f"modality '{m}' is missing from trial(s) {missing[:3]}; cannot fit it.")
-            # Two passes over the trials (sum, then squared deviations): float64 and no concatenation.
-            total = sum(t.features[m].astype(np.float64).sum(axis=0) for t in trials)
-            mu = total / n_vectors
-            sq = sum(((t.features[m].astype(np.float64) - mu) ** 2).sum(axis=0) for t in trials)
-            sd = np.sqrt(sq / n_vectors)
-            if not (np.all(np.isfinite(mu)) and np.all(np.isfinite(sd))):
-                raise ValueError(
-                    f"modality '{m}' has NaN or infinite feature values in the training trials; "
-                    "clean the features before fitting."
-                )
-            mean[m] = mu
-            std[m] = np.where(sd < min_std, 1.0, sd)
+            try:  # the one statistics function, shared with a participant's live calibration
+                norm = fit_normalisation((t.features[m] for t in trials), min_std=min_std)
+            except ValueError as err:
+                raise ValueError(f"modality '{m}' of the training trials: {err}") from None
+            mean[m], std[m] = norm.mean_array, norm.std_array
         logger.debug("fitted normaliser on %d trials (%d vectors): %s", len(trials), n_vectors, list(mean))
         return cls(mean=mean, std=std, n_vectors=int(n_vectors), min_std=float(min_std))
 
@@ -359,15 +353,15 @@ class Normaliser:
         -------
         array of float32, shape (..., D)
         """
+        return self.normalisation(modality).apply(x)
+
+    def normalisation(self, modality: str) -> Normalisation:
+        """The statistics of one modality as the :class:`~signals.normalisation.Normalisation` a bundle carries."""
         if modality not in self.mean:
             raise ValueError(
                 f"the normaliser has no statistics for '{modality}'; it knows {list(self.mean)}."
             )
-        x = np.asarray(x)
-        dim = self.mean[modality].shape[0]
-        if x.ndim < 1 or x.shape[-1] != dim:
-            raise ValueError(f"'{modality}' features must have shape (..., {dim}), got shape {x.shape}.")
-        return ((x - self.mean[modality]) / self.std[modality]).astype(np.float32)
+        return self._norms[modality]
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form with plain lists (travels in a model bundle manifest)."""
@@ -821,9 +815,12 @@ def make_windows(
 ) -> Windows:
     """Cut windows of ``seq_len`` consecutive feature vectors inside each trial.
 
-    A window never crosses a trial boundary: trials are cut one at a time. Every modality is cut at
-    the same positions, so the windows are paired across modalities. A trial with fewer than
-    ``seq_len`` vectors contributes nothing (logged as a warning).
+    A window never crosses a trial boundary: trials are cut one at a time. Inside a trial the
+    windows follow the live feature pipeline's rule (:func:`signals.pipeline.window_ends`): never
+    across a segment edge (``Trial.segments``: a gap in the recording) nor over a vector with a NaN
+    or inf entry in any modality. Every modality is cut at the same positions, so the windows are
+    paired across modalities. A trial with no such run of ``seq_len`` vectors contributes nothing
+    (logged as a warning).
 
     Parameters
     ----------
@@ -842,7 +839,8 @@ def make_windows(
     Returns
     -------
     Windows
-        With ``sum(max(0, (W - T) // stride + 1))`` windows over the trials' lengths W.
+        With ``sum(max(0, (W - T) // stride + 1))`` windows over the trials' lengths W when the
+        trials are gap-free and finite.
     """
     check_type(task, Task, "task")
     check_type(normaliser, Normaliser, "normaliser")
@@ -865,40 +863,41 @@ def make_windows(
                 f"modalities {unknown or '[]'} have no normaliser statistics; choose among "
                 f"{list(normaliser.modalities)}."
             )
-    # First pass: check every trial and count windows, so each output is allocated once.
+    # First pass: check every trial and find its windows, so each output is allocated once.
     kept, short = [], []
     for t in trials:
         missing = [m for m in modalities if m not in t.features]
         if missing:
             raise ValueError(f"trial {t.key} has no features for {missing}; it has {sorted(t.features)}.")
-        if t.n_windows < seq_len:
+        # The feature pipeline's rule: never across a segment edge or a non-finite vector of any modality.
+        finite = np.logical_and.reduce([np.isfinite(t.features[m]).all(axis=1) for m in modalities])
+        ends = window_ends(t.segment_ids, finite, seq_len, stride=stride)
+        if ends.size == 0:
             short.append((t.key, t.n_windows))
         else:
-            kept.append((t, np.arange(0, t.n_windows - seq_len + 1, stride, dtype=np.int64)))
+            kept.append((t, ends))
     if short:
         logger.warning(
-            "%d of %d trial(s) have fewer than seq_len=%d feature vectors and give no window: %s",
+            "%d of %d trial(s) have no run of seq_len=%d finite feature vectors in one segment and give no "
+            "window: %s",
             len(short),
             len(trials),
             seq_len,
             ", ".join(f"{k} (W={w})" for k, w in short[:5]),
         )
-    n_total = sum(len(s) for _, s in kept)
+    n_total = sum(len(e) for _, e in kept)
     x = {m: np.empty((n_total, seq_len, normaliser.mean[m].shape[0]), np.float32) for m in modalities}
     y = np.empty(n_total, np.int64)
     keys: list[tuple[str, int, int]] = []
     at = 0
-    for t, trial_starts in kept:
-        n = len(trial_starts)
+    for t, ends in kept:
+        n = len(ends)
         y[at : at + n] = task.label(t)
         for m in modalities:
-            z = normaliser.apply(m, t.features[m])  # (W, D)
-            # (W - T + 1, D, T) view of this trial only -> every stride-th start -> (n, T, D)
-            view = np.lib.stride_tricks.sliding_window_view(z, seq_len, axis=0)[::stride]
-            x[m][at : at + n] = view.transpose(0, 2, 1)
+            x[m][at : at + n] = cut_windows(normaliser.apply(m, t.features[m]), ends, seq_len)
         keys += [t.key] * n
         at += n
-    starts_arr = np.concatenate([s for _, s in kept]) if kept else np.zeros(0, np.int64)
+    starts_arr = np.concatenate([e - (seq_len - 1) for _, e in kept]) if kept else np.zeros(0, np.int64)
     return Windows(x=x, y=y, trial_keys=keys, starts=starts_arr, seq_len=seq_len)
 
 

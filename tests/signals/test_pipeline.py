@@ -1,4 +1,4 @@
-"""The online pipeline: the windows training would cut, normalised as in the manifest, never across a gap."""
+"""The feature pipeline: live windows equal the windows training cuts, normalised as in the manifest, never across a gap."""
 
 import logging
 from pathlib import Path
@@ -8,13 +8,17 @@ import pytest
 
 from models.bundle import ModalityGraph
 from models.repository import DEFAULT_REPOSITORY, DEMO_BUNDLE, ModelRepository
-from service.pipeline import OnlinePipeline, WindowReady, map_channels, unit_scale
+from signals.channels import map_channels
+from signals.pipeline import WindowReady, window_ends
 from signals.spec import DESpec, PpsSpec, SmoothingSpec
+from signals.streaming import FeatureFrames
 from signals.synthetic import SyntheticConfig, generate_trial
+from signals.units import unit_scale
 from tests.no_torch import run_without
 
 T0 = 1000.0  # LSL clocks do not start at zero
-LOGGER = "service.pipeline"
+LOGGER = "signals.pipeline"
+BUNDLE_LOGGER = "models.bundle"
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -93,7 +97,11 @@ def test_matches_offline_reference(bundle, trial, modality):
     graph = bundle.manifest.graph(modality)
     x, ts = _recording(trial, modality)
     emitted = _feed(
-        OnlinePipeline(graph), x, ts, np.random.default_rng(0), max_chunk=int(3 * graph.feature_spec.sfreq)
+        graph.feature_pipeline(live=True),
+        x,
+        ts,
+        np.random.default_rng(0),
+        max_chunk=int(3 * graph.feature_spec.sfreq),
     )
     _assert_same_windows(emitted, _reference_windows(graph, x, ts))
     assert all(w.window.dtype == np.float32 and w.window.shape == (graph.seq_len, graph.dim) for w in emitted)
@@ -116,7 +124,7 @@ def _ecg_de_graph(bundle, hop_s, spacing_s, seq_len):
 def test_spacing_a_multiple_of_the_hop(bundle, trial, hop_s, spacing_s, seq_len, step):
     """With spacing = k hops, each window takes every k-th vector and a window comes every hop."""
     graph = _ecg_de_graph(bundle, hop_s, spacing_s, seq_len)
-    pipeline = OnlinePipeline(graph)
+    pipeline = graph.feature_pipeline(live=True)
     assert pipeline.step == step
     x, ts = _recording(trial, "ecg")
     emitted = _feed(pipeline, x, ts, np.random.default_rng(1), max_chunk=700)
@@ -149,7 +157,7 @@ def _index_graph(bundle, *, sfreq=10.0, window_s=1.0, hop_s=0.5, spacing_s=1.0, 
 def test_samples_until_next_vector_counts_down_to_each_vector(bundle):
     """The hint the LSL worker waits on: exactly the samples that complete the next vector, after any chunking."""
     graph = _index_graph(bundle)  # window 10 samples, hop 5
-    pipeline = OnlinePipeline(graph)
+    pipeline = graph.feature_pipeline(live=True)
     assert pipeline.samples_until_next_vector == 10
     index = np.arange(40, dtype=float)[None]
     ts = T0 + np.arange(40) / 10.0
@@ -170,7 +178,7 @@ def test_gap_restarts_the_window(bundle):
     index = np.arange(n, dtype=float)[None]  # the sample index is the signal
     ts = T0 + np.arange(n) / sfreq
     ts[gap_at:] += 5.0
-    emitted = _feed(OnlinePipeline(graph), index, ts, np.random.default_rng(2), max_chunk=25)
+    emitted = _feed(graph.feature_pipeline(live=True), index, ts, np.random.default_rng(2), max_chunk=25)
     first_sample = np.array([w.window[0, 0] for w in emitted])  # min of the oldest vector's window
     last_sample = np.array([w.window[-1, 1] for w in emitted])  # max of the newest vector's window
     crosses = (first_sample < gap_at) & (last_sample >= gap_at)
@@ -195,7 +203,7 @@ def test_nan_burst_is_a_gap(bundle, trial):
     x = x.copy()
     start, stop = int(25.3 * spec.sfreq), int(26.1 * spec.sfreq)
     x[7, start:stop] = np.nan
-    emitted = _feed(OnlinePipeline(graph), x, ts, np.random.default_rng(3), max_chunk=500)
+    emitted = _feed(graph.feature_pipeline(live=True), x, ts, np.random.default_rng(3), max_chunk=500)
     _assert_same_windows(emitted, _reference_windows(graph, x, ts))
     extent = (graph.seq_len - 1) * graph.spacing_s + spec.window_s - 1 / spec.sfreq
     for w in emitted:
@@ -215,7 +223,7 @@ def test_flat_channel_never_emits_minus_inf(bundle, trial, caplog):
     frames = spec.compute(x, ts)
     n_bad = int((~np.isfinite(frames.features).all(axis=1)).sum())
     assert n_bad > 4 and np.isneginf(frames.features).any()  # the test really produces -inf vectors
-    pipeline = OnlinePipeline(graph)
+    pipeline = graph.feature_pipeline(live=True)
     with caplog.at_level(logging.INFO, logger=LOGGER):
         emitted = _feed(pipeline, x, ts, np.random.default_rng(4), max_chunk=600)
     _assert_same_windows(emitted, _reference_windows(graph, x, ts))
@@ -231,21 +239,29 @@ def test_flat_channel_never_emits_minus_inf(bundle, trial, caplog):
 def test_nonfinite_vector_clears_the_window(bundle):
     """A single non-finite vector (NaN HRV-like) makes the pipeline wait for (T-1)*step+1 finite vectors."""
     graph = _index_graph(bundle)  # 3 vectors, step 2: 5 vectors kept
-    pipeline = OnlinePipeline(graph)
+    pipeline = graph.feature_pipeline(live=True)
     n = 200
     ts = T0 + np.arange(n) / 10.0
     frames = graph.feature_spec.compute(np.arange(n, dtype=float)[None], ts)
     bad_vector = 12
     features = frames.features.copy()
     features[bad_vector, 1] = np.nan
-    emitted = []
-    for vector, t, seg in zip(features, frames.timestamps, frames.segments, strict=True):
-        out = pipeline._add(vector, float(t), int(seg))
-        if out is not None:
-            emitted.append(out)
-    ends = [int(np.flatnonzero(frames.timestamps == w.lsl_time)[0]) for w in emitted]
-    assert ends == list(range(4, bad_vector)) + list(range(bad_vector + 5, len(frames)))
-    assert pipeline.n_nonfinite_ == 1
+    cut = pipeline.cut(FeatureFrames(features, frames.timestamps, frames.segments))
+    assert cut.ends.tolist() == list(range(4, bad_vector)) + list(range(bad_vector + 5, len(frames)))
+    finite = np.isfinite(features).all(axis=1)
+    assert window_ends(frames.segments, finite, graph.seq_len, pipeline.step).tolist() == cut.ends.tolist()
+
+
+def test_window_ends_stride_counts_from_each_run():
+    """Training's stride keeps every k-th window of each run of valid windows, restarting after an edge."""
+    segments = np.array([1] * 10 + [2] * 7)
+    finite = np.ones(17, dtype=bool)
+    finite[4] = False
+    # T=3, step 1: run 1 is vectors 0-3 (windows end at 2, 3), run 2 is 5-9 (7, 8, 9), run 3 is 10-16.
+    assert window_ends(segments, finite, 3).tolist() == [2, 3, 7, 8, 9, *range(12, 17)]
+    assert window_ends(segments, finite, 3, stride=2).tolist() == [2, 7, 9, 12, 14, 16]
+    assert window_ends(segments, finite, 2, step=2).tolist() == [2, 3, 7, 8, 9, *range(12, 17)]
+    assert window_ends(segments[:2], finite[:2], 3).tolist() == []
 
 
 def test_mapped_and_scaled_stream_gives_the_same_windows(bundle, trial):
@@ -259,7 +275,7 @@ def test_mapped_and_scaled_stream_gives_the_same_windows(bundle, trial):
     np.testing.assert_array_equal(rows, [2, 1])
     factor = unit_scale("volts", graph.feature_spec.unit)
     assert factor == pytest.approx(1e3)
-    emitted = OnlinePipeline(graph).push(stream[rows] * factor, ts)
+    emitted = graph.feature_pipeline(live=True).push(stream[rows] * factor, ts)
     _assert_same_windows(emitted, _reference_windows(graph, x, ts))
 
 
@@ -338,7 +354,7 @@ def test_unit_scale_types():
 def test_attributes_come_from_the_manifest(bundle):
     """channels, sfreq, unit, T, D and step are the manifest's."""
     graph = bundle.manifest.graph("eeg")
-    pipeline = OnlinePipeline(graph)
+    pipeline = graph.feature_pipeline(live=True)
     assert pipeline.channels == graph.feature_spec.channels and len(pipeline.channels) == 62
     assert (pipeline.sfreq, pipeline.unit) == (200.0, "uV")
     assert (pipeline.seq_len, pipeline.dim, pipeline.step) == (5, 310, 1)
@@ -348,7 +364,7 @@ def test_reset_forgets_everything(bundle, trial):
     """After reset the same input gives the same windows as a fresh pipeline, segments counted from 1."""
     graph = bundle.manifest.graph("ecg")
     x, ts = _recording(trial, "ecg")
-    pipeline = OnlinePipeline(graph)
+    pipeline = graph.feature_pipeline(live=True)
     first = pipeline.push(x[:, : x.shape[1] // 2], ts[: x.shape[1] // 2])
     pipeline.reset()
     assert pipeline.n_windows_ == 0
@@ -362,7 +378,7 @@ def test_reset_forgets_everything(bundle, trial):
 def test_window_is_read_only(bundle, trial):
     """Emitted windows cannot be modified by a consumer."""
     graph = bundle.manifest.graph("ecg")
-    window = OnlinePipeline(graph).push(*_recording(trial, "ecg"))[0]
+    window = graph.feature_pipeline(live=True).push(*_recording(trial, "ecg"))[0]
     assert isinstance(window, WindowReady)
     with pytest.raises(ValueError, match="read-only"):
         window.window[0, 0] = 0.0
@@ -370,13 +386,13 @@ def test_window_is_read_only(bundle, trial):
 
 def test_empty_push(bundle):
     """An empty LSL pull gives no windows."""
-    pipeline = OnlinePipeline(bundle.manifest.graph("ecg"))
+    pipeline = bundle.manifest.graph("ecg").feature_pipeline(live=True)
     assert pipeline.push(np.empty((2, 0)), np.empty(0)) == []
 
 
 def test_push_validates_shapes(bundle):
     """Wrong channel count, wrong dimensions and mismatched timestamps are refused."""
-    pipeline = OnlinePipeline(bundle.manifest.graph("ecg"))
+    pipeline = bundle.manifest.graph("ecg").feature_pipeline(live=True)
     with pytest.raises(ValueError, match=r"n_channels=2, n_times\) with rows \[ECG1, ECG2\].*got \(3, 10\)"):
         pipeline.push(np.zeros((3, 10)), np.arange(10.0))
     with pytest.raises(ValueError, match="2-D"):
@@ -385,38 +401,31 @@ def test_push_validates_shapes(bundle):
         pipeline.push(np.zeros((2, 10)), np.arange(9.0))
 
 
-def test_rejects_non_graph():
-    """The pipeline is built from a ModalityGraph only."""
-    with pytest.raises(TypeError, match="graph must be an instance of ModalityGraph"):
-        OnlinePipeline({"modality": "eeg"})
-
-
 def test_offline_only_features_are_refused(bundle):
     """A graph trained on offline-smoothed (LDS) features cannot run live."""
     graph = bundle.manifest.graph("ecg")
     spec = graph.feature_spec.model_copy(update={"smoothing": SmoothingSpec(method="lds")})
     offline = _graph(graph, feature_spec=spec.model_dump(mode="json"), reproducible_online=False)
     with pytest.raises(ValueError, match="cannot run on a live stream.*'lds'"):
-        OnlinePipeline(offline)
+        offline.feature_pipeline(live=True)
 
 
 def test_not_reproducible_warns(bundle, caplog):
     """A manifest that says its features are not reproducible online is served with a warning."""
     graph = _graph(bundle.manifest.graph("ecg"), reproducible_online=False)
-    with caplog.at_level(logging.WARNING, logger=LOGGER):
-        OnlinePipeline(graph)
+    with caplog.at_level(logging.WARNING, logger=BUNDLE_LOGGER):
+        graph.feature_pipeline(live=True)
     assert "reproducible_online is false" in caplog.text
 
 
 def test_imports_without_torch():
-    """service.pipeline builds a pipeline from the demo bundle in a process that cannot import torch."""
+    """The feature pipeline is built from the demo bundle in a process that cannot import torch."""
     code = (
         "import sys\n"
         "import numpy as np\n"
         "from models.repository import DEFAULT_REPOSITORY, DEMO_BUNDLE, ModelRepository\n"
-        "from service.pipeline import OnlinePipeline\n"
         "graph = ModelRepository(DEFAULT_REPOSITORY).load(DEMO_BUNDLE).manifest.graph('ecg')\n"
-        "out = OnlinePipeline(graph).push(np.random.default_rng(0).standard_normal((2, 256 * 20)), "
+        "out = graph.feature_pipeline(live=True).push(np.random.default_rng(0).standard_normal((2, 256 * 20)), "
         "np.arange(256 * 20) / 256)\n"
         "assert 'torch' not in sys.modules\n"
         "print(len(out))\n"

@@ -284,7 +284,7 @@ def test_normaliser_errors():
     with pytest.raises(ValueError, match="modality 'ecg' is missing"):
         Normaliser.fit(ds.trials[:2], modalities=["ecg"])
     bad = Trial("9", 1, 1, 0, {}, {"eeg": np.full((3, 4), np.nan), "eye": np.zeros((3, 3))})
-    with pytest.raises(ValueError, match="NaN or infinite"):
+    with pytest.raises(ValueError, match="'eeg'.*zero finite feature vectors \\(3 had NaN or inf entries\\)"):
         Normaliser.fit([bad])
     with pytest.raises(ValueError, match="needs 'modalities'"):
         Normaliser.from_dict({"mean": [0.0]})
@@ -609,13 +609,32 @@ def test_stride_and_modality_selection():
     assert set(win.starts.tolist()) <= set(range(0, 100, 4))
 
 
+def test_windows_follow_the_live_rule_for_gaps_and_nonfinite_vectors():
+    """Inside a trial no window spans a segment edge or a vector that is NaN in any modality (paired)."""
+    rng = np.random.default_rng(4)
+    eeg, eye = rng.normal(size=(12, 4)), rng.normal(size=(12, 3))
+    eye[5, 1] = np.nan  # e.g. a NaN pupil feature: its vector and every window over it are dropped
+    segments = np.array([1] * 9 + [2] * 3)  # a gap in the recording before vector 9
+    trial = Trial("1", 1, 1, 0, {}, {"eeg": eeg, "eye": eye}, segments=segments)
+    norm = Normaliser.fit([trial])
+    windows = make_windows([trial], Task("emotion", ("a", "b")), 3, normaliser=norm)
+    assert windows.starts.tolist() == [0, 1, 2, 6, 9]
+    for i, start in enumerate(windows.starts):
+        np.testing.assert_array_equal(windows.x["eeg"][i], norm.apply("eeg", eeg[start : start + 3]))
+    # The statistics skip the NaN vector of 'eye' only.
+    np.testing.assert_allclose(norm.mean["eye"], np.delete(eye, 5, axis=0).mean(axis=0), rtol=1e-12)
+    np.testing.assert_allclose(norm.mean["eeg"], eeg.mean(axis=0), rtol=1e-12)
+    with pytest.raises(DatasetError, match="segments must have one entry per feature vector \\(12\\)"):
+        Trial("1", 1, 1, 0, {}, {"eeg": eeg}, segments=segments[:5])
+
+
 def test_short_trials_give_no_window_and_are_logged(caplog):
     """Trials with W < T contribute nothing and a warning names them."""
     ds = make_dataset(n_subjects=1, labels_per_session={1: [0, 1, 2]}, lengths=(3, 3))
     with caplog.at_level(logging.WARNING, logger="training.protocols"):
         win = make_windows(ds.trials, make_task(ds), 4, normaliser=identity_normaliser(ds))
     assert len(win) == 0 and win.x["eeg"].shape == (0, 4, 4) and win.y.shape == (0,)
-    assert "3 of 3 trial(s) have fewer than seq_len=4" in caplog.text
+    assert "3 of 3 trial(s) have no run of seq_len=4 finite feature vectors in one segment" in caplog.text
     assert len(make_windows(ds.trials, make_task(ds), 3, normaliser=identity_normaliser(ds))) == 3
 
 

@@ -95,6 +95,9 @@ class Trial:
         Feature sequence per modality, time first; the same W for every modality of the trial.
     raw : dict of str to RawSignal
         Raw signals per modality where the dataset has them.
+    segments : array of int, shape (W,) | None
+        Continuous segment of each feature vector (a change between neighbours is a gap in the
+        recording: no window spans it); None means one segment.
     """
 
     subject: str
@@ -104,6 +107,7 @@ class Trial:
     ratings: dict[str, float]
     features: dict[str, np.ndarray]
     raw: dict[str, RawSignal] = field(default_factory=dict)
+    segments: np.ndarray | None = None
 
     def __post_init__(self):
         lengths = {m: f.shape[0] for m, f in self.features.items()}
@@ -118,6 +122,22 @@ class Trial:
                     f"subject {self.subject} session {self.session} trial {self.trial}: features of "
                     f"'{m}' must be (W, D), got shape {f.shape}."
                 )
+
+        if self.segments is not None:
+            segments = np.asarray(self.segments, dtype=np.int64)
+            if segments.shape != (self.n_windows,):
+                raise DatasetError(
+                    f"subject {self.subject} session {self.session} trial {self.trial}: segments must "
+                    f"have one entry per feature vector ({self.n_windows}), got shape {segments.shape}."
+                )
+            object.__setattr__(self, "segments", segments)
+
+    @property
+    def segment_ids(self) -> np.ndarray:
+        """Segment of each feature vector, array of int64, shape (W,) (zeros when there is one)."""
+        if self.segments is None:
+            return np.zeros(self.n_windows, dtype=np.int64)
+        return self.segments
 
     @property
     def n_windows(self) -> int:

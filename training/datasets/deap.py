@@ -250,12 +250,14 @@ def load(
             elif baseline == "subtract_mean":
                 x = x[:, N_BASELINE:] - x[:, :N_BASELINE].mean(axis=1, keepdims=True)
             frames = {m: chosen[m].compute(x[rows[m]]) for m in wanted}
-            feats = pair_frames(frames, {m: SFREQ for m in wanted}, where=f"{files[sid]} trial {k + 1}")
+            feats, segments = pair_frames(
+                frames, {m: SFREQ for m in wanted}, where=f"{files[sid]} trial {k + 1}"
+            )
             raw = {}
             if include_raw:
                 raw = {m: RawSignal(x[rows[m]], SFREQ, chosen[m].channels, chosen[m].unit) for m in wanted}
             ratings = {r: float(v) for r, v in zip(RATINGS, labels[k], strict=True)}
-            trials.append(Trial(sid, 1, k + 1, None, ratings, feats, raw))
+            trials.append(Trial(sid, 1, k + 1, None, ratings, feats, raw, segments))
         logger.info("DEAP %s: %d trials", sid, data.shape[0])
     infos = {
         "eeg": "DE of DEAP preprocessed EEG (µV assumed), 32 channels x 4 bands (theta-gamma)",

@@ -141,7 +141,9 @@ def default_specs(
     }
 
 
-def _features(specs, parts: dict[str, np.ndarray], sfreqs, where: str) -> dict[str, np.ndarray]:
+def _features(
+    specs, parts: dict[str, np.ndarray], sfreqs, where: str
+) -> tuple[dict[str, np.ndarray], np.ndarray]:
     frames = {m: specs[m].compute(x) for m, x in parts.items()}
     counts = {m: len(f) for m, f in frames.items()}
     if max(counts.values()) - min(counts.values()) > 1:
@@ -277,16 +279,18 @@ def load(
             b = {m: base[m][t].T[rows[m]] for m in wanted}
             if baseline == "subtract_mean":
                 x = {m: x[m] - b[m].mean(axis=1, keepdims=True) for m in wanted}
-            feats = _features(specs, x, sfreqs, clip_where)
+            feats, segments = _features(specs, x, sfreqs, clip_where)
             if baseline == "keep":
-                bfeats = _features(specs, b, sfreqs, f"{clip_where} baseline")
+                # Two recordings back to back: the stimulus starts a new segment (no window spans both).
+                bfeats, bsegments = _features(specs, b, sfreqs, f"{clip_where} baseline")
                 feats = {m: np.concatenate([bfeats[m], feats[m]]) for m in wanted}
+                segments = np.concatenate([bsegments, segments + (bsegments.max() if bsegments.size else 0)])
                 x = {m: np.concatenate([b[m], x[m]], axis=1) for m in wanted}
             raw = {}
             if include_raw:
                 raw = {m: RawSignal(x[m], sfreqs[m], tuple(specs[m].channels), specs[m].unit) for m in wanted}
             ratings = {r: float(v[t]) for r, v in scores.items()}
-            trials.append(Trial(str(s), 1, t + 1, None, ratings, feats, raw))
+            trials.append(Trial(str(s), 1, t + 1, None, ratings, feats, raw, segments))
         logger.info("DREAMER subject %d: %d clips", s, n_clips)
     n_eeg = len(specs["eeg"].channels) if "eeg" in specs else len(channels["eeg"])
     descriptions = {

@@ -23,7 +23,7 @@ AnySpec = DESpec | EyeSpec | HrvSpec | PpsSpec
 
 def pair_frames(
     frames: Mapping[str, FeatureFrames], sfreqs: Mapping[str, float], *, where: str
-) -> dict[str, np.ndarray]:
+) -> tuple[dict[str, np.ndarray], np.ndarray]:
     """Keep the feature vectors whose windows end at the same time in every modality.
 
     A vector is stamped with the time of its window's last sample, so its window ends at
@@ -45,15 +45,20 @@ def pair_frames(
     -------
     features : dict of str to array, shape (W, D_m)
         The paired vectors, the same W for every modality, in time order.
+    segments : array of int64, shape (W,)
+        Continuous segment of each paired vector (``Trial.segments``): a new one starts wherever a
+        modality starts a new segment (a gap or NaN burst in its signal) or a vector in between
+        had no partner, so neighbours in a segment are always neighbours in time.
     """
     names = list(frames)
     if len(names) == 1:
-        return {names[0]: frames[names[0]].features}
+        only = frames[names[0]]
+        return {names[0]: only.features}, np.asarray(only.segments, dtype=np.int64)
     ends = {m: np.asarray(frames[m].timestamps) + 1.0 / sfreqs[m] for m in names}
     tol = max(1.0 / sfreqs[m] for m in names) * (1 + 1e-6)
     ref = min(names, key=lambda m: len(frames[m]))
     keep = np.ones(len(frames[ref]), dtype=bool)
-    index = {}
+    index = {ref: np.arange(len(frames[ref]), dtype=np.int64)}
     for m in names:
         if m == ref:
             continue
@@ -68,12 +73,16 @@ def pair_frames(
         nearest = np.where(np.abs(e[left] - ends[ref]) <= np.abs(e[right] - ends[ref]), left, right)
         keep &= np.abs(e[nearest] - ends[ref]) <= tol
         index[m] = nearest
-    out = {ref: frames[ref].features[keep]}
-    for m, idx in index.items():
-        out[m] = frames[m].features[idx[keep]]
+    out = {m: frames[m].features[index[m][keep]] for m in names}
+    breaks = np.zeros(int(keep.sum()), dtype=bool)
+    for m in names:
+        idx = index[m][keep]
+        seg = np.asarray(frames[m].segments)[idx]
+        breaks[1:] |= (np.diff(idx) != 1) | (np.diff(seg) != 0)
+    segments = 1 + np.cumsum(breaks, dtype=np.int64)
     lost = {m: len(frames[m]) - int(keep.sum()) for m in names}
     logger.debug("%s: paired %d vectors; dropped per modality %s", where, int(keep.sum()), lost)
-    return {m: out[m] for m in names}
+    return out, segments
 
 
 def modality_info(spec: AnySpec, description: str) -> ModalityInfo:

@@ -468,12 +468,14 @@ def load(
             )
             if include_raw:
                 raws[m] = RawSignal(x, sources[m].sfreq, final_specs[m].channels, final_specs[m].unit)
-        feats = pair_frames(frames, {m: sources[m].sfreq for m in wanted}, where=f"{path} trial {k}")
+        feats, segments = pair_frames(
+            frames, {m: sources[m].sfreq for m in wanted}, where=f"{path} trial {k}"
+        )
         if next(iter(feats.values())).shape[0] == 0:
             logger.warning("%s: trial %d (%.3f-%.3f s) is shorter than one window; skipped", path, k, t0, t1)
             continue
         label = None if names is None else names.index(lab)
-        trials.append(Trial(str(subject), int(session), k, label, {}, feats, raws))
+        trials.append(Trial(str(subject), int(session), k, label, {}, feats, raws, segments))
     infos = {
         m: modality_info(
             final_specs[m], f"{final_specs[m].kind} features of {path.name} ({picks.get(m, '')})"

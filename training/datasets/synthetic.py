@@ -118,8 +118,8 @@ def _trial(gen: SyntheticTrial, specs: dict[str, AnySpec], include_raw: bool) ->
         if include_raw:
             raw[m] = RawSignal(x, gen.sfreq[m], tuple(spec.channels), spec.unit)
     where = f"synthetic subject {gen.subject} session {gen.session + 1} trial {gen.trial + 1}"
-    feats = pair_frames(frames, gen.sfreq, where=where)
-    return Trial(str(gen.subject), gen.session + 1, gen.trial + 1, gen.label, {}, feats, raw)
+    feats, segments = pair_frames(frames, gen.sfreq, where=where)
+    return Trial(str(gen.subject), gen.session + 1, gen.trial + 1, gen.label, {}, feats, raw, segments)
 
 
 def _subject_trials(config: SyntheticConfig, subject: int, specs, include_raw: bool) -> list[Trial]:

@@ -1,8 +1,8 @@
 """``POST /predict``: one EmotionState from a window of features or from a raw signal.
 
 Both inputs go through exactly what a live stream goes through: a raw signal through the bundle's
-:class:`~service.pipeline.OnlinePipeline` (streaming extractor, last ``T`` vectors at the training
-spacing, manifest normalisation), features through the manifest normalisation.
+:class:`~signals.pipeline.FeaturePipeline` (the streaming extractor, ``T`` vectors at the training
+spacing, manifest normalisation), features through the same pipeline's normalisation.
 
 The route is ``async`` and hands all blocking work (model resolution, feature extraction, the
 engine's wait) to the threadpool in ONE call, never running it on the event loop. (A plain ``def``
@@ -34,8 +34,9 @@ from service.api.deps import (
 from service.api.json_route import FastJsonRoute
 from service.engine import InferenceEngine
 from service.metrics import ServiceMetrics
-from service.pipeline import OnlinePipeline, map_channels, unit_scale
 from service.schemas import EmotionState, ModelRef, PredictRequest, SignalIn, Timing
+from signals.channels import map_channels
+from signals.units import unit_scale
 
 logger = logging.getLogger(__name__)
 
@@ -133,9 +134,8 @@ def _features_window(features: list[list[float]], graph: ModalityGraph, label: s
     n_bad = int(np.size(raw) - np.count_nonzero(np.isfinite(raw)))
     if n_bad:
         raise _invalid(f"features contain {n_bad} NaN or infinite value(s); send finite numbers.")
-    norm = graph.normalisation
-    with np.errstate(over="ignore"):
-        window = ((raw - np.asarray(norm.mean)) / np.asarray(norm.std)).astype(np.float32)
+    with np.errstate(over="ignore"):  # an overflow is reported below, in words
+        window = graph.normalisation.apply(raw)
     if not np.isfinite(window).all():
         raise _invalid("features are too large: normalised values overflow float32; check their scale.")
     return window
@@ -185,7 +185,11 @@ def _signal_window(signal: SignalIn, graph: ModalityGraph, label: str) -> tuple[
             f"signal.data contains {n_bad} NaN or infinite sample(s) in the model's channels; "
             "send finite samples (mark gaps with timestamps instead)."
         )
-    n_needed = spec.n_window + (graph.seq_len - 1) * round(graph.spacing_s * spec.sfreq)
+    try:
+        pipeline = graph.feature_pipeline(live=True)
+    except ValueError as err:
+        raise _invalid(str(err)) from None
+    n_needed = pipeline.samples_needed
     needed_s = spec.window_s + (graph.seq_len - 1) * graph.spacing_s
     if n_samples < n_needed:
         raise _invalid(
@@ -193,15 +197,13 @@ def _signal_window(signal: SignalIn, graph: ModalityGraph, label: str) -> tuple[
             f"least {n_needed} samples ({needed_s:g} s at {spec.sfreq:g} Hz): {graph.seq_len} feature vectors "
             f"{graph.spacing_s:g} s apart, each from a {spec.window_s:g} s window."
         )
-    pipeline = OnlinePipeline(graph)
     try:
-        windows = pipeline.push(data, timestamps)
+        windows = pipeline.windows(data, timestamps)
     except ValueError as err:
         raise _invalid(f"signal: {err}") from None
-    if not windows:
+    if not len(windows):
         raise _invalid(
             f"signal has no gap-free stretch of {needed_s:g} s with finite features for {label}; "
             "check the timestamps for gaps and the channels for flat or missing data."
         )
-    last = windows[-1]
-    return last.window, (last.lsl_time if signal.timestamps is not None else None)
+    return windows.x[-1], (float(windows.timestamps[-1]) if signal.timestamps is not None else None)

@@ -17,6 +17,7 @@ from training.datasets.fixtures.recordings import (
     write_xdf,
     write_xdf_streams,
 )
+from training.datasets.pairing import pair_frames
 
 REC = make_recording()
 MNE_WRITERS = {"edf": write_edf, "bdf": write_bdf, "fif": write_fif}
@@ -213,6 +214,24 @@ def test_pair_frames_trims_leading_vectors():
     x = np.random.default_rng(0).standard_normal((1, 1280))
     short = DESpec(modality="a", sfreq=128, channels=("x",), window_s=1, hop_s=1).compute(x)
     long = DESpec(modality="b", sfreq=128, channels=("x",), window_s=4, hop_s=1).compute(x)
-    out = recordings.pair_frames({"a": short, "b": long}, {"a": 128.0, "b": 128.0}, where="test")
+    out, segments = pair_frames({"a": short, "b": long}, {"a": 128.0, "b": 128.0}, where="test")
     np.testing.assert_array_equal(out["a"], short.features[3:])
     np.testing.assert_array_equal(out["b"], long.features)
+    assert segments.tolist() == [1] * len(long)
+
+
+def test_pair_frames_segments_follow_gaps_and_unpaired_vectors():
+    """A gap in either modality, or a vector without a partner, starts a new segment of the pairs."""
+    rng = np.random.default_rng(1)
+    t = np.arange(128 * 12) / 128.0
+    t[128 * 6 :] += 3.0  # a 3-s pause after 6 s
+    a = DESpec(modality="a", sfreq=128, channels=("x",), window_s=1, hop_s=1).compute(
+        rng.standard_normal((1, t.size)), t
+    )
+    b = DESpec(modality="b", sfreq=128, channels=("x",), window_s=2, hop_s=1).compute(
+        rng.standard_normal((1, t.size)), t
+    )
+    out, segments = pair_frames({"a": a, "b": b}, {"a": 128.0, "b": 128.0}, where="test")
+    # b (2-s windows) has vectors ending at 2..6 s and 11..15 s; a's vectors ending at 1 s and 10 s are unpaired.
+    assert len(out["a"]) == len(out["b"]) == 10
+    assert segments.tolist() == [1] * 5 + [2] * 5
