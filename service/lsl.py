@@ -3,7 +3,8 @@
 :class:`LslStream` owns one pylsl inlet. Its worker thread resolves the stream named by a
 :class:`~service.config.StreamSelector`, opens an inlet with clock synchronisation, dejittering
 and monotonic timestamps, pulls chunks without blocking, regularises the timestamps within each
-continuous segment (:class:`SegmentDejitter`) and hands each chunk to ``on_chunk`` as
+continuous segment (:class:`~signals.timing.SegmentDejitter`, with the gap rule of the feature spec the
+stream feeds: a step above ``gap_factor / sfreq`` is a gap) and hands each chunk to ``on_chunk`` as
 ``(n_channels, n)`` float64 data plus ``(n,)`` LSL timestamps (local clock domain).
 
 Rules
@@ -69,12 +70,13 @@ from pylsl.util import TimeoutError as LslTimeoutError
 
 from service.config import StreamSelector
 from signals._checks import check_range, check_type
+from signals.timing import DEFAULT_GAP_FACTOR, SegmentDejitter
 
 logger = logging.getLogger(__name__)
 
 # No proc_dejitter: liblsl's regression spreads the timestamp jump of a paused outlet over the following
 # samples (a 1 s pause became 6.7 ms steps), hiding the gap from the extractor so windows spanned it.
-# SegmentDejitter below smooths jitter only inside continuous segments and keeps gaps as gaps.
+# signals.timing.SegmentDejitter smooths jitter only inside continuous segments and keeps gaps as gaps.
 _PROCESSING_FLAGS = pylsl.proc_clocksync | pylsl.proc_monotonize
 _AMBIGUITY_WINDOW_S = 0.5  # extra wait for a second matching outlet once one has answered
 _RESOLVE_SLICE_S = 0.25  # one resolve call; resolution loops over slices so stop() is prompt
@@ -310,64 +312,6 @@ def _read_channels(desc, n_channels: int, stream_name: str) -> tuple[tuple[str, 
     return labels, units
 
 
-class SegmentDejitter:
-    """Regular timestamps inside continuous segments; a jump beyond ``gap_threshold_s`` stays a jump.
-
-    Sample ``k`` of a segment is stamped ``anchor + k / sfreq``. Each chunk's mean deviation from
-    that line nudges the anchor by ``gain`` (tracking clock drift and clock-sync corrections, time
-    constant about ``1 / gain`` chunks). A sample deviating by more than ``gap_threshold_s`` (a
-    pause, lost samples, time going backwards) re-anchors at its own timestamp: the output jumps
-    exactly where the input did, so the feature extractor sees the gap. Losses shorter than
-    ``gap_threshold_s`` are indistinguishable from jitter and are bridged.
-
-    Parameters
-    ----------
-    sfreq : float
-        Nominal sampling rate in Hz.
-    gap_threshold_s : float
-        Largest deviation still treated as jitter, s.
-    gain : float
-        Anchor correction per chunk (0 < gain <= 1).
-    """
-
-    def __init__(self, sfreq: float, *, gap_threshold_s: float = 0.1, gain: float = 0.01) -> None:
-        self.period = 1.0 / float(check_range(sfreq, "sfreq", low=0, low_inclusive=False, unit="Hz"))
-        self.gap_threshold_s = float(
-            check_range(gap_threshold_s, "gap_threshold_s", low=0, low_inclusive=False)
-        )
-        self.gain = float(check_range(gain, "gain", low=0, high=1, low_inclusive=False))
-        self.reset()
-
-    def reset(self) -> None:
-        """Forget the segment: the next sample anchors a new one."""
-        self.anchor_: float | None = None
-        self.count_ = 0
-        self.n_segments_ = 0
-
-    def __call__(self, timestamps: np.ndarray) -> np.ndarray:
-        """Regularised timestamps, shape (n,), for one chunk in arrival order."""
-        ts = np.asarray(timestamps, dtype=np.float64)
-        out = np.empty_like(ts)
-        start = 0
-        while start < ts.shape[0]:
-            if self.anchor_ is None:
-                self.anchor_, self.count_ = float(ts[start]), 0
-                self.n_segments_ += 1
-            part = ts[start:]
-            predicted = self.anchor_ + (self.count_ + np.arange(part.shape[0])) * self.period
-            deviation = part - predicted
-            jumps = np.flatnonzero(np.abs(deviation) > self.gap_threshold_s)
-            stop = int(jumps[0]) if jumps.size else part.shape[0]
-            out[start : start + stop] = predicted[:stop]
-            if stop:
-                self.anchor_ += self.gain * float(deviation[:stop].mean())
-                self.count_ += stop
-            if jumps.size:
-                self.anchor_ = None  # re-anchor at the deviating sample
-            start += stop
-        return out
-
-
 class LslStream:
     """One acquisition worker for one LSL stream: resolve, pull, reconnect, report health.
 
@@ -393,9 +337,10 @@ class LslStream:
     reresolve_after_s : float | None
         Silence after which the worker checks that the outlet still exists and re-resolves it
         if not, s. None: ``max(5, 2 * stale_after_s)``.
-    gap_threshold_s : float
-        Timestamp deviations up to this are jitter and smoothed; larger ones are gaps the
-        consumer sees (see :class:`SegmentDejitter`), s.
+    gap_factor : float
+        The consumer's gap rule (its feature spec's ``gap_factor``): a timestamp step above
+        ``gap_factor / sfreq`` is a gap the consumer sees, smaller deviations are jitter and
+        smoothed (:class:`~signals.timing.SegmentDejitter`).
 
     Attributes
     ----------
@@ -418,7 +363,7 @@ class LslStream:
         wait_s: float = 0.1,
         max_buffer_s: float = 30,
         reresolve_after_s: float | None = None,
-        gap_threshold_s: float = 0.1,
+        gap_factor: float = DEFAULT_GAP_FACTOR,
     ) -> None:
         check_type(selector, StreamSelector, "selector")
         if not callable(on_chunk):
@@ -439,9 +384,7 @@ class LslStream:
         self.wait_s = float(wait_s)
         self.max_buffer_s = int(math.ceil(max_buffer_s))
         self.reresolve_after_s = float(reresolve_after_s)
-        self.gap_threshold_s = float(
-            check_range(gap_threshold_s, "gap_threshold_s", low=0, low_inclusive=False)
-        )
+        self.gap_factor = float(check_range(gap_factor, "gap_factor", low=1, low_inclusive=False))
         self._dejitter: SegmentDejitter | None = None
 
         self._lock = threading.Lock()
@@ -642,7 +585,7 @@ class LslStream:
         now = pylsl.local_clock()
         self._inlet = inlet
         self._uid = resolved.uid()
-        self._dejitter = SegmentDejitter(info.sfreq, gap_threshold_s=self.gap_threshold_s)
+        self._dejitter = SegmentDejitter(info.sfreq, gap_factor=self.gap_factor)
         self._buffer = np.empty(
             (max(1, int(math.ceil(info.sfreq * self.max_buffer_s))), info.n_channels), dtype=inlet.np_dtype
         )

@@ -443,35 +443,3 @@ def test_unexpected_pull_error_reconnects_instead_of_killing_the_worker(streams,
     stream.start()
     _wait_until(lambda: stream.n_reconnects == 1 and got.arrays()[1].size >= 20, 6, "data after the failure")
     assert stream._thread.is_alive() and stream.last_error is None
-
-
-def test_segment_dejitter_smooths_jitter_and_keeps_gaps():
-    """Jittered timestamps come out regular; a pause and a backwards step stay visible as jumps."""
-    from service.lsl import SegmentDejitter
-
-    rng = np.random.default_rng(0)
-    fs = 200.0
-    true = 100.0 + np.arange(2000) / fs
-    true[1200:] += 1.0  # a 1-s pause before sample 1200
-    jittered = true + rng.uniform(-0.02, 0.02, true.size)
-    dj = SegmentDejitter(fs)
-    out = np.concatenate([dj(jittered[i : i + 37]) for i in range(0, jittered.size, 37)])
-    steps = np.diff(out)
-    # regular within segments (anchor nudges at chunk boundaries move a step by well under a sample)
-    np.testing.assert_allclose(np.delete(steps, 1199), 1 / fs, rtol=0, atol=2e-4)
-    assert steps[1199] > 0.9  # the pause is still a gap
-    assert np.max(np.abs(out - true)) < 0.03
-    assert dj.n_segments_ == 2
-    assert dj(np.array([50.0]))[0] == 50.0 and dj.n_segments_ == 3  # time going back re-anchors
-
-
-def test_segment_dejitter_tracks_drift():
-    """A device running 0.05 % fast stays within the jitter threshold over ten minutes."""
-    from service.lsl import SegmentDejitter
-
-    fs = 200.0
-    true = np.arange(fs * 600) / (fs * 1.0005)
-    dj = SegmentDejitter(fs)
-    out = np.concatenate([dj(true[i : i + 20]) for i in range(0, true.size, 20)])
-    assert dj.n_segments_ == 1
-    assert np.max(np.abs(out - true)) < 0.05
