@@ -104,7 +104,11 @@ def feature_options(args: argparse.Namespace) -> tuple[dict[str, Any], dict[str,
         try:
             spec = feature_spec_from_json(path.read_bytes())
         except ValueError as err:
-            raise ValueError(f"--spec {m}={file}: {err}") from None
+            raise ValueError(
+                f"--spec {m}={file}: {err}. A spec file is one FeatureSpec object with its 'kind' "
+                "(de, eye, hrv or pps), as in the feature_spec of a bundle manifest's modality "
+                "(m2s-train bundle inspect BUNDLE_FOLDER --json)."
+            ) from None
         if spec.modality != m:
             raise ValueError(
                 f"--spec {m}={file}: the spec is of modality {spec.modality!r}; pass it as "

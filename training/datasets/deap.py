@@ -236,7 +236,7 @@ def load(
             )
     if len({s.hop_s for s in chosen.values()}) > 1:
         raise DatasetError(f"the specs of {wanted} must share one hop_s to be paired, got "
-                           f"{ {m: s.hop_s for m, s in chosen.items()} }.")  # fmt: skip
+                           f"{ {m: s.hop_s for m, s in chosen.items()} }; give each the same hop (--hop-s MOD=SECONDS).")  # fmt: skip
     rows = {m: [CHANNELS.index(c) for c in s.channels] for m, s in chosen.items()}
     n_needed = N_BASELINE + max(s.n_window for s in chosen.values())
 

@@ -242,7 +242,7 @@ def load(
     if len({s.hop_s for s in specs.values()}) > 1:
         raise DatasetError(
             f"the specs of {list(wanted)} must share one hop_s to be paired, got "
-            f"{ {m: sp.hop_s for m, sp in specs.items()} }."
+            f"{ {m: sp.hop_s for m, sp in specs.items()} }; give each the same hop (--hop-s MOD=SECONDS)."
         )
     rows = {m: [list(channels[m]).index(c) for c in specs[m].channels] for m in wanted}
     trials = []

@@ -106,7 +106,10 @@ def _check_specs(config: SyntheticConfig, specs: Mapping[str, AnySpec], wanted) 
             )
     hops = {m: specs[m].hop_s for m in wanted}
     if len(set(hops.values())) > 1:
-        raise DatasetError(f"all modalities must share one hop_s to be paired; got {hops}.")
+        raise DatasetError(
+            f"all modalities must share one hop_s to be paired; got {hops}. Give each the same hop "
+            "(--hop-s MOD=SECONDS for every modality, or spec_overrides)."
+        )
 
 
 def _trial(gen: SyntheticTrial, specs: dict[str, AnySpec], include_raw: bool) -> Trial:
