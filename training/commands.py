@@ -26,6 +26,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from training.datasets.cli import add_feature_options, feature_options
+
 logger = logging.getLogger(__name__)
 
 _CLASSIFIER = "classifier_{}.pt"
@@ -40,8 +42,6 @@ def _add_common(p: argparse.ArgumentParser) -> None:
 
 
 def _add_data(p: argparse.ArgumentParser) -> None:
-    from training.datasets.cli import add_feature_options
-
     add_feature_options(p)
     p.add_argument("--task", default="emotion", help="'emotion' or a rating (valence, arousal, ...)")
     p.add_argument(
@@ -134,6 +134,7 @@ def register(subparsers) -> None:
     )
     p.add_argument("--out", required=True, help="output folder (results.json, report.md, figures)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    add_feature_options(p)
     p.set_defaults(handler=_benchmark)
 
 
@@ -173,8 +174,6 @@ def _load(path: str, kind: str | None, loader_options: dict[str, Any]):
 
 def _loader_options(args, subjects: list[str] | None = None) -> dict[str, Any]:
     """``load_dataset`` options from the command line (modalities, feature specs, subjects)."""
-    from training.datasets.cli import feature_options
-
     specs, overrides = feature_options(args)
     options: dict[str, Any] = {}
     if _csv(args.modalities) is not None:
@@ -431,7 +430,12 @@ def _reproduce(args) -> int:
         "task": f"{task.name} ({', '.join(task.class_names)})",
         "protocol": f"{splits[0].protocol or args.protocol}, {len(splits)} splits, {args.val_per_class} validation trial(s) per class",
         "modalities": ", ".join(f"{m.name} (D={m.dim})" for m in mods),
-        "windows": f"T={args.seq_len}",
+        "windows": f"T={args.seq_len}; features "
+        + ", ".join(
+            f"{m} {'released' if i.spec is None else format(i.spec.window_s, 'g') + '-s windows'} every "
+            f"{i.spacing_s:g} s"
+            for m, i in dataset.modalities.items()
+        ),
     }
     paths = write_report(
         args.out, results, class_names=task.class_names, config=exp.to_dict(), meta=meta,
@@ -444,7 +448,15 @@ def _reproduce(args) -> int:
 def _benchmark(args) -> int:
     from training.experiment import BenchmarkConfig, run_benchmark
 
+    specs, overrides = feature_options(args)
     config = BenchmarkConfig.from_json(args.config) if args.config else BenchmarkConfig()
+    if specs or overrides:  # the command line wins over the config file, modality by modality
+        merged = {m: dict(u) for m, u in config.spec_overrides.items()}
+        for m, u in overrides.items():
+            merged[m] = {**merged.get(m, {}), **u}
+        config = BenchmarkConfig.model_validate(
+            {**config.model_dump(), "specs": {**config.specs, **specs}, "spec_overrides": merged}
+        )
     paths = run_benchmark(config, args.out, progress=_progress(args))
     results = json.loads(paths["results"].read_text(encoding="utf-8"))
     for method, entry in results["methods"].items():

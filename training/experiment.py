@@ -34,6 +34,7 @@ import pydantic as _pyd
 
 from models.config import M2SConfig, ModalityConfig
 from signals._checks import check_type, ensure_int
+from signals.spec import FeatureSpec as _FeatureSpec
 from training.datasets.base import EmotionDataset, ModalityInfo
 from training.evaluate import evaluate_direct, evaluate_matrix, summarise_matrices
 from training.finetune import FinetuneConfig, embed, finetune, train_supervised
@@ -511,6 +512,14 @@ class BenchmarkConfig(_pyd.BaseModel):
     )
     modalities: tuple[str, ...] = _pyd.Field(("eeg", "eye"), min_length=2, description="Paired modalities.")
     hop_s: float = _pyd.Field(2.0, gt=0, description="Seconds between feature vectors (all modalities).")
+    specs: dict[str, _FeatureSpec] = _pyd.Field(
+        default_factory=dict,
+        description="Whole FeatureSpec per modality, replacing the synthetic loader's default (its hop too).",
+    )
+    spec_overrides: dict[str, dict[str, float]] = _pyd.Field(
+        default_factory=dict,
+        description="Per modality, spec fields replaced, e.g. {'eeg': {'window_s': 4.0}} (after hop_s and specs).",
+    )
     seq_len: int = _pyd.Field(5, ge=1, description="T, feature vectors per window.")
     cpc_steps: int = _pyd.Field(1, ge=1, description="N, M2M CPC prediction steps.")
     model: dict[str, Any] = _pyd.Field(
@@ -609,8 +618,9 @@ def run_benchmark(
     exp = config.experiment(progress)  # validates the model fields before the slow part
     t0 = time.perf_counter()
     dataset = synthetic.load(
-        config.synthetic, modalities=list(config.modalities), hop_s=config.hop_s, n_jobs=config.n_jobs
-    )
+        config.synthetic, modalities=list(config.modalities), hop_s=config.hop_s, n_jobs=config.n_jobs,
+        specs=config.specs, spec_overrides=config.spec_overrides,
+    )  # fmt: skip
     t_data = time.perf_counter() - t0
     task = make_task(dataset, "emotion")
     splits = subject_dependent_splits(
@@ -626,7 +636,11 @@ def run_benchmark(
             f"{m.name} (D={m.dim}, {'C=' + str(m.n_channels) if m.n_channels else 'sequence'})" for m in mods
         ),
         "protocol": f"{config.protocol}, {config.val_per_class} validation trial(s) per class, {len(splits)} splits",
-        "windows": f"T={config.seq_len}, hop {config.hop_s:g} s, N={config.cpc_steps}",
+        "windows": f"T={config.seq_len}, N={config.cpc_steps}; features "
+        + ", ".join(
+            f"{m} {info.spec.window_s:g}-s windows every {info.spacing_s:g} s"
+            for m, info in dataset.modalities.items()
+        ),
         "data generation + features (s)": f"{t_data:.1f}",
         "wall time (s)": f"{seconds:.1f}",
     }

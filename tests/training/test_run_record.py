@@ -191,3 +191,31 @@ def test_window_not_whole_samples_is_refused(tmp_path, capsys):
     assert main(["datasets", "inspect", str(data), "--window-s", "eeg=1.0001"]) == 2
     err = capsys.readouterr().err
     assert "the 'eeg' spec with window_s=1.0001 is not a valid feature spec" in err and "1/sfreq" in err
+
+
+def test_reproduce_takes_a_window_and_reports_it(tmp_path):
+    """reproduce featurises with --window-s and the report states the windows used."""
+    data = tmp_path / "synthetic.json"
+    data.write_text(_config().model_dump_json())
+    argv = ["reproduce", "synthetic", str(data), "--out", str(tmp_path / "rep"), "--modalities", "eeg,ecg",
+            "--window-s", "eeg=4", "--seq-len", "3", "--model", TINY_MODEL, "--epochs", "1", "--batch-size", "16",
+            "--finetune-epochs", "1", *COMMON]  # fmt: skip
+    assert main(argv) == 0
+    assert (
+        "eeg 4-s windows every 2 s, ecg 4-s windows every 2 s" in (tmp_path / "rep" / "report.md").read_text()
+    )
+
+
+def test_benchmark_config_takes_specs_and_overrides(tmp_path, capsys):
+    """BenchmarkConfig holds specs and overrides (JSON round trip); a bad --hop-s is an input error."""
+    from training.datasets.synthetic import default_specs
+    from training.experiment import BenchmarkConfig
+
+    ecg = default_specs(SyntheticConfig())["ecg"]
+    config = BenchmarkConfig.model_validate(
+        {"specs": {"ecg": ecg.model_dump(mode="json")}, "spec_overrides": {"eeg": {"window_s": 4.0}}}
+    )
+    assert BenchmarkConfig.model_validate_json(config.model_dump_json()) == config
+    assert config.specs["ecg"] == ecg
+    assert main(["benchmark", "--out", str(tmp_path), "--hop-s", "eeg"]) == 2
+    assert "--hop-s 'eeg': expected MODALITY=VALUE" in capsys.readouterr().err
