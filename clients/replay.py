@@ -5,17 +5,21 @@
 
 Streams
 -------
-- XDF (``pyxdf``): every stream becomes one outlet, with its name, type, channel count and
-  format, nominal rate and the ``desc/channels/channel/{label, unit, type}`` of its header.
-  String streams (markers) become irregular string outlets whose samples are pushed at their
-  recorded times.
-- EDF/BDF/FIF (``mne``): one outlet per group of channels that share a sampling rate (EDF/BDF
-  may mix rates; MNE upsamples the slower channels to the fastest rate when reading, so those
-  are brought back to their header rate with a polyphase resampler). The outlet's type is the
-  group's channel type when all channels share one (``EEG``, ``ECG``...), else ``Mixed``.
-  MNE returns voltages in volts; EEG, EOG, EMG, sEEG and ECoG channels are sent in microvolts
-  and ECG in millivolts (the units amplifiers stream and the service's models use), with the
-  unit written to each channel's header. Annotations become one string marker outlet.
+The file is read by :func:`signals.recording.read_recording`, the reader the dataset loader trains
+on, so a replay streams what a model trained on the same file saw: the same channels, rates,
+units, timestamps and markers.
+
+- XDF: every stream becomes one outlet, with its name, type, channel count and format, nominal
+  rate and ``desc/channels/channel/{label, unit, type}``. Timestamps are regularised with the gap
+  rule (:mod:`signals.timing`; ``gap_factor``, default 1.5, the feature spec default), exactly
+  as the loader does. String streams (markers) become irregular string outlets whose samples are
+  pushed at their recorded times.
+- EDF/BDF/FIF: one outlet per group of channels that share a sampling rate, at the rate of the
+  file's header (an EDF with 200-Hz EEG and 256-Hz ECG gives a 200-Hz and a 256-Hz outlet, the
+  rates the loader trains at). The outlet's type is the group's channel type when all channels
+  share one (``EEG``, ``ECG``...), else ``Mixed``. Samples are in the unit the reader gives each
+  channel (EDF/BDF: the header's, e.g. ``µV``/``mV``; FIF: µV for EEG-like types, mV for ECG),
+  declared in each channel's header. Annotations become one string marker outlet.
 
 Names and source ids are stable: a stream named ``N`` in file ``F.ext`` is published as
 ``{name_prefix}N`` with source_id ``{source_id_prefix}-N`` (default prefix
@@ -25,12 +29,24 @@ attaches by source_id finds the same stream again on every replay of that file.
 Timing
 ------
 All streams share one origin, ``t_first``, the earliest timestamp in the file. A sample recorded
-at ``t_i`` is stamped ``start_time + (t_i - t_first) / speed`` (``start_time`` is
-``pylsl.local_clock()`` at :meth:`Replayer.start`) and pushed when that time is due; due times
-are computed from one monotonic start, never by accumulating sleeps, so pacing does not drift.
-As in :mod:`clients.simulator`, LSL time follows the wall clock at every speed. With
-``loop=True`` the file starts over after its last sample plus one sample period, timestamps
-continuing forward.
+at ``t_i`` is stamped ``start_time + (t_i - t_first)`` (``start_time`` is ``pylsl.local_clock()``
+at :meth:`Replayer.start`): the recording's own spacing, at every speed. It is pushed when
+``(t_i - t_first) / speed`` seconds have passed since the start; due times are computed from one
+monotonic start, never by accumulating sleeps, so pacing does not drift.
+
+So at ``speed > 1`` the timestamps run ahead of the wall clock (by ``(1 - 1/speed)`` of the
+playback time), while every stream keeps its nominal sample spacing. That is a deliberate choice:
+a consumer's gap rule (a step above ``gap_factor / sfreq`` is a gap, :mod:`signals.timing`) is
+about sample spacing, so stamps compressed by the speed (the alternative, LSL time following the
+wall clock) were steps of ``1 / (speed * sfreq)`` that the service's dejitter turned into a gap
+every few samples: a sped-up replay produced no predictions. With the recording's own spacing the
+service computes the very windows the loader trained on (same timestamps up to one offset), gaps
+in the file stay gaps at any speed, and the states' ``lsl_time`` maps back to the file as
+``t_first + (lsl_time - start_time)``. The cost: while the replay runs ahead, ``data_age_s`` is
+negative and the stream is never stale (it turns stale when the replay ends and its outlets
+close); at ``speed < 1`` the data ages instead and turns stale after ``stale_after_s / (1/speed -
+1)`` seconds of playback, predictions still flowing. With ``loop=True`` the file starts over
+after its last sample plus one sample period, timestamps continuing forward.
 """
 
 from __future__ import annotations
@@ -47,26 +63,17 @@ import numpy as np
 import pylsl
 
 from signals._checks import check_range, check_type
+from signals.recording import EXTENSIONS as RECORDING_EXTENSIONS
+from signals.recording import read_recording, recording_extension
+from signals.timing import DEFAULT_GAP_FACTOR
 
 from .outlets import described_info
 
 logger = logging.getLogger(__name__)
 
-XDF_EXTENSIONS: tuple[str, ...] = (".xdf", ".xdfz")
-MNE_EXTENSIONS: tuple[str, ...] = (".edf", ".bdf", ".fif", ".fif.gz")
-EXTENSIONS: tuple[str, ...] = XDF_EXTENSIONS + MNE_EXTENSIONS
+EXTENSIONS = RECORDING_EXTENSIONS
 MAX_SPEED = 1000.0
 _MIN_CHUNK_S, _MAX_CHUNK_S = 0.005, 1.0
-
-# MNE channel type -> (unit sent, factor from volts); other types keep MNE's value and unit.
-_VOLT_UNITS = {
-    "eeg": ("microvolts", 1e6),
-    "eog": ("microvolts", 1e6),
-    "emg": ("microvolts", 1e6),
-    "seeg": ("microvolts", 1e6),
-    "ecog": ("microvolts", 1e6),
-    "ecg": ("millivolts", 1e3),
-}
 
 
 @dataclass(frozen=True)
@@ -115,153 +122,8 @@ class ReplayStream:
         return info
 
 
-def _extension(path: Path) -> str:
-    name = path.name.lower()
-    for ext in EXTENSIONS:
-        if name.endswith(ext):
-            return ext
-    return path.suffix.lower()
-
-
 def _slug(text: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-") or "stream"
-
-
-def _xdf_text(info: dict, key: str, default: str = "") -> str:
-    value = info.get(key)
-    if isinstance(value, list):
-        value = value[0] if value else default
-    return default if value is None else str(value)
-
-
-def _read_xdf(path: Path) -> list[dict]:
-    """Every stream of the file as a dict of header fields, timestamps and samples."""
-    import pyxdf
-
-    try:
-        streams, _ = pyxdf.load_xdf(str(path), dejitter_timestamps=False)
-    except Exception as err:  # pyxdf raises many types for unreadable files
-        raise ValueError(f"{path} could not be read as XDF by pyxdf: {err}") from err
-    out = []
-    for s in streams:
-        info = s["info"]
-        n = int(_xdf_text(info, "channel_count", "1"))
-        fmt = _xdf_text(info, "channel_format", "float32")
-        labels = [f"ch{i + 1}" for i in range(n)]
-        units, kinds = [""] * n, [_xdf_text(info, "type")] * n
-        try:
-            for i, ch in enumerate(info["desc"][0]["channels"][0]["channel"][:n]):
-                labels[i] = _xdf_text(ch, "label", labels[i])
-                units[i] = _xdf_text(ch, "unit", units[i])
-                kinds[i] = _xdf_text(ch, "type", kinds[i])
-        except (KeyError, IndexError, TypeError):
-            pass  # channel metadata is optional in XDF
-        ts = np.asarray(s["time_stamps"], dtype=float)
-        if fmt == "string":
-            data = [
-                str(v[0]) if isinstance(v, (list, tuple, np.ndarray)) else str(v) for v in s["time_series"]
-            ]
-        else:
-            data = np.asarray(s["time_series"]).reshape(len(ts), n)
-        out.append(
-            {
-                "name": _xdf_text(info, "name", "stream"),
-                "type": _xdf_text(info, "type"),
-                "sfreq": float(_xdf_text(info, "nominal_srate", "0")),
-                "format": fmt,
-                "channels": labels,
-                "units": units,
-                "kinds": kinds,
-                "timestamps": ts,
-                "data": data,
-            }
-        )
-    return out
-
-
-def _read_mne(path: Path, ext: str) -> list[dict]:
-    """Channel groups of equal sampling rate (units converted), plus the annotations as markers."""
-    import mne
-    from mne.io.constants import FIFF
-    from scipy.signal import resample_poly
-
-    readers = {
-        ".edf": mne.io.read_raw_edf,
-        ".bdf": mne.io.read_raw_bdf,
-        ".fif": mne.io.read_raw_fif,
-        ".fif.gz": mne.io.read_raw_fif,
-    }
-    try:
-        raw = readers[ext](path, preload=True, verbose="error")
-    except Exception as err:  # MNE raises many types for unreadable files
-        raise ValueError(f"{path} could not be read as {ext[1:].upper()} by MNE: {err}") from err
-    sfreq = float(raw.info["sfreq"])
-    kinds = raw.get_channel_types()
-    # EDF/BDF headers give each signal's own rate; MNE read them all at the fastest one.
-    rates = [sfreq] * len(raw.ch_names)
-    extras = getattr(raw, "_raw_extras", [{}])[0] or {}
-    rec_len = float(np.atleast_1d(extras.get("record_length", 0.0))[0])
-    if "n_samps" in extras and rec_len > 0:
-        sel = extras.get("sel", np.arange(len(extras["n_samps"])))
-        n_samps = np.asarray(extras["n_samps"])[sel]
-        if len(n_samps) == len(rates):
-            rates = [float(n) / rec_len for n in n_samps]
-    data = raw.get_data()
-    groups: dict[float, list[int]] = {}
-    for i, rate in enumerate(rates):
-        groups.setdefault(rate, []).append(i)
-    out = []
-    for rate, picks in sorted(groups.items(), reverse=True):
-        block = data[picks]
-        if rate != sfreq:
-            from fractions import Fraction
-
-            frac = Fraction(rate / sfreq).limit_denominator(1000)
-            block = resample_poly(block, frac.numerator, frac.denominator, axis=1)
-        units = []
-        for j, i in enumerate(picks):
-            kind = kinds[i]
-            if raw.info["chs"][i]["unit"] == FIFF.FIFF_UNIT_V:
-                unit, factor = _VOLT_UNITS.get(kind, ("volts", 1.0))
-                block[j] *= factor
-            else:
-                unit = "native"
-            units.append(unit)
-        group_kinds = {kinds[i] for i in picks}
-        stype = group_kinds.pop().upper() if len(group_kinds) == 1 else "Mixed"
-        name = stype if len(groups) == 1 else f"{stype}-{rate:g}Hz"
-        out.append(
-            {
-                "name": name,
-                "type": stype,
-                "sfreq": rate,
-                "format": "float32",
-                "channels": [raw.ch_names[i] for i in picks],
-                "units": units,
-                "kinds": [kinds[i].upper() for i in picks],
-                "timestamps": np.arange(block.shape[1]) / rate,
-                "data": block.T,
-            }
-        )
-    ann = raw.annotations
-    if len(ann):
-        offset = raw.first_time if ann.orig_time is not None else 0.0
-        onsets = np.asarray(ann.onset, dtype=float) - offset
-        order = np.argsort(onsets, kind="stable")
-        out.append(
-            {
-                "name": "Markers",
-                "type": "Markers",
-                "sfreq": 0.0,
-                "format": "string",
-                "channels": ["marker"],
-                "units": [""],
-                "kinds": ["Marker"],
-                "timestamps": onsets[order],
-                "data": [str(ann.description[k]) for k in order],
-            }
-        )
-    return out
 
 
 def load_recording(
@@ -270,6 +132,7 @@ def load_recording(
     name_prefix: str = "",
     source_id_prefix: str | None = None,
     channels: Sequence[str] | None = None,
+    gap_factor: float = DEFAULT_GAP_FACTOR,
 ) -> list[ReplayStream]:
     """Read ``path`` into the streams :class:`Replayer` plays (module docstring, "Streams").
 
@@ -282,13 +145,16 @@ def load_recording(
     source_id_prefix : str | None
         Source ids are ``{source_id_prefix}-{stream}``; None = ``m2s-replay-{file stem}``.
     channels : sequence of str | None
-        Keep only these channel labels in the numeric streams (streams left without channels are
-        dropped; marker streams are kept). None = all channels.
+        Keep only these channel labels in the numeric streams, matched ignoring case (streams left
+        without channels are dropped; marker streams are kept). None = all channels.
+    gap_factor : float
+        The gap rule XDF timestamps are regularised with (:func:`signals.recording.read_recording`).
 
     Returns
     -------
     list of ReplayStream
-        In file order (XDF) or by decreasing rate, markers last (EDF/BDF/FIF); empty streams dropped.
+        Signal streams in file order (XDF) or by decreasing rate (EDF/BDF/FIF), then the marker
+        streams; empty streams dropped.
 
     Raises
     ------
@@ -300,51 +166,65 @@ def load_recording(
     check_type(path, (str, Path), "path")
     check_type(name_prefix, str, "name_prefix")
     path = Path(path)
-    ext = _extension(path)
+    ext = recording_extension(path)
     if ext not in EXTENSIONS:
         raise ValueError(
             f"{path}: cannot replay files with extension {ext or '(none)'!r}; give one of {', '.join(EXTENSIONS)}."
         )
-    if not path.is_file():
-        raise FileNotFoundError(f"{path} does not exist or is not a file; check the path.")
-    raw_streams = _read_xdf(path) if ext in XDF_EXTENSIONS else _read_mne(path, ext)
+    rec = read_recording(path, gap_factor=gap_factor)
     if source_id_prefix is None:
         stem = path.name[: -len(ext)] if path.name.lower().endswith(ext) else path.stem
         source_id_prefix = f"m2s-replay-{_slug(stem)}"
     check_type(source_id_prefix, str, "source_id_prefix")
+    wanted = None
     if channels is not None:
-        wanted = list(channels)
-        have = {c for s in raw_streams if s["format"] != "string" for c in s["channels"]}
-        missing = [c for c in wanted if c not in have]
+        wanted = {c.casefold() for c in channels}
+        have = {c.casefold(): c for s in rec.streams for c in s.channels}
+        missing = [c for c in channels if c.casefold() not in have]
         if missing or not wanted:
             raise ValueError(
-                f"{path}: --channels asks for {missing or wanted}, which the file does not have; "
-                f"its channels are {sorted(have)}."
+                f"{path}: --channels asks for {missing or list(channels)}, which the file does not have; "
+                f"its channels are {sorted(have.values())}."
             )
     out = []
-    for s in raw_streams:
-        if len(s["timestamps"]) == 0:
-            logger.info("Stream %r of %s has no samples; not replayed.", s["name"], path)
+    for s in rec.streams:
+        keep = [i for i, c in enumerate(s.channels) if wanted is None or c.casefold() in wanted]
+        if not keep:
             continue
-        ch, units, kinds, data = s["channels"], s["units"], s["kinds"], s["data"]
-        if channels is not None and s["format"] != "string":
-            keep = [i for i, c in enumerate(ch) if c in set(channels)]
-            if not keep:
-                continue
-            ch, units, kinds = [ch[i] for i in keep], [units[i] for i in keep], [kinds[i] for i in keep]
-            data = data[:, keep]
+        if s.n_times == 0:
+            logger.info("Stream %r of %s has no samples; not replayed.", s.name, path)
+            continue
         out.append(
             ReplayStream(
-                name=f"{name_prefix}{s['name']}",
-                type=s["type"],
-                source_id=f"{source_id_prefix}-{_slug(s['name'])}",
-                sfreq=s["sfreq"],
-                channel_format=s["format"],
-                channels=tuple(ch),
-                units=tuple(units),
-                channel_types=tuple(kinds),
-                timestamps=np.asarray(s["timestamps"], dtype=float),
-                data=data if s["format"] == "string" else np.ascontiguousarray(data),
+                name=f"{name_prefix}{s.name}",
+                type=s.type,
+                source_id=f"{source_id_prefix}-{_slug(s.name)}",
+                sfreq=s.sfreq,
+                channel_format=s.channel_format,
+                channels=tuple(s.channels[i] for i in keep),
+                units=tuple(s.units[i] for i in keep),
+                channel_types=tuple(s.channel_types[i] for i in keep),
+                timestamps=s.timestamps,
+                data=np.ascontiguousarray(s.data[keep].T),
+            )
+        )
+    for m in rec.markers:
+        if len(m) == 0:
+            logger.info("Marker stream %r of %s is empty; not replayed.", m.name, path)
+            continue
+        order = np.argsort(m.times, kind="stable")
+        out.append(
+            ReplayStream(
+                name=f"{name_prefix}{m.name}",
+                type=m.type,
+                source_id=f"{source_id_prefix}-{_slug(m.name)}",
+                sfreq=0.0,
+                channel_format="string",
+                channels=("marker",),
+                units=("",),
+                channel_types=("Marker",),
+                timestamps=m.times[order],
+                data=[m.texts[k] for k in order],
             )
         )
     if not out:
@@ -372,7 +252,8 @@ class Replayer:
     Attributes
     ----------
     start_time : float | None
-        ``pylsl.local_clock()`` at :meth:`start`: the LSL time of the file's first sample.
+        ``pylsl.local_clock()`` at :meth:`start`: the LSL time of the file's first sample; a sample
+        recorded at ``t`` is stamped ``start_time + t - t_first`` at every speed.
     t_first : float
         The earliest recorded timestamp in ``streams`` (s, the file's clock).
     error : BaseException | None
@@ -480,7 +361,7 @@ class Replayer:
             if offset + rel[i] > position:
                 return
             j = min(n, int(np.searchsorted(rel, position - offset, side="right")))
-            stamps = self.start_time + (rel[i:j] + offset) / self.speed
+            stamps = self.start_time + (rel[i:j] + offset)  # the recording's spacing (module docstring)
             if s.is_string:
                 for text, ts in zip(s.data[i:j], stamps, strict=True):
                     outlet.push_sample([text], float(ts))

@@ -18,12 +18,17 @@ def register(subparsers) -> None:
         help="play an XDF/EDF/BDF/FIF recording as LSL streams",
         description="Play a recording as LSL outlets in real time or faster. XDF: every stream (markers "
         "included) with its name, type, channels and rate. EDF/BDF/FIF: one outlet per group of channels "
-        "with the same rate (EEG in microvolts, ECG in millivolts), annotations as a marker stream. Sample "
-        "timestamps are start + (t - t_first) / speed; source_ids are PREFIX-<stream>.",
+        "at the rate of the file's header (units as the file declares them; FIF: EEG in microvolts, ECG in "
+        "millivolts), annotations as a marker stream. Samples are pushed at SPEED times real time but "
+        "stamped start + (t - t_first), the recording's own spacing, so a sped-up replay still feeds the "
+        "service windows it predicts on (timestamps run ahead of the clock); source_ids are PREFIX-<stream>.",
     )
     p.add_argument("file", help=f"recording to play ({', '.join(EXTENSIONS)})")
     p.add_argument(
-        "--speed", type=float, default=1.0, help=f"1 = real time, up to {MAX_SPEED:g} (default: 1)"
+        "--speed",
+        type=float,
+        default=1.0,
+        help=f"push rate, 1 = real time, up to {MAX_SPEED:g}; timestamps keep the recording's spacing (default: 1)",
     )
     p.add_argument("--loop", action="store_true", help="start over at the end, until Ctrl-C")
     p.add_argument("--name-prefix", default="", help="prepended to every stream name (default: none)")

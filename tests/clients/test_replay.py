@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 import uuid
 
+import httpx
 import numpy as np
 import pylsl
 import pytest
@@ -37,7 +38,11 @@ def _drain(inlet: pylsl.StreamInlet) -> tuple[list, np.ndarray]:
 
 
 def test_xdf_round_trip(tmp_path):
-    """An XDF file comes back over LSL with its samples, labels, units, rates and relative times / speed."""
+    """An XDF file comes back over LSL with its samples, labels, units, rates and the recording's own spacing.
+
+    Pushed SPEED times faster than real time, the samples keep their recorded relative times (the
+    stamps run ahead of the wall clock), so a consumer's gap rule sees the file's sample spacing.
+    """
     rec = make_recording(duration_s=6.0, trials=((1.0, 3.0, "happy"),))
     path = write_xdf(tmp_path / "rec.xdf", rec, t0=500.0)
     prefix = f"test-{uuid.uuid4().hex[:8]}"
@@ -56,33 +61,42 @@ def test_xdf_round_trip(tmp_path):
         rate = inlets["ecg"].info().nominal_srate()
     start = player.start_time
     # Samples pushed before an inlet connected are missed: locate each received one by its timestamp.
-    idx = np.round((t_eeg - start) * SPEED * rec.sfreq).astype(int)
+    idx = np.round((t_eeg - start) * rec.sfreq).astype(int)
     assert len(idx) > 0.75 * rec.eeg.shape[1] and idx[-1] == rec.eeg.shape[1] - 1
-    np.testing.assert_allclose(t_eeg, start + idx / rec.sfreq / SPEED, atol=1e-6)
+    np.testing.assert_allclose(t_eeg, start + idx / rec.sfreq, atol=1e-6)
+    assert t_eeg[-1] - start > 5.9 > 6.0 / SPEED + 2  # 6 s of stamps, pushed in about 0.3 s
     np.testing.assert_allclose(np.asarray(eeg), rec.eeg.T[idx], rtol=1e-6, atol=1e-5)
     assert np.all(np.diff(idx) == 1)
-    jdx = np.round((t_ecg - start) * SPEED * 2 * rec.sfreq).astype(int)
+    jdx = np.round((t_ecg - start) * 2 * rec.sfreq).astype(int)
     np.testing.assert_allclose(np.asarray(ecg)[:, 0], np.repeat(rec.ecg[0], 2)[jdx], rtol=1e-6, atol=1e-6)
     assert [x[0] for x in marks] == [t for _, t in rec.markers]
-    expected = start + (np.array([t for t, _ in rec.markers]) + 0.5 / rec.sfreq) / SPEED
+    expected = start + np.array([t for t, _ in rec.markers]) + 0.5 / rec.sfreq
     np.testing.assert_allclose(t_marks, expected, atol=1e-6)
     assert (label, unit, rate) == ("Fz", "microvolts", 2 * rec.sfreq)
 
 
 def test_edf_and_fif_units(tmp_path):
-    """MNE's volts are sent as µV for EEG-typed and mV for ECG-typed channels; annotations become markers."""
+    """EDF sends each channel in its header unit (µV, mV); FIF volts go as µV (EEG) and mV (ECG); annotations are markers.
+
+    Changed with signals.recording: the EDF's mV ECG lead, typed EEG by MNE, was sent in µV (x1000).
+    """
     rec = make_recording(duration_s=4.0, trials=((1.0, 2.0, "sad"),))
-    # MNE types every EDF signal as EEG (so the mV ECG lead is sent in µV); FIF keeps the ECG type.
     cases = (
-        (write_edf(tmp_path / "r.edf", rec), "EEG", "microvolts", 1e3, "m2s-replay-r-eeg"),
-        (write_fif(tmp_path / "r_raw.fif", rec), "Mixed", "millivolts", 1.0, "m2s-replay-r-raw-mixed"),
+        (write_edf(tmp_path / "r.edf", rec), "EEG", ("µV",) * 3 + ("mV",), "m2s-replay-r-eeg"),
+        (
+            write_fif(tmp_path / "r_raw.fif", rec),
+            "Mixed",
+            ("microvolts",) * 3 + ("millivolts",),
+            "m2s-replay-r-raw-mixed",
+        ),
     )
-    for path, stype, ecg_unit, ecg_factor, sid in cases:
+    ecg_factor = 1.0
+    for path, stype, units, sid in cases:
         streams = load_recording(path)
         data = streams[0]
         assert (data.type, data.source_id, data.sfreq) == (stype, sid, rec.sfreq)
         assert data.channels == ("Fz", "Cz", "Pz", "ECG")
-        assert data.units == ("microvolts",) * 3 + (ecg_unit,)
+        assert data.units == units
         np.testing.assert_allclose(data.data[:, :3], rec.eeg.T, atol=0.02)  # 16-bit EDF quantisation
         np.testing.assert_allclose(data.data[:, 3], rec.ecg[0] * ecg_factor, atol=2e-4 * ecg_factor)
         assert streams[-1].is_string and streams[-1].data == ["trial_start:sad", "trial_end"]
@@ -147,3 +161,62 @@ def test_cli_plays_file(tmp_path, capsys):
     assert main(["replay", str(path), "--speed", "100", "--source-id", f"t-{uuid.uuid4().hex[:6]}"]) == 0
     out = capsys.readouterr().out
     assert "EEG" in out and "ECG" in out and "Markers" in out and "irregular" in out
+
+
+@pytest.mark.slow
+def test_replay_faster_than_real_time_feeds_the_service(tmp_path):
+    """A mixed-rate EDF replayed at x4 into the real service yields EEG and ECG states.
+
+    The file has 62 EEG channels at 200 Hz (labels ``Fp1``-style, the bundle says ``FP1``) and two
+    ECG leads at 256 Hz, the demo bundle's inputs, in one EDF: the service accepts both outlets
+    (rate, channels, units) at the header rates the loader trains at. Before, the replay stamped
+    samples 1 / (4 sfreq) apart and the service's dejitter saw gaps everywhere: no state at x4.
+    """
+    import asyncio
+    import json
+
+    from websockets.asyncio.client import connect
+
+    from service.app import create_app
+    from service.config import AttachRequest
+    from tests.service.conftest import make_settings, run_server
+    from training.datasets.fixtures.recordings import write_synthetic_edf
+
+    speed, duration_s = 4.0, 30.0
+    path = write_synthetic_edf(tmp_path / "session.edf", duration_s=duration_s)
+    prefix = f"test-speed-{uuid.uuid4().hex[:8]}"
+    streams = load_recording(path, source_id_prefix=prefix)
+    sids = {"eeg": f"{prefix}-eeg-200hz", "ecg": f"{prefix}-eeg-256hz"}
+    assert {s.source_id: s.sfreq for s in streams} == {sids["eeg"]: 200.0, sids["ecg"]: 256.0}
+    attach = [AttachRequest(modality=m, source_id=sid) for m, sid in sids.items()]
+    states: list[dict] = []
+    app = create_app(make_settings(attach=attach, stale_after_s=5.0, resolve_timeout_s=1.0))
+    with run_server(app) as base:
+        player = Replayer(streams, speed=speed, chunk_s=0.02)
+        with player:
+
+            async def collect():
+                async with connect(base.replace("http://", "ws://") + "/ws") as ws:
+                    while not player.wait(0):
+                        try:
+                            msg = json.loads(await asyncio.wait_for(ws.recv(), 0.5))
+                        except asyncio.TimeoutError:
+                            continue
+                        if msg.get("type") == "state":
+                            states.append(msg["state"])
+
+            asyncio.run(collect())
+            listed = {s["modality"]: s for s in httpx.get(f"{base}/streams", timeout=10).json()["data"]}
+    assert player.error is None
+    counts = {m: sum(s["modality"] == m for s in states) for m in sids}
+    print(f"states from a x{speed:g} replay of {duration_s:g} s: {counts}")  # noqa: T201
+    assert counts["eeg"] >= 3 and counts["ecg"] >= 3, counts
+    assert {m: (listed[m]["sfreq"], listed[m]["last_error"]) for m in sids} == {
+        "eeg": (200.0, None),
+        "ecg": (256.0, None),
+    }
+    for s in states:  # window ends map back onto the file's sample grid; stamps run ahead of the clock
+        rec_t = s["lsl_time"] - player.start_time
+        sfreq = 200.0 if s["modality"] == "eeg" else 256.0
+        assert 0 < rec_t <= duration_s and abs(rec_t * sfreq - round(rec_t * sfreq)) < 0.05
+    assert min(s["data_age_s"] for s in states) < 0

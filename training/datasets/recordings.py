@@ -14,9 +14,14 @@ whose text matches ``start_pattern`` (default ``trial_start`` or ``trial_start:<
 service uses), so windows never cross a trial boundary, and the modalities are paired by the end
 time of their windows (:func:`pair_frames`).
 
-Units are converted once, here: MNE returns voltage channels in volts, and XDF channels declare
-their unit in the stream header (``desc/channels/channel/unit``); both are scaled to the unit of
-the modality's spec (e.g. µV for EEG DE) when both units are voltages.
+The file is read by :func:`signals.recording.read_recording`, the reader ``m2s replay`` uses, so
+a model is trained on what a replay of the same file streams: the same rates (EDF/BDF with mixed
+rates: each channel at its header rate), the same timestamps (XDF: regularised with the modality
+spec's ``gap_factor``, :mod:`signals.timing`, the rule the live worker applies) and markers as
+recorded (never snapped to samples). Channels are matched as live
+(:func:`signals.channels.map_channels`: case ignored). Units are converted once, here, through the
+one unit table (:func:`signals.units.unit_scale`): every channel from the unit the file declares
+to the spec's (a ``'native'`` spec keeps each channel in its own unit).
 """
 
 from __future__ import annotations
@@ -24,13 +29,21 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from signals.recording import (
+    EXTENSIONS,
+    XDF_EXTENSIONS,
+    Recording,
+    Stream,
+    read_recording,
+    recording_extension,
+)
 from signals.spec import DESpec, EyeSpec, HrvSpec, PpsSpec
 from signals.streaming import FeatureFrames
+from signals.units import unit_scale
 
 from .base import DatasetError, EmotionDataset, RawSignal, Trial
 from .pairing import AnySpec, check_modalities, modality_info, pair_frames
@@ -38,216 +51,114 @@ from .pairing import AnySpec, check_modalities, modality_info, pair_frames
 logger = logging.getLogger(__name__)
 
 NAME = "recording"
-EXTENSIONS: tuple[str, ...] = (".edf", ".bdf", ".fif", ".fif.gz", ".xdf", ".xdfz")
 DEFAULT_START_PATTERN = r"^trial_start(?::(?P<label>.+))?$"
 DEFAULT_END_PATTERN = r"^trial_end$"
 
 
-# Voltage units, in volts, under the spellings EDF headers, MNE and LSL metadata use.
-_VOLTS = {
-    "v": 1.0,
-    "volt": 1.0,
-    "volts": 1.0,
-    "mv": 1e-3,
-    "millivolt": 1e-3,
-    "millivolts": 1e-3,
-    "uv": 1e-6,
-    "µv": 1e-6,
-    "μv": 1e-6,
-    "microvolt": 1e-6,
-    "microvolts": 1e-6,
-}
-
-
-def unit_factor(from_unit: str, to_unit: str) -> float | None:
-    """Factor that converts values in ``from_unit`` to ``to_unit`` when both are voltages, else None."""
-    a = _VOLTS.get(str(from_unit).strip().lower())
-    b = _VOLTS.get(str(to_unit).strip().lower())
-    if a is None or b is None:
-        return None
-    return a / b
-
-
 # --------------------------------------------------------------------------------------------
-# Reading a recording: one _Source per modality, plus markers on the same clock
+# The recording's streams, per modality
 # --------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class _Source:
-    data: np.ndarray  # (n_channels, n_times), in ``units``
-    timestamps: np.ndarray  # (n_times,) s
-    sfreq: float
-    channels: tuple[str, ...]
-    units: tuple[str, ...]
-
-
-def _extension(path: Path) -> str:
-    name = path.name.lower()
-    for ext in EXTENSIONS:
-        if name.endswith(ext):
-            return ext
-    return path.suffix.lower()
 
 
 def detect(path: Path) -> bool:
     """Whether ``path`` is a single EDF, BDF, FIF or XDF file (cheap: the name and that it exists)."""
     try:
         path = Path(path)
-        return path.is_file() and _extension(path) in EXTENSIONS
+        return path.is_file() and recording_extension(path) in EXTENSIONS
     except (OSError, TypeError, ValueError):
         return False
 
 
-def _read_mne(path: Path, ext: str):
-    import mne
-
-    readers = {
-        ".edf": mne.io.read_raw_edf,
-        ".bdf": mne.io.read_raw_bdf,
-        ".fif": mne.io.read_raw_fif,
-        ".fif.gz": mne.io.read_raw_fif,
-    }
+def _read(path: Path) -> Recording:
     try:
-        return readers[ext](path, preload=True, verbose="error")
-    except Exception as err:  # MNE raises many types for unreadable files
-        raise DatasetError(f"{path} could not be read as {ext[1:].upper()} by MNE: {err}") from err
+        # XDF stamps as recorded: each modality is dejittered with its own spec's gap_factor below.
+        return read_recording(path, gap_factor=None)
+    except (ValueError, FileNotFoundError) as err:
+        raise DatasetError(str(err)) from err
 
 
-def _mne_markers(raw) -> list[tuple[float, str]]:
-    """(time in s from the first sample, description) of every annotation, in time order."""
-    ann = raw.annotations
-    if len(ann) == 0:
-        return []
-    # Annotation onsets are on the meas_date clock when orig_time is set, else on the data's.
-    offset = raw.first_time if ann.orig_time is not None else 0.0
-    onsets = np.asarray(ann.onset) - offset
-    idx = np.round(onsets * raw.info["sfreq"]).astype(np.int64)
-    out = [(int(i) / raw.info["sfreq"], str(d)) for i, d in zip(idx, ann.description, strict=True)]
-    return sorted(out, key=lambda x: x[0])
-
-
-def _mne_source(raw, path: Path, modality: str, channels: Sequence[str]) -> _Source:
-    from mne.io.constants import FIFF
-
-    missing = [c for c in channels if c not in raw.ch_names]
-    if missing:
-        raise DatasetError(
-            f"{path}: modality '{modality}' asks for channels {missing}, which the file does not have. "
-            f"It has {raw.ch_names}."
-        )
-    picks = [raw.ch_names.index(c) for c in channels]
-    data = raw.get_data(picks=picks)
-    units = tuple("V" if raw.info["chs"][i]["unit"] == FIFF.FIFF_UNIT_V else "native" for i in picks)
-    sfreq = float(raw.info["sfreq"])
-    return _Source(data, np.arange(data.shape[1]) / sfreq, sfreq, tuple(channels), units)
-
-
-def _xdf_text(info: dict, key: str, default: str = "") -> str:
-    value = info.get(key)
-    if isinstance(value, list):
-        value = value[0] if value else default
-    return default if value is None else str(value)
-
-
-def _xdf_channels(info: dict) -> tuple[list[str], list[str]]:
-    n = int(_xdf_text(info, "channel_count", "0"))
-    labels, units = [f"ch{i + 1}" for i in range(n)], ["native"] * n
-    try:
-        chans = info["desc"][0]["channels"][0]["channel"]
-        for i, ch in enumerate(chans[:n]):
-            labels[i] = _xdf_text(ch, "label", labels[i])
-            units[i] = _xdf_text(ch, "unit", units[i]) or "native"
-    except (KeyError, IndexError, TypeError):
-        pass  # channel metadata is optional in XDF
-    return labels, units
-
-
-def _read_xdf(path: Path):
-    import pyxdf
-
-    try:
-        streams, _header = pyxdf.load_xdf(str(path))
-    except Exception as err:  # pyxdf raises many types for unreadable files
-        raise DatasetError(f"{path} could not be read as XDF by pyxdf: {err}") from err
-    return streams
-
-
-def _xdf_stream(streams, path: Path, name: str, what: str) -> dict:
-    names = [_xdf_text(s["info"], "name") for s in streams]
-    hits = [s for s, n in zip(streams, names, strict=True) if n == name]
+def _xdf_source(rec: Recording, path: Path, modality: str, stream_name) -> Stream:
+    if not isinstance(stream_name, str):
+        raise DatasetError(f"{path}: for XDF, picks['{modality}'] must be the name of a stream.")
+    hits = [s for s in rec.streams if s.name == stream_name]
     if len(hits) != 1:
-        problem = "no stream" if not hits else f"{len(hits)} streams"
+        problem = "no signal stream" if not hits else f"{len(hits)} signal streams"
         raise DatasetError(
-            f"{path}: {what} names stream {name!r}, but the file has {problem} of that name. "
-            f"Its streams are {names}."
+            f"{path}: modality '{modality}' names stream {stream_name!r}, but the file has {problem} of that "
+            f"name. Its signal streams are {[s.name for s in rec.streams]} (marker streams: "
+            f"{[m.name for m in rec.markers]})."
         )
-    return hits[0]
-
-
-def _xdf_source(streams, path: Path, modality: str, stream_name: str) -> _Source:
-    s = _xdf_stream(streams, path, stream_name, f"modality '{modality}'")
-    info = s["info"]
-    if _xdf_text(info, "channel_format") == "string":
-        raise DatasetError(f"{path}: stream {stream_name!r} holds strings (markers), not signals.")
-    sfreq = float(_xdf_text(info, "nominal_srate", "0"))
-    if sfreq <= 0:
+    source = hits[0]
+    if source.sfreq <= 0:
         raise DatasetError(
             f"{path}: stream {stream_name!r} has an irregular sampling rate; features need a "
             "nominal_srate > 0."
         )
-    labels, units = _xdf_channels(info)
-    data = np.asarray(s["time_series"], dtype=float).reshape(-1, len(labels)).T
-    return _Source(data, np.asarray(s["time_stamps"], dtype=float), sfreq, tuple(labels), tuple(units))
+    return source
 
 
-def _xdf_markers(streams, path: Path, marker_stream: str | None) -> list[tuple[float, str]]:
-    if marker_stream is not None:
-        s = _xdf_stream(streams, path, marker_stream, "marker_stream")
-    else:
-        strings = [s for s in streams if _xdf_text(s["info"], "channel_format") == "string"]
-        if len(strings) != 1:
-            names = [_xdf_text(s["info"], "name") for s in strings]
-            raise DatasetError(
-                f"{path}: expected exactly one string marker stream for the trial markers, found "
-                f"{len(strings)} {names}. Pass marker_stream=<name>."
-            )
-        s = strings[0]
-    times = np.asarray(s["time_stamps"], dtype=float)
-    texts = [str(v[0]) if isinstance(v, (list, tuple, np.ndarray)) else str(v) for v in s["time_series"]]
-    return sorted(zip(times.tolist(), texts, strict=True), key=lambda x: x[0])
-
-
-def _select(source: _Source, channels: Sequence[str], path: Path, modality: str) -> _Source:
-    missing = [c for c in channels if c not in source.channels]
+def _channel_source(rec: Recording, path: Path, modality: str, channels: Sequence[str]) -> Stream:
+    """The one stream (EDF/BDF/FIF: one per header rate) holding ``channels``, restricted to them."""
+    for stream in rec.streams:
+        try:
+            return stream.pick(channels)
+        except ValueError:
+            continue
+    held = {
+        s.name: [c for c in channels if c.casefold() in {h.casefold() for h in s.channels}]
+        for s in rec.streams
+    }
+    held = {name: found for name, found in held.items() if found}
+    streams = {f"{s.name} ({s.sfreq:g} Hz)": list(s.channels) for s in rec.streams}
+    missing = [c for c in channels if not any(c in found for found in held.values())]
     if missing:
         raise DatasetError(
-            f"{path}: modality '{modality}' asks for channels {missing}, which its source does not "
-            f"have. It has {list(source.channels)}."
+            f"{path}: modality '{modality}' asks for channels {missing}, which the file does not have "
+            f"(names match ignoring case). It has {streams}."
         )
-    rows = [source.channels.index(c) for c in channels]
-    return _Source(
-        source.data[rows],
-        source.timestamps,
-        source.sfreq,
-        tuple(channels),
-        tuple(source.units[r] for r in rows),
+    raise DatasetError(
+        f"{path}: modality '{modality}' picks channels recorded at different rates ({held}); a modality "
+        f"is one rate, so pick the channels of one stream: {streams}."
     )
 
 
-def _to_unit(source: _Source, unit: str, path: Path, modality: str) -> np.ndarray:
-    """Scale every channel whose unit is a known voltage to ``unit`` (once, at ingestion)."""
-    factors = np.ones(len(source.channels))
+def _markers(rec: Recording, path: Path, marker_stream: str | None, xdf: bool) -> list[tuple[float, str]]:
+    if not xdf:
+        return [pair for m in rec.markers for pair in m.sorted()]
+    if marker_stream is None and len(rec.markers) != 1:
+        names = [m.name for m in rec.markers]
+        raise DatasetError(
+            f"{path}: expected exactly one string marker stream for the trial markers, found "
+            f"{len(names)} {names}. Pass marker_stream=<name>."
+        )
+    try:
+        return rec.marker_stream(marker_stream).sorted()
+    except ValueError as err:
+        raise DatasetError(f"marker_stream: {err}") from None
+
+
+def _unit_factors(source: Stream, unit: str, path: Path, modality: str) -> np.ndarray:
+    """Per-channel factors from the units the file declares to the spec's ``unit`` (signals.units)."""
+    if unit.strip().casefold() in ("native", "a.u.") or "," in unit:
+        return np.ones(source.n_channels)  # each channel in its own unit (composite units: as recorded)
+    factors = np.ones(source.n_channels)
     for i, u in enumerate(source.units):
-        f = unit_factor(u, unit)
-        if f is not None:
-            factors[i] = f
-        elif _VOLTS.get(u.lower()) is not None:  # a voltage channel, but the spec's unit is not one
-            logger.warning(
-                "%s: '%s' channel %s is in %s; spec unit %r is not a voltage, kept as is",
-                path, modality, source.channels[i], u, unit,
-            )  # fmt: skip
-    return source.data * factors[:, None]
+        try:
+            factors[i] = unit_scale(u, unit)
+        except ValueError as err:
+            raise DatasetError(
+                f"{path}: modality '{modality}' channel {source.channels[i]!r}: {err} Or give the modality a "
+                "spec whose unit is 'native'."
+            ) from None
+    return factors
+
+
+def _is_voltage(unit: str) -> bool:
+    try:
+        unit_scale(unit, "V")
+    except ValueError:
+        return False
+    return True
 
 
 # --------------------------------------------------------------------------------------------
@@ -288,8 +199,8 @@ def _trials_from_markers(
     return trials
 
 
-def _default_spec(modality: str, source: _Source, path: Path) -> DESpec:
-    volts = all(_VOLTS.get(u.lower()) is not None for u in source.units)
+def _default_spec(modality: str, source: Stream, path: Path) -> DESpec:
+    volts = all(_is_voltage(u) for u in source.units)
     try:
         return DESpec(
             modality=modality,
@@ -306,7 +217,7 @@ def _default_spec(modality: str, source: _Source, path: Path) -> DESpec:
         ) from None
 
 
-def _check_spec(spec, modality: str, source: _Source, path: Path) -> AnySpec:
+def _check_spec(spec, modality: str, source: Stream, path: Path) -> AnySpec:
     if not isinstance(spec, (DESpec, EyeSpec, HrvSpec, PpsSpec)):
         raise TypeError(f"specs['{modality}'] must be a FeatureSpec, got {type(spec).__name__}.")
     if abs(spec.sfreq - source.sfreq) > 1e-6 * source.sfreq:
@@ -380,7 +291,7 @@ def load(
         exists), no trial markers, unmatched start/end markers, sfreq mismatch with a spec.
     """
     path = Path(path)
-    ext = _extension(path)
+    ext = recording_extension(path)
     if ext not in EXTENSIONS:
         raise DatasetError(
             f"{path}: unknown recording extension {ext!r}; supported are {', '.join(EXTENSIONS)}."
@@ -394,13 +305,12 @@ def load(
     start_re, end_re = re.compile(start_pattern), re.compile(end_pattern)
     specs = dict(specs or {})
     picks = dict(picks) if picks is not None else None
+    rec = _read(path)
+    xdf = ext in XDF_EXTENSIONS
 
-    if ext == ".xdf" or ext == ".xdfz":
-        streams = _read_xdf(path)
+    if xdf:
         if picks is None:
-            eeg = [
-                _xdf_text(s["info"], "name") for s in streams if _xdf_text(s["info"], "type").upper() == "EEG"
-            ]
+            eeg = [s.name for s in rec.streams if s.type.upper() == "EEG"]
             if len(eeg) != 1:
                 raise DatasetError(
                     f"{path}: picks=None needs exactly one stream of type EEG, found {eeg}. Pass "
@@ -408,19 +318,20 @@ def load(
                 )
             picks = {"eeg": eeg[0]}
         wanted = check_modalities(modalities, list(dict.fromkeys([*picks, *specs])), str(path))
-        sources = {}
-        for m in wanted:
-            if not isinstance(picks.get(m), str):
-                raise DatasetError(f"{path}: for XDF, picks['{m}'] must be the name of a stream.")
-            sources[m] = _xdf_source(streams, path, m, picks[m])
-        markers = _xdf_markers(streams, path, marker_stream)
+        sources = {m: _xdf_source(rec, path, m, picks.get(m)) for m in wanted}
     else:
-        raw = _read_mne(path, ext)
         if picks is None and not specs:
-            eeg = [raw.ch_names[i] for i in _mne_eeg_picks(raw)]
-            if not eeg:
-                raise DatasetError(f"{path} has no EEG channels; pass picks (it has {raw.ch_names}).")
-            picks = {"eeg": eeg}
+            eeg = [s for s in rec.streams if "EEG" in s.channel_types]
+            if len(eeg) != 1:
+                raise DatasetError(
+                    f"{path}: picks=None needs the EEG channels at one rate, found them in "
+                    f"{[f'{s.name} ({s.sfreq:g} Hz)' for s in eeg] or 'no stream'}. Pass "
+                    "picks={'<modality>': [<channel names>]}; the file has "
+                    f"{ {s.name: list(s.channels) for s in rec.streams} }."
+                )
+            picks = {
+                "eeg": [c for c, t in zip(eeg[0].channels, eeg[0].channel_types, strict=True) if t == "EEG"]
+            }
         picks = picks or {}
         wanted = check_modalities(modalities, list(dict.fromkeys([*picks, *specs])), str(path))
         sources = {}
@@ -429,18 +340,25 @@ def load(
             chans = [chans] if isinstance(chans, str) else list(chans or [])
             if not chans:
                 raise DatasetError(f"{path}: modality '{m}' has no channels; give picks['{m}'].")
-            sources[m] = _mne_source(raw, path, m, chans)
-        markers = _mne_markers(raw)
+            sources[m] = _channel_source(rec, path, m, chans)
+    markers = _markers(rec, path, marker_stream, xdf)
 
     final_specs: dict[str, AnySpec] = {}
     for m in wanted:
         if m in specs:
             spec = _check_spec(specs[m], m, sources[m], path)
-            sources[m] = _select(sources[m], spec.channels, path, m)
+            try:
+                sources[m] = sources[m].pick(spec.channels)
+            except ValueError as err:
+                raise DatasetError(f"{path}: modality '{m}': {err}") from None
         else:
             spec = _default_spec(m, sources[m], path)
         final_specs[m] = spec
-    data = {m: _to_unit(sources[m], final_specs[m].unit, path, m) for m in wanted}
+        if xdf:  # the live worker's rule, with this modality's gap_factor
+            sources[m] = sources[m].dejittered(spec.gap_factor)
+    data = {
+        m: sources[m].data * _unit_factors(sources[m], final_specs[m].unit, path, m)[:, None] for m in wanted
+    }
 
     spans = _trials_from_markers(markers, start_re, end_re, path)
     labels = [lab for _, _, lab in spans]
@@ -483,9 +401,3 @@ def load(
         for m in wanted
     }
     return EmotionDataset(NAME, trials, infos, class_names=names, source=str(path))
-
-
-def _mne_eeg_picks(raw) -> list[int]:
-    import mne
-
-    return list(mne.pick_types(raw.info, eeg=True, exclude=[]))

@@ -134,13 +134,18 @@ def test_unknown_extension_raises(tmp_path):
 
 def test_missing_channels_list_what_exists(files):
     """Asking for absent channels lists the file's channels."""
-    with pytest.raises(DatasetError, match=r"channels \['Oz'\].*It has \['Fz', 'Cz', 'Pz', 'ECG'\]"):
+    with pytest.raises(
+        DatasetError, match=r"channels \['Oz'\].*It has \{'EEG \(128 Hz\)': \['Fz', 'Cz', 'Pz', 'ECG'\]\}"
+    ):
         recordings.load(files["edf"], picks={"eeg": ["Fz", "Oz"]})
 
 
 def test_missing_xdf_stream_lists_streams(files):
     """An absent XDF stream name lists the streams."""
-    with pytest.raises(DatasetError, match=r"stream 'EMG'.*\['EEG', 'ECG', 'Markers'\]"):
+    with pytest.raises(
+        DatasetError,
+        match=r"stream 'EMG'.*signal streams are \['EEG', 'ECG'\] \(marker streams: \['Markers'\]\)",
+    ):
         recordings.load(files["xdf"], picks={"emg": "EMG"})
 
 
@@ -235,3 +240,95 @@ def test_pair_frames_segments_follow_gaps_and_unpaired_vectors():
     # b (2-s windows) has vectors ending at 2..6 s and 11..15 s; a's vectors ending at 1 s and 10 s are unpaired.
     assert len(out["a"]) == len(out["b"]) == 10
     assert segments.tolist() == [1] * 5 + [2] * 5
+
+
+# Regression tests for the one recording reader (signals.recording), shared with `m2s replay`.
+
+
+def test_mixed_rate_edf_trains_at_the_header_rates(tmp_path):
+    """A 200-Hz EEG + 256-Hz ECG EDF: each modality at its header rate, as replay streams it (was 256 Hz for both)."""
+    from clients.replay import load_recording
+    from training.datasets.fixtures.recordings import write_synthetic_edf
+
+    path = write_synthetic_edf(
+        tmp_path / "mixed.edf", duration_s=8.0, markers=[(1.0, "trial_start:a"), (7.0, "trial_end")]
+    )
+    eeg = [f"{c.upper()}" for c in load_recording(path)[1].channels]  # the bundle's spelling, FP1 for Fp1
+    ds = recordings.load(path, picks={"eeg": eeg, "ecg": ["ECG1", "ECG2"]})
+    rates = {m: info.spec.sfreq for m, info in ds.modalities.items()}
+    assert rates == {"eeg": 200.0, "ecg": 256.0}
+    assert {s.sfreq for s in load_recording(path) if not s.is_string} == {200.0, 256.0}
+    assert ds.modalities["eeg"].spec.channels[:2] == ("Fp1", "Fpz")  # matched ignoring case, file's spelling
+    with pytest.raises(DatasetError, match=r"needs the EEG channels at one rate.*EEG-256Hz \(256 Hz\)"):
+        recordings.load(path)  # MNE types every EDF signal EEG: which are the EEG is ambiguous
+    with pytest.raises(DatasetError, match="channels recorded at different rates"):
+        recordings.load(path, picks={"eeg": ["FP1", "ECG1"]})
+
+
+def test_channel_names_match_ignoring_case(files):
+    """picks and spec channels match file labels ignoring case, as the live service does (was exact)."""
+    ds = recordings.load(files["fif"], picks={"eeg": ["FZ", "cz", "Pz"]})
+    ref = recordings.load(files["fif"], picks={"eeg": ["Fz", "Cz", "Pz"]})
+    np.testing.assert_array_equal(ds.trials[0].features["eeg"], ref.trials[0].features["eeg"])
+
+
+def test_xdf_timestamps_are_the_replays_and_keep_short_pauses(tmp_path):
+    """Jittered XDF with a 0.3-s pause inside a trial: the loader's stamps are replay's, and no window spans the pause.
+
+    pyxdf's dejitter (what training used) only breaks at 1 s or 500 samples, so it spread the pause over
+    the trial and a window spanned it, while the live worker saw a gap.
+    """
+    from clients.replay import load_recording
+    from signals.recording import read_recording
+
+    rng = np.random.default_rng(0)
+    n = 8 * 128
+    true = 100.0 + np.arange(n) / 128
+    true[3 * 128 + 64 :] += 0.3  # a pause 1.5 s into the trial 2-6 s
+    raw = true + rng.uniform(-1e-3, 1e-3, n)
+    x = rng.standard_normal((n, 1)) * 10
+    streams = [
+        XdfStream("EEG", "EEG", 128.0, raw, x, ("C3",), "microvolts"),
+        XdfStream("Markers", "Markers", 0.0, np.array([102.0, 106.3]), ["trial_start", "trial_end"]),
+    ]
+    path = write_xdf_streams(tmp_path / "pause.xdf", streams)
+    ds = recordings.load(path)
+    spec = ds.modalities["eeg"].spec
+    loader_ts = read_recording(path, gap_factor=None).stream("EEG").dejittered(spec.gap_factor).timestamps
+    (replayed,) = [s for s in load_recording(path) if not s.is_string]
+    np.testing.assert_array_equal(replayed.timestamps, loader_ts)
+    sel = (loader_ts >= 102.0) & (loader_ts < 106.3)
+    np.testing.assert_array_equal(
+        ds.trials[0].features["eeg"], spec.compute(x.T[:, sel], loader_ts[sel]).features
+    )
+    assert ds.trials[0].n_windows == 3  # 1.5 s + 2.5 s around the pause: 1 + 2 one-second windows, not 4
+
+
+def test_markers_cut_the_same_samples_in_every_format(tmp_path):
+    """Markers between samples are not snapped: FIF and XDF trials hold the same samples (EDF used to snap)."""
+    rec = make_recording(duration_s=10.0, trials=((2.003, 6.003, "a"),))
+    first, last = int(np.ceil(2.003 * 128)), int(np.ceil(6.003 * 128))  # samples with 2.003 <= t < 6.003
+    for path in (write_fif(tmp_path / "m_raw.fif", rec), write_xdf(tmp_path / "m.xdf", rec)):
+        picks = {"eeg": list(EEG_CHANNELS)} if path.suffix == ".fif" else {"eeg": "EEG"}
+        ds = recordings.load(path, picks=picks, include_raw=True)
+        np.testing.assert_allclose(ds.trials[0].raw["eeg"].data, rec.eeg[:, first:last], rtol=1e-6, atol=1e-4)
+
+
+def test_units_convert_through_the_one_table(tmp_path, files):
+    """EDF µV/mV headers, FIF volts and XDF 'microvolts' all reach a µV spec in µV; undeclared units are refused."""
+    for kind in ("edf", "fif"):
+        ds = recordings.load(files[kind], picks={"ecg": ["ECG"]}, include_raw=True,
+                             specs={"ecg": DESpec(modality="ecg", sfreq=128, channels=("ECG",), unit="uV")})  # fmt: skip
+        np.testing.assert_allclose(
+            ds.trials[0].raw["ecg"].data, REC.ecg[:, 256:768] * 1e3, rtol=1e-3, atol=0.2
+        )
+    t = 10 + np.arange(512) / 128
+    streams = [
+        XdfStream("EEG", "EEG", 128.0, t, np.ones((512, 1)), ("C3",), ""),
+        XdfStream("M", "Markers", 0.0, np.array([10.5, 12.5]), ["trial_start", "trial_end"]),
+    ]
+    path = write_xdf_streams(tmp_path / "nounit.xdf", streams)
+    spec = DESpec(modality="eeg", sfreq=128, channels=("C3",), unit="uV")
+    with pytest.raises(DatasetError, match=r"channel 'C3'.*declares no unit.*'native'"):
+        recordings.load(path, specs={"eeg": spec})
+    assert recordings.load(path).modalities["eeg"].spec.unit == "native"  # default spec: as recorded
