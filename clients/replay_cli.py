@@ -50,9 +50,12 @@ def _replay(args: argparse.Namespace) -> int:
     channels = None
     if args.channels is not None:
         channels = [c.strip() for c in args.channels.split(",") if c.strip()]
-    streams = load_recording(
-        args.file, name_prefix=args.name_prefix, source_id_prefix=args.source_id, channels=channels
-    )
+    try:
+        streams = load_recording(
+            args.file, name_prefix=args.name_prefix, source_id_prefix=args.source_id, channels=channels
+        )
+    except ImportError as err:  # mne/pyxdf missing: the message says what to install; no traceback
+        raise ValueError(str(err)) from err
     player = Replayer(streams, speed=args.speed, loop=args.loop)
     lines = [f"m2s replay: {args.file} at x{args.speed:g}{' (looping)' if args.loop else ''}"]
     for s in streams:
