@@ -225,8 +225,27 @@ def _experiment(args, methods=("m2s",)):
     )
 
 
-def _run_state(run: str):
-    """``(run_dir, checkpoint, record)`` of a run folder; the record is the one the checkpoint was trained with."""
+def run_state(run: str):
+    """Open a run folder written by ``pretrain``.
+
+    Parameters
+    ----------
+    run : str
+        The run folder.
+
+    Returns
+    -------
+    run_dir : Path
+    checkpoint : dict
+        ``pretrain.pt`` (:func:`training.pretrain.load_checkpoint`).
+    record : RunRecord
+        ``run.json``, checked against the copy inside the checkpoint and against the model's T and D.
+
+    Raises
+    ------
+    FileNotFoundError, ValueError
+        No record or checkpoint, or a record that is not the one the checkpoint was trained with.
+    """
     from training.pretrain import CHECKPOINT_NAME, load_checkpoint
     from training.run_record import RUN_RECORD_NAME, RunRecord, record_from_mapping
 
@@ -255,7 +274,8 @@ def _run_state(run: str):
     return run_dir, ckpt, record
 
 
-def _run_data(run_dir: Path, record, data: str | None):
+def run_data(run_dir: Path, record, data: str | None):
+    """The run's data (:func:`training.run_record.load_run_data`): ``data`` or the recorded path, checked."""
     from training.run_record import RUN_RECORD_NAME, load_run_data
 
     return load_run_data(record, data, source=str(run_dir / RUN_RECORD_NAME))
@@ -349,8 +369,8 @@ def _finetune(args) -> int:
     from training.finetune import FinetuneConfig, finetune
     from training.pretrain import model_from_checkpoint, resolve_device
 
-    run_dir, ckpt, record = _run_state(args.run)
-    data = _run_data(run_dir, record, args.data)
+    run_dir, ckpt, record = run_state(args.run)
+    data = run_data(run_dir, record, args.data)
     task = data.task
     model = model_from_checkpoint(ckpt, resolve_device(args.device))
     train, val = data.windows("train"), data.windows("val")
@@ -388,8 +408,8 @@ def _evaluate(args) -> int:
     from training.pretrain import model_from_checkpoint, resolve_device
     from training.reports import write_json
 
-    run_dir, ckpt, record = _run_state(args.run)
-    data = _run_data(run_dir, record, args.data)
+    run_dir, ckpt, record = run_state(args.run)
+    data = run_data(run_dir, record, args.data)
     device = resolve_device(args.device)
     model = model_from_checkpoint(ckpt, device)
     classifiers, selected = load_classifiers(run_dir, record.modality_names, device)

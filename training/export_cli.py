@@ -46,12 +46,12 @@ def register(subparsers) -> None:
 
 
 def _export(args: argparse.Namespace) -> int:
-    from training.commands import _run_data, _run_state, load_classifiers
+    from training.commands import load_classifiers, run_data, run_state
     from training.evaluate import evaluate_matrix
     from training.export import ModalityExport, export_bundle
     from training.pretrain import model_from_checkpoint
 
-    run_dir, ckpt, record = _run_state(str(args.run))
+    run_dir, ckpt, record = run_state(str(args.run))
     trained = record.modality_names
     wanted = args.modalities.split(",") if args.modalities else list(trained)
     unknown = [m for m in wanted if m not in trained]
@@ -64,7 +64,7 @@ def _export(args: argparse.Namespace) -> int:
             f"compute live: {record.modalities[without_spec[0]].description}), so a bundle could not serve "
             "them; leave them out with --modalities."
         )
-    data = _run_data(run_dir, record, args.data)
+    data = run_data(run_dir, record, args.data)
     model = model_from_checkpoint(ckpt, "cpu").eval()
     classifiers, selected = load_classifiers(run_dir, trained, "cpu")
     if args.classifier is not None and args.classifier not in classifiers:

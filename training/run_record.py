@@ -288,7 +288,9 @@ def _key_text(key: TrialKey) -> str:
 def trial_digest(trial: Trial, modalities: Sequence[str]) -> str:
     """SHA-256 of one trial: key, label, ratings and the features of ``modalities`` (float64 LE)."""
     h = hashlib.sha256()
-    h.update(repr((trial.key, trial.label, sorted(trial.ratings.items()))).encode())
+    label = None if trial.label is None else int(trial.label)  # plain types: repr is version-independent
+    ratings = sorted((str(k), float(v)) for k, v in trial.ratings.items())
+    h.update(repr(((str(trial.key[0]), int(trial.key[1]), int(trial.key[2])), label, ratings)).encode())
     for m in modalities:
         x = np.ascontiguousarray(trial.features[m], dtype="<f8")
         h.update(f"|{m}:{x.shape}|".encode())
@@ -462,9 +464,7 @@ def check_dataset(record: RunRecord, dataset: EmotionDataset, *, data: str, sour
             problems.append(f"modality {m!r} is missing (the data have {sorted(dataset.modalities)})")
             continue
         if info.spec != rec.spec:
-            problems.append(
-                f"the {m!r} feature spec differs (recorded {_spec_text(rec.spec)}, the data {_spec_text(info.spec)})"
-            )
+            problems.append(f"the {m!r} feature spec differs ({_spec_diff(rec.spec, info.spec)})")
         if info.dim != rec.dim:
             problems.append(f"{m!r} has D={info.dim}, the run was trained on D={rec.dim}")
         if abs(info.spacing_s - rec.spacing_s) > _SPACING_TOL:
@@ -499,10 +499,22 @@ def check_dataset(record: RunRecord, dataset: EmotionDataset, *, data: str, sour
         )
 
 
-def _spec_text(spec) -> str:
-    if spec is None:
-        return "none (released features)"
-    return f"{spec.kind} window_s={spec.window_s:g} hop_s={spec.hop_s:g} sfreq={spec.sfreq:g} ({len(spec.channels)} ch)"
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _spec_diff(recorded, got) -> str:
+    """What differs between two specs, field by field (None: released features without a spec)."""
+    if recorded is None or got is None:
+
+        def text(spec):
+            return "none (released features)" if spec is None else f"a {spec.kind} spec"
+
+        return f"recorded {text(recorded)}, the data {text(got)}"
+    a, b = recorded.model_dump(mode="json"), got.model_dump(mode="json")
+    fields = [k for k in dict.fromkeys([*a, *b]) if a.get(k) != b.get(k)]
+    return "; ".join(f"{k}: recorded {_short(a.get(k))}, the data {_short(b.get(k))}" for k in fields)
 
 
 def rebuild_split(record: RunRecord, dataset: EmotionDataset) -> Split:
@@ -580,6 +592,11 @@ def load_run_data(
     from training.datasets import load_dataset
 
     path = str(data) if data is not None else record.dataset.path
+    if data is None and not Path(path).exists():
+        raise FileNotFoundError(
+            f"the run's dataset {path} (recorded in {source}) does not exist any more; pass where it is now "
+            "with --data PATH."
+        )
     dataset = load_dataset(path, record.dataset.kind, **record.loader.kwargs())
     check_dataset(record, dataset, data=path, source=source)
     split = rebuild_split(record, dataset)

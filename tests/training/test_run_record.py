@@ -81,7 +81,7 @@ def test_export_writes_the_recorded_window_spacing_and_normaliser(run, tmp_path)
         ({"seed": 1}, "trials with other features"),  # same shapes, other signals
         (
             {"eeg": {"channel_names": ["FP1", "FPZ", "FP2", "FZ"], "sfreq": 250.0}},
-            "the 'eeg' feature spec differs",
+            "the 'eeg' feature spec differs (sfreq: recorded 200.0, the data 250.0)",
         ),
     ],
 )
