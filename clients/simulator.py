@@ -49,11 +49,14 @@ trial a larger dataset would contain.
 Timing
 ------
 Playback time ``t`` (s, the position in the concatenated trials) maps to LSL time
-``start_time + t / speed``; sample ``i`` of a stream at ``sfreq`` Hz is stamped
-``start_time + i / (sfreq · speed)``, passed to ``push_chunk`` sample by sample, so timestamps are
-sample-accurate and never drift (at ``speed=1``, exactly ``start_time + i / sfreq``). LSL time
-thus follows the wall clock at every speed, and data age, staleness and gaps mean the same to a
-consumer; the nominal rate stays ``sfreq`` (the signal content is at that rate). Chunks of
+``start_time + t`` at every speed; sample ``i`` of a stream at ``sfreq`` Hz is stamped
+``start_time + i / sfreq``, passed to ``push_chunk`` sample by sample, so timestamps are
+sample-accurate and never drift. It is pushed when ``t / speed`` wall seconds have passed since the
+start. This is the rule :mod:`clients.replay` follows (its "Timing" section says why): every stream
+keeps its nominal sample spacing, so a consumer's gap rule (a step above ``gap_factor / sfreq``)
+means the same at any speed and a sped-up simulation yields predictions. At ``speed > 1`` the
+timestamps run ahead of the wall clock (data age is negative, nothing turns stale while it runs);
+at ``speed = 1`` LSL time follows the wall clock exactly. Chunks of
 ``chunk_s`` playback seconds are pushed when their last sample is due; due times are computed
 from the start (not by accumulating sleeps), as MNE-LSL's player does, so a late wake-up is
 caught up on the next chunk and never accumulates. ``start_time`` is ``pylsl.local_clock()`` at
@@ -635,7 +638,7 @@ class Simulator:
                 return
             trial = self._trial(played)
             marker = TrialMarker(
-                self.start_time + played * duration / self.speed, trial.trial, trial.class_name
+                self.start_time + played * duration, trial.trial, trial.class_name
             )
             self._marker_outlet.push_sample([marker.to_json()], marker.lsl_time)
             with self._lock:
@@ -659,7 +662,7 @@ class Simulator:
         outlet = self._outlets[modality]
         if outlet is None:  # cannot happen: kept samples fall outside drop-outs, when outlets exist
             return
-        timestamps = self.start_time + times[keep] / self.speed
+        timestamps = self.start_time + times[keep]  # the nominal spacing at any speed (module docstring)
         outlet.push_chunk(data[keep], timestamps.tolist())
         with self._lock:
             self._n_pushed[modality] += int(keep.sum())
