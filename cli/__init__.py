@@ -1,8 +1,12 @@
-"""The command-line front end shared by ``m2s`` and ``m2s-train``: sub-commands from modules, one error path.
+"""Command-line plumbing shared by the front ends: ``m2s`` (clients.cli) and ``m2s-train`` (training.cli).
 
-Each command module exposes ``register(subparsers)``, which adds its sub-parser and sets a ``handler``
-default; :func:`run_commands` parses, configures logging and maps input errors to exit status 2 with
-one line on stderr. (``m2s-serve`` has no sub-commands and its own parser.)
+Sub-commands come from modules: each exposes ``register(subparsers)``, which adds its sub-parser and
+sets a ``handler`` default; :func:`run_commands` parses, configures logging and maps input errors to
+exit status 2 with one line on stderr. (``m2s-serve``, service.cli, has no sub-commands and its own
+parser, generated from the service settings.)
+
+A package of its own, standard library only, because it belongs to no layer: ``signals`` is feature
+extraction (numpy/scipy/pydantic), and ``training`` must not import ``clients`` nor the reverse.
 """
 
 from __future__ import annotations

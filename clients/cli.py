@@ -1,7 +1,7 @@
 """``m2s``: the client command line (LSL simulator, recording replay, one-off predictions, watching states).
 
 Each command lives in its own module and registers its sub-parser through a ``register(subparsers)``
-function that sets a ``handler`` default; :mod:`signals._cli` is the front end shared with ``m2s-train``.
+function that sets a ``handler`` default; :mod:`cli` is the front end shared with ``m2s-train``.
 """
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from signals._cli import build_command_parser, run_commands
+from cli import build_command_parser, run_commands
 
 # Modules that contribute commands, each with `register(subparsers)`.
 COMMAND_MODULES: tuple[str, ...] = (

@@ -18,6 +18,7 @@ COPY models/ models/
 COPY training/ training/
 COPY service/ service/
 COPY clients/ clients/
+COPY cli/ cli/
 # The CPU build of ONNX Runtime (extra `cpu`), the same version as the GPU image's.
 RUN pip install --no-cache-dir "/tmp/m2s-live[cpu]" "onnxruntime==1.31.1" \
     && rm -rf /tmp/m2s-live

@@ -30,6 +30,7 @@ COPY models/ models/
 COPY training/ training/
 COPY service/ service/
 COPY clients/ clients/
+COPY cli/ cli/
 # The CUDA build of ONNX Runtime (extra `gpu`), never next to the CPU one; pinned to the base's CUDA.
 RUN pip install --no-cache-dir "/tmp/m2s-live[gpu]" "onnxruntime-gpu==1.31.1" \
     && rm -rf /tmp/m2s-live

@@ -19,6 +19,7 @@ COPY models/ models/
 COPY training/ training/
 COPY service/ service/
 COPY clients/ clients/
+COPY cli/ cli/
 COPY docker/train-bundle.sh /usr/local/bin/m2s-train-bundle
 RUN pip install --no-cache-dir "/tmp/m2s-live[train,cpu]" "onnxruntime==1.31.1" \
     && rm -rf /tmp/m2s-live \

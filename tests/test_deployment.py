@@ -11,6 +11,7 @@ remapped.
 
 from __future__ import annotations
 
+import fnmatch
 import json
 import os
 import re
@@ -446,6 +447,20 @@ def test_images_copy_the_same_sources():
         assert workdirs[0] == "/tmp/m2s-live" and '"/tmp/m2s-live[' in dockerfile.read_text(encoding="utf-8")
 
 
+def test_images_copy_every_package():
+    """Each top-level package that pyproject.toml installs is COPYed, so `pip install .` in an image has it."""
+    tomllib = pytest.importorskip("tomllib")  # Python 3.11+
+    include = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["tool"]["setuptools"][
+        "packages"
+    ]["find"]["include"]
+    packages = {p.name for p in ROOT.iterdir() if (p / "__init__.py").is_file()}
+    installed = {name for name in packages if any(fnmatch.fnmatch(name, pattern) for pattern in include)}
+    assert {"signals", "models", "training", "service", "clients", "cli"} <= installed, include
+    for dockerfile in DOCKERFILES:
+        copied = {src.rstrip("/") for sources, _ in _build_folder_copies(dockerfile) for src in sources}
+        assert installed <= copied, f"{dockerfile.name} does not COPY {sorted(installed - copied)}"
+
+
 def test_images_copy_what_a_wheel_with_its_package_data_needs(tmp_path):
     """A wheel built from exactly what the images COPY holds the demo bundle, schema and dashboard."""
     context = tmp_path / "context"
@@ -472,7 +487,7 @@ def test_images_copy_what_a_wheel_with_its_package_data_needs(tmp_path):
     bundle = ROOT / "models" / "repository" / DEMO_BUNDLE / "1"
     expected = {p.relative_to(ROOT).as_posix() for p in bundle.iterdir() if p.suffix in (".onnx", ".json")}
     expected |= {p.relative_to(ROOT).as_posix() for p in (ROOT / "service" / "static").iterdir()}
-    expected |= {"models/manifest.schema.json", "service/healthcheck.py"}
+    expected |= {"models/manifest.schema.json", "service/healthcheck.py", "cli/__init__.py"}
     assert len(expected) >= 11 and expected <= names
     requires = re.findall(r"^Requires-Dist: (.+)$", metadata, flags=re.M)
     assert 'onnxruntime>=1.17; extra == "cpu"' in requires

@@ -1,7 +1,7 @@
 """``m2s-train``: the training command line (datasets, pretraining, fine-tuning, evaluation, export).
 
 Each command group lives beside the code it drives and registers its sub-parser here through a
-``register(subparsers)`` function (front end shared with ``m2s``: :mod:`signals._cli`); handlers
+``register(subparsers)`` function (front end shared with ``m2s``: :mod:`cli`); handlers
 import heavy modules (torch) only when they run, so ``m2s-train datasets inspect`` stays quick.
 """
 
@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from signals._cli import build_command_parser, run_commands
+from cli import build_command_parser, run_commands
 
 # Modules that contribute commands, each with `register(subparsers)`.
 COMMAND_MODULES: tuple[str, ...] = (
