@@ -591,7 +591,7 @@ def test_trainer_script_refuses_bad_usage(config, tmp_path):
 def test_trainer_command_trains_and_exports_a_servable_bundle(config, tmp_path):
     """The compose trainer's command, on a DREAMER-layout folder at its /data mount, writes the next version
     of the bundle into its /models mount (options after NAME go to pretraining)."""
-    from training.datasets.fixtures.dreamer import write_dreamer
+    from tests.fixtures.dreamer import write_dreamer
 
     service = config["services"]["trainer"]
     dockerfile = _dockerfile_of(service)

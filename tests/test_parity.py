@@ -30,9 +30,9 @@ from service.config import AttachRequest
 from signals.spec import DESpec, EyeSpec, HrvSpec, PpsSpec
 from signals.synthetic import PPS_CHANNELS, SyntheticConfig, generate_trial
 from tests.bundles import write_linear_bundle
+from tests.fixtures.recordings import XdfStream, write_xdf_streams
 from tests.service.conftest import make_settings, run_server
 from training.datasets import recordings
-from training.datasets.fixtures.recordings import XdfStream, write_xdf_streams
 from training.protocols import Normaliser, Task, make_windows
 
 T_FIRST = 100.0  # the recording clock does not start at zero

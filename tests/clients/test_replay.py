@@ -12,7 +12,7 @@ import pytest
 
 from clients.cli import main
 from clients.replay import Replayer, load_recording
-from training.datasets.fixtures.recordings import make_recording, write_edf, write_fif, write_xdf
+from tests.fixtures.recordings import make_recording, write_edf, write_fif, write_xdf
 
 SPEED = 20.0
 
@@ -179,8 +179,8 @@ def test_replay_faster_than_real_time_feeds_the_service(tmp_path):
 
     from service.app import create_app
     from service.config import AttachRequest
+    from tests.fixtures.recordings import write_synthetic_edf
     from tests.service.conftest import make_settings, run_server
-    from training.datasets.fixtures.recordings import write_synthetic_edf
 
     speed, duration_s = 4.0, 30.0
     path = write_synthetic_edf(tmp_path / "session.edf", duration_s=duration_s)

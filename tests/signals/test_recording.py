@@ -9,8 +9,7 @@ from signals.recording import Markers, Recording, Stream, read_recording, record
 from signals.synthetic import SyntheticConfig, generate_trial
 from signals.units import unit_scale
 from signals.windowing import segment_breaks
-from tests.no_torch import run_without
-from training.datasets.fixtures.recordings import (
+from tests.fixtures.recordings import (
     XdfStream,
     make_recording,
     write_bdf,
@@ -20,6 +19,7 @@ from training.datasets.fixtures.recordings import (
     write_xdf,
     write_xdf_streams,
 )
+from tests.no_torch import run_without
 
 
 @pytest.fixture(scope="module")

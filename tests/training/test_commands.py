@@ -77,7 +77,7 @@ def test_benchmark_bad_config_exits_2(tmp_path, capsys):
 
 @pytest.fixture(scope="module")
 def seed_folder(tmp_path_factory):
-    from training.datasets.fixtures.seed import write_seed
+    from tests.fixtures.seed import write_seed
 
     root = tmp_path_factory.mktemp("seed")
     write_seed(root, n_subjects=2, n_sessions=1, layout="multimodal", n_windows=6)

@@ -14,7 +14,7 @@ TINY_MODEL = '{"d_model": 16, "n_blocks": 1, "d_ff": 32, "n_heads": 2, "head_dim
 @pytest.fixture(scope="module")
 def finetuned_run(tmp_path_factory):
     """A pretrained and fine-tuned run on a tiny SEED_Multimodal fixture (EEG + EYE)."""
-    from training.datasets.fixtures.seed import write_seed
+    from tests.fixtures.seed import write_seed
 
     root = tmp_path_factory.mktemp("seed")
     write_seed(root, n_subjects=1, n_sessions=1, layout="multimodal", n_windows=6)

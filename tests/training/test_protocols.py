@@ -690,9 +690,9 @@ def test_fraction_of_a_single_trial_session_is_refused():
 
 def test_splits_and_windows_of_loader_output(tmp_path):
     """SEED-IV and DEAP as their loaders read them: paper split sizes, windows inside trials."""
+    from tests.fixtures.deap import write_deap
+    from tests.fixtures.seed import write_seed_iv
     from training.datasets import load_dataset
-    from training.datasets.fixtures.deap import write_deap
-    from training.datasets.fixtures.seed import write_seed_iv
 
     seed_iv = load_dataset(write_seed_iv(tmp_path / "iv", n_subjects=1, n_sessions=2, include_raw=False).root)
     splits = subject_dependent_splits(seed_iv, make_task(seed_iv))

@@ -129,7 +129,7 @@ def test_edited_run_json_is_refused(run, tmp_path, capsys):
 
 @pytest.fixture(scope="module")
 def seed_folder(tmp_path_factory):
-    from training.datasets.fixtures.seed import write_seed
+    from tests.fixtures.seed import write_seed
 
     root = tmp_path_factory.mktemp("seed")
     write_seed(root, n_subjects=1, n_sessions=1, layout="multimodal", n_windows=6)

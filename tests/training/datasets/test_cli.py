@@ -14,15 +14,15 @@ import numpy as np
 import pytest
 import scipy.io
 
+from tests.fixtures.deap import make_subject as deap_subject
+from tests.fixtures.deap import write_deap
+from tests.fixtures.dreamer import write_dreamer
+from tests.fixtures.recordings import DEFAULT_TRIALS, write_bdf, write_edf, write_fif, write_xdf
+from tests.fixtures.seed import write_seed, write_seed_iv, write_seed_v
 from training.cli import main
 from training.datasets import EXPECTS, LOADERS, DatasetError, detect_dataset, load_dataset, loader
 from training.datasets.cli import describe, format_summary
 from training.datasets.constants import SEED_IV_SESSION_LABELS, SEED_TRIAL_LABELS_RAW
-from training.datasets.fixtures.deap import make_subject as deap_subject
-from training.datasets.fixtures.deap import write_deap
-from training.datasets.fixtures.dreamer import write_dreamer
-from training.datasets.fixtures.recordings import DEFAULT_TRIALS, write_bdf, write_edf, write_fif, write_xdf
-from training.datasets.fixtures.seed import write_seed, write_seed_iv, write_seed_v
 
 
 def inspect_json(capsys, *args) -> dict:

@@ -8,10 +8,10 @@ import pytest
 
 from signals.bands import DEAP_BANDS
 from signals.spec import DESpec
+from tests.fixtures.deap import make_subject, write_dat, write_deap
+from tests.fixtures.dreamer import write_dreamer
 from training.datasets import deap
 from training.datasets.base import DatasetError
-from training.datasets.fixtures.deap import make_subject, write_dat, write_deap
-from training.datasets.fixtures.dreamer import write_dreamer
 from training.datasets.safe_pickle import UnsafePickleError
 
 N_TRIALS, STIM_S = 3, 4.0

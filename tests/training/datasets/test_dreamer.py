@@ -4,10 +4,10 @@ import numpy as np
 import pytest
 import scipy.io
 
+from tests.fixtures.deap import write_deap
+from tests.fixtures.dreamer import make_subject, write_dreamer
 from training.datasets import dreamer
 from training.datasets.base import DatasetError
-from training.datasets.fixtures.deap import write_deap
-from training.datasets.fixtures.dreamer import make_subject, write_dreamer
 
 STIM_S, BASE_S = 5.0, 3.0
 

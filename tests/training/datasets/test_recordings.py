@@ -5,9 +5,7 @@ import pytest
 import pyxdf
 
 from signals.spec import DESpec, PpsSpec
-from training.datasets import recordings
-from training.datasets.base import DatasetError
-from training.datasets.fixtures.recordings import (
+from tests.fixtures.recordings import (
     EEG_CHANNELS,
     XdfStream,
     make_recording,
@@ -17,6 +15,8 @@ from training.datasets.fixtures.recordings import (
     write_xdf,
     write_xdf_streams,
 )
+from training.datasets import recordings
+from training.datasets.base import DatasetError
 from training.datasets.pairing import pair_frames
 
 REC = make_recording()
@@ -248,7 +248,7 @@ def test_pair_frames_segments_follow_gaps_and_unpaired_vectors():
 def test_mixed_rate_edf_trains_at_the_header_rates(tmp_path):
     """A 200-Hz EEG + 256-Hz ECG EDF: each modality at its header rate, as replay streams it (was 256 Hz for both)."""
     from clients.replay import load_recording
-    from training.datasets.fixtures.recordings import write_synthetic_edf
+    from tests.fixtures.recordings import write_synthetic_edf
 
     path = write_synthetic_edf(
         tmp_path / "mixed.edf", duration_s=8.0, markers=[(1.0, "trial_start:a"), (7.0, "trial_end")]

@@ -11,10 +11,10 @@ import pytest
 import scipy.io
 
 from signals.spec import DESpec
+from tests.fixtures.seed import write_seed, write_seed_iv, write_seed_v
 from training.datasets import seed, seed_iv, seed_v
 from training.datasets.base import DatasetError
 from training.datasets.constants import SEED_CHANNELS
-from training.datasets.fixtures.seed import write_seed, write_seed_iv, write_seed_v
 from training.datasets.safe_pickle import UnsafePickleError
 
 # label.mat + 1, written out by hand from datasets.md §1.2

@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 import scipy.io
 
+from tests.fixtures.seed import write_seed, write_seed_iv, write_seed_v
 from training.datasets import seed, seed_iv, seed_v
 from training.datasets.base import DatasetError
 from training.datasets.constants import SEED_CHANNELS
-from training.datasets.fixtures.seed import write_seed, write_seed_iv, write_seed_v
 
 
 @pytest.fixture

@@ -8,9 +8,9 @@ import pickle
 import numpy as np
 import pytest
 
+from tests.fixtures.seed import write_seed, write_seed_iv, write_seed_v
 from training.datasets import seed, seed_iv, seed_v
 from training.datasets.base import DatasetError
-from training.datasets.fixtures.seed import write_seed, write_seed_iv, write_seed_v
 from training.datasets.safe_pickle import UnsafePickleError
 
 
