@@ -231,12 +231,15 @@ class Recording:
         XDF string streams in file order; EDF/BDF/FIF annotations (none when the file has none).
     source : str
         Where it came from (the path), for messages.
+    extra : dict
+        Reader-specific facts a writer may carry over (EDF/BDF/FIF: ``'meas_date'``, the
+        recording's start as a datetime or None).
     """
 
     streams: tuple[Stream, ...]
     markers: tuple[Markers, ...] = ()
     source: str = ""
-    extra: dict = field(default_factory=dict, repr=False)  # reader-specific facts, e.g. 'meas_date'
+    extra: dict = field(default_factory=dict, repr=False)
 
     def stream(self, name: str) -> Stream:
         """The one signal stream called ``name``.
