@@ -1,7 +1,10 @@
-"""Settings of the live service, read from ``M2S_*`` environment variables (and, later, CLI flags).
+"""Settings of the live service, read from ``M2S_*`` environment variables and ``m2s-serve``'s flags.
 
 Everything is validated when :class:`Settings` is built, so a misconfigured service refuses to start
-with a message naming the variable and how to fix it, instead of failing on the first request.
+with a message naming the variable and how to fix it, instead of failing on the first request. Each
+field's description is its help in ``m2s-serve --help``, whose flags are generated from these fields
+(service.cli); host and port come from :class:`service.address.ServiceAddress`, which the container
+health check reads too.
 
 Streams to attach at start come either from the CLI (``--attach modality=eeg,type=EEG``, parsed by
 :meth:`AttachRequest.parse_cli`) or from ``M2S_ATTACH``, a JSON list of objects (or of CLI-style strings)::
@@ -20,10 +23,19 @@ import re
 from pathlib import Path
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, SecretStr, ValidationError, field_validator, model_validator
-from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic_settings import NoDecode, SettingsConfigDict
 
 from models.repository import DEFAULT_REPOSITORY, DEMO_BUNDLE, parse_model_ref
+from service.address import ENV_PREFIX, ServiceAddress
 
 # ``onnxruntime.get_all_providers()`` of onnxruntime 1.32: every provider name any ORT build may offer.
 # Used when onnxruntime cannot be imported; otherwise the installed build's list is added to it.
@@ -234,56 +246,50 @@ def _positive_finite(value: float, env: str, unit: str = "s") -> float:
     return value
 
 
-class Settings(BaseSettings):
+class Settings(ServiceAddress):
     """Service settings; each field ``x`` is read from the environment variable ``M2S_X``.
 
-    Attributes
-    ----------
-    model_repository : Path
-        Folder of ``<name>/<version>/`` bundles (``M2S_MODEL_REPOSITORY``); must exist.
-    default_model : str
-        ``name[:version]`` used when a request or attached stream names no model.
-    host, port : str, int
-        Where the HTTP server listens (port 0 lets the OS pick a free one).
-    attach : list of AttachRequest
-        Streams to attach at start; ``M2S_ATTACH`` is a JSON list of objects or CLI-style strings.
-    api_token : SecretStr or None
-        Bearer token required by REST and WebSocket; None (unset) disables authentication.
-    max_body_bytes : int
-        Largest accepted request body, in bytes.
-    providers : list of str or None
-        ONNX Runtime execution providers in order of preference; None (unset or empty) = CUDA when
-        this onnxruntime build offers it, else CPU. ``M2S_PROVIDERS`` is a JSON list or comma-separated.
-    stale_after_s : float
-        A stream with no sample for this long (s) is reported ``stale``.
-    resolve_timeout_s : float
-        Timeout (s) of each LSL resolve.
-    ws_queue_size : int
-        Messages buffered per WebSocket client before its oldest are dropped.
-    batch_max_wait_s : float
-        How long (s) an inference batch waits for more windows after its first; 0 (default) = no
-        waiting: a caller that finds the model idle runs at once, callers that arrive while a run is
-        busy are batched together. A positive wait trades that much latency for larger batches (a GPU
-        serving many streams may want a few ms).
-    batch_max_windows : int
-        Most windows in one ONNX Runtime run.
+    The fields' descriptions say what each one is (``Settings.model_fields``, ``m2s-serve --help``).
+    ``host`` and ``port`` are inherited from :class:`~service.address.ServiceAddress`. Lists
+    (``attach``, ``providers``) are read as text, JSON or the flag's form, by their own validators.
     """
 
-    model_config = SettingsConfigDict(env_prefix="M2S_", extra="ignore", frozen=True)
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="ignore", frozen=True)
 
-    model_repository: Path = DEFAULT_REPOSITORY
-    default_model: str = DEMO_BUNDLE
-    host: str = "127.0.0.1"
-    port: int = 8000
-    attach: Annotated[list[AttachRequest], NoDecode] = []
-    api_token: SecretStr | None = None
-    max_body_bytes: int = 8_000_000  # 10 s of 62-channel EEG as JSON is ~2.4 MB
-    providers: Annotated[list[str] | None, NoDecode] = None
-    stale_after_s: float = 2.0
-    resolve_timeout_s: float = 2.0
-    ws_queue_size: int = 256
-    batch_max_wait_s: float = 0.0
-    batch_max_windows: int = 256
+    model_repository: Path = Field(
+        DEFAULT_REPOSITORY,
+        description="model repository, folders <name>/<version>/manifest.json",
+    )
+    default_model: str = Field(
+        DEMO_BUNDLE,
+        description="model loaded and warmed up at start, used when a request or stream names none",
+    )
+    attach: Annotated[list[AttachRequest], NoDecode] = Field(
+        [], description="LSL streams to attach at start; a JSON list of objects or of flag-style strings"
+    )
+    api_token: SecretStr | None = Field(None, description="bearer token required by REST and WebSocket")
+    max_body_bytes: int = Field(  # 10 s of 62-channel EEG as JSON is ~2.4 MB
+        8_000_000, description="largest request body in bytes, larger ones get 413"
+    )
+    providers: Annotated[list[str] | None, NoDecode] = Field(
+        None,
+        description="ONNX Runtime execution providers in order of preference, e.g. "
+        "CUDAExecutionProvider,CPUExecutionProvider",
+    )
+    stale_after_s: float = Field(2.0, description="a stream without new samples for S seconds is stale")
+    resolve_timeout_s: float = Field(2.0, description="timeout of each LSL stream resolution, s")
+    ws_queue_size: int = Field(
+        256, description="messages queued per WebSocket client before its oldest are dropped"
+    )
+    # 0 (default): a caller that finds the model idle runs at once; callers arriving while a run is busy
+    # are batched together. A positive wait trades that much latency for larger batches (a GPU serving
+    # many streams may want a few ms).
+    batch_max_wait_s: float = Field(
+        0.0,
+        description="how long an inference batch waits for more windows after its first, s; 0 = never wait, "
+        "an idle model runs a request at once",
+    )
+    batch_max_windows: int = Field(256, description="most windows in one ONNX Runtime run")
 
     @field_validator("model_repository")
     @classmethod
@@ -303,21 +309,6 @@ class Settings(BaseSettings):
         except ValueError as err:
             raise ValueError(f"M2S_DEFAULT_MODEL: {err}") from None
         return ref
-
-    @field_validator("host")
-    @classmethod
-    def _host(cls, host: str) -> str:
-        host = host.strip()
-        if not host:
-            raise ValueError("M2S_HOST is empty; use e.g. 127.0.0.1 (this machine only) or 0.0.0.0 (all).")
-        return host
-
-    @field_validator("port")
-    @classmethod
-    def _port(cls, port: int) -> int:
-        if not 0 <= port <= 65535:
-            raise ValueError(f"M2S_PORT must be 1-65535 (or 0 to let the OS pick a free port), got {port}.")
-        return port
 
     @field_validator("attach", mode="before")
     @classmethod

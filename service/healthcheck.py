@@ -1,13 +1,16 @@
 """``python -m service.healthcheck``: exit 0 when the local service answers ``GET /v2/health/ready`` with 200.
 
 The container health check of the service images (``HEALTHCHECK`` in ``docker/service*.Dockerfile`` and
-``healthcheck`` in ``docker-compose.yml``). CUDA base images have no curl, so this is Python, and it uses
-the standard library only: it starts in a few tens of milliseconds and needs nothing the image may lack.
+``healthcheck`` in ``docker-compose.yml``). CUDA base images have no curl, so this is Python: the
+standard library and pydantic-settings, not the service stack (numpy, FastAPI, ONNX Runtime), so it
+starts in a fraction of a second.
 
-It finds the service the way the service finds its own address: ``M2S_HOST`` and ``M2S_PORT`` (defaults
-127.0.0.1 and 8000), a wildcard host (0.0.0.0, ::) being asked on loopback. Exit status 0 = ready,
-1 = not ready or not answering (Docker's "unhealthy"), 2 = bad arguments or settings; one line on
-stdout or stderr says which (Docker keeps it in ``docker inspect``'s health log).
+It finds the service through the service's own settings: ``M2S_HOST`` and ``M2S_PORT`` as
+:class:`service.address.ServiceAddress` (the base of :class:`service.config.Settings`) reads and
+validates them, a wildcard host (0.0.0.0, ::) being asked on loopback. The ready route needs no token
+(probes are unauthenticated), so ``M2S_API_TOKEN`` is not read. Exit status 0 = ready, 1 = not ready
+or not answering (Docker's "unhealthy"), 2 = bad arguments or settings; one line on stdout or stderr
+says which (Docker keeps it in ``docker inspect``'s health log).
 
 Examples
 --------
@@ -21,31 +24,40 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import urllib.error
 import urllib.request
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
+from typing import Any
+
+from pydantic import ValidationError
+
+from service.address import ServiceAddress, env_name
 
 READY_PATH = "/v2/health/ready"
-DEFAULT_HOST = "127.0.0.1"
-DEFAULT_PORT = 8000
 DEFAULT_TIMEOUT_S = 5.0
 EXIT_READY = 0
 EXIT_NOT_READY = 1
 EXIT_USAGE = 2
 
 # A service listening on every interface is asked on loopback (same address family).
-_WILDCARDS = {"0.0.0.0": "127.0.0.1", "::": "::1", "[::]": "::1", "": DEFAULT_HOST}
+_WILDCARDS = {"0.0.0.0": "127.0.0.1", "::": "::1", "[::]": "::1"}
 
 
-def ready_url(env: Mapping[str, str] | None = None) -> str:
-    """The ready route of the service configured by ``M2S_HOST`` / ``M2S_PORT`` in ``env``.
+def _explain(error: Any) -> str:
+    """One pydantic error as one line that names the variable (the validators' messages already do)."""
+    msg = error["msg"].removeprefix("Value error, ")
+    env = env_name(str(error["loc"][0])) if error["loc"] else ""
+    return msg if not env or msg.startswith(env) else f"{env}: {msg}"
+
+
+def ready_url(address: ServiceAddress | None = None) -> str:
+    """The ready route of the service listening at ``address``.
 
     Parameters
     ----------
-    env : mapping of str to str or None
-        Environment to read (None = ``os.environ``).
+    address : ServiceAddress or None
+        Where the service listens (None = read ``M2S_HOST`` / ``M2S_PORT`` now, as the service does).
 
     Returns
     -------
@@ -56,24 +68,23 @@ def ready_url(env: Mapping[str, str] | None = None) -> str:
     Raises
     ------
     ValueError
-        ``M2S_PORT`` is not an integer in 1-65535 (0, "any free port", cannot be probed).
+        ``M2S_HOST`` or ``M2S_PORT`` is invalid, or the port is 0 ("any free port", which cannot be
+        probed); one line naming the variable.
     """
-    env = os.environ if env is None else env
-    host = env.get("M2S_HOST", DEFAULT_HOST).strip()
-    host = _WILDCARDS.get(host, host)
-    text = env.get("M2S_PORT", str(DEFAULT_PORT)).strip()
-    try:
-        port = int(text)
-    except ValueError:
-        raise ValueError(f"M2S_PORT must be a TCP port number, got {text!r}.") from None
-    if not 1 <= port <= 65535:
+    if address is None:
+        try:
+            address = ServiceAddress()
+        except ValidationError as err:
+            raise ValueError("; ".join(_explain(e) for e in err.errors())) from None
+    if address.port == 0:
         raise ValueError(
-            f"M2S_PORT must be 1-65535 to be probed, got {port}; give the service a fixed port, "
+            f"{env_name('port')} must be 1-65535 to be probed, got 0; give the service a fixed port, "
             "or pass --url."
         )
+    host = _WILDCARDS.get(address.host, address.host)
     if ":" in host and not host.startswith("["):
         host = f"[{host}]"
-    return f"http://{host}:{port}{READY_PATH}"
+    return f"http://{host}:{address.port}{READY_PATH}"
 
 
 def probe(url: str, timeout_s: float = DEFAULT_TIMEOUT_S) -> tuple[bool, str]:
@@ -130,7 +141,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         description="Exit 0 when the M2S-live service answers GET /v2/health/ready with 200 "
         "(container health check); 1 otherwise.",
     )
-    parser.add_argument("--url", help="ready route to ask (default: from M2S_HOST and M2S_PORT)")
+    parser.add_argument(
+        "--url", help="ready route to ask (default: from M2S_HOST and M2S_PORT, as the service)"
+    )
     parser.add_argument(
         "--timeout", type=float, default=DEFAULT_TIMEOUT_S, help=f"seconds (default {DEFAULT_TIMEOUT_S:g})"
     )

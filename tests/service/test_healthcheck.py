@@ -5,6 +5,7 @@ answer; the real service is probed in tests/test_deployment.py.
 """
 
 import json
+import os
 import socket
 import subprocess
 import sys
@@ -14,7 +15,10 @@ from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
+from pydantic import ValidationError
 
+from service.address import ServiceAddress
+from service.config import Settings
 from service.healthcheck import main, probe, ready_url
 
 READY = {"ready": True, "models": ["demo:1"], "providers": {"demo:1": {"eeg": "CPUExecutionProvider"}}}
@@ -46,6 +50,19 @@ def _answering(status: int, body: bytes) -> Iterator[str]:
         thread.join(timeout=10)
 
 
+@pytest.fixture
+def m2s_env(monkeypatch):
+    """Set M2S_* variables on an environment cleared of the developer's; returns the setter."""
+    for name in [k for k in os.environ if k.startswith("M2S_")]:
+        monkeypatch.delenv(name)
+
+    def set_env(env: dict[str, str]) -> None:
+        for name, value in env.items():
+            monkeypatch.setenv(name, value)
+
+    return set_env
+
+
 def _closed_port() -> int:
     """A loopback port nothing listens on (bound, then released)."""
     with socket.socket() as s:
@@ -63,19 +80,40 @@ def _closed_port() -> int:
         ({"M2S_HOST": " 10.0.0.5 ", "M2S_PORT": " 8080 "}, "http://10.0.0.5:8080/v2/health/ready"),
     ],
 )
-def test_ready_url_follows_the_service_settings(env, url):
+def test_ready_url_follows_the_service_settings(m2s_env, env, url):
     """The URL comes from M2S_HOST / M2S_PORT as the service reads them; wildcard hosts become loopback."""
-    assert ready_url(env) == url
+    m2s_env(env)
+    assert ready_url() == url
+    assert ready_url(ServiceAddress()) == url
+    settings = Settings()
+    assert ready_url(settings) == url  # the service's settings are a ServiceAddress
 
 
 @pytest.mark.parametrize(
-    ("port", "match"),
-    [("http", r"M2S_PORT must be a TCP port number, got 'http'"), ("0", r"1-65535 to be probed, got 0")],
+    ("env", "match"),
+    [
+        ({"M2S_PORT": "http"}, r"^M2S_PORT: Input should be a valid integer"),
+        (
+            {"M2S_PORT": "70000"},
+            r"^M2S_PORT must be 1-65535 \(or 0 to let the OS pick a free port\), got 70000",
+        ),
+        ({"M2S_HOST": " "}, r"^M2S_HOST is empty"),
+    ],
 )
-def test_ready_url_rejects_unusable_ports(port, match):
-    """A port that is not a number, or 0 (any free port), cannot be probed: ValueError naming M2S_PORT."""
+def test_ready_url_refuses_what_the_service_refuses(m2s_env, env, match):
+    """Settings the service would not start with are refused with the service's own message, one line."""
+    m2s_env(env)
+    with pytest.raises(ValidationError):
+        Settings()
     with pytest.raises(ValueError, match=match):
-        ready_url({"M2S_PORT": port})
+        ready_url()
+
+
+def test_ready_url_refuses_port_0(m2s_env):
+    """Port 0 (any free port) is valid for the service but cannot be probed: ValueError naming M2S_PORT."""
+    m2s_env({"M2S_PORT": "0"})
+    with pytest.raises(ValueError, match=r"M2S_PORT must be 1-65535 to be probed, got 0"):
+        ready_url()
 
 
 def test_probe_ready_service():
@@ -138,13 +176,16 @@ def test_main_exit_codes(monkeypatch, capsys):
 
 
 def test_module_runs_without_the_service_stack():
-    """`python -m service.healthcheck` imports neither pydantic, FastAPI nor onnxruntime (fast probe)."""
+    """`python -m service.healthcheck` imports neither FastAPI, onnxruntime nor numpy (fast probe).
+
+    It reads M2S_HOST / M2S_PORT through pydantic-settings (service.address), not service.config.
+    """
     code = (
         "import sys, runpy; sys.argv = ['healthcheck', '--url', 'http://127.0.0.1:1/v2/health/ready', "
         "'--timeout', '1']\n"
         "try:\n    runpy.run_module('service.healthcheck', run_name='__main__')\n"
         "except SystemExit as e:\n    code = e.code\n"
-        "heavy = sorted(m for m in ('pydantic', 'fastapi', 'onnxruntime', 'numpy') if m in sys.modules)\n"
+        "heavy = sorted(m for m in ('fastapi', 'onnxruntime', 'numpy', 'scipy', 'service.config') if m in sys.modules)\n"
         "print(code, heavy)\n"
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
