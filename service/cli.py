@@ -1,7 +1,8 @@
 """``m2s-serve``: run the live service (FastAPI under uvicorn).
 
-Every flag mirrors a :class:`~service.config.Settings` field and overrides its ``M2S_*``
-environment variable; what no flag sets comes from the environment, then the defaults. Invalid
+Every :class:`~service.config.Settings` field has a flag, generated from the field (see
+:func:`build_parser`), which overrides its ``M2S_*`` environment variable; what no flag sets comes
+from the environment, then the defaults. Invalid
 input (a malformed ``--attach``, a port out of range, an unknown provider, a missing repository)
 exits with status 2 and one line on stderr before anything starts. A missing ONNX Runtime (neither
 the ``cpu`` nor the ``gpu`` extra installed) and a model or stream that fails while starting exit
@@ -20,14 +21,21 @@ Examples
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import signal
 import sys
-from collections.abc import Sequence
-from typing import Any, NoReturn
+import types
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, NoReturn, Union, get_args, get_origin
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
+from pydantic.fields import FieldInfo
+from pydantic_settings import NoDecode
 
+from models.repository import DEMO_BUNDLE
+from service.address import env_name
 from service.config import AttachRequest, Settings
 
 logger = logging.getLogger("service")
@@ -47,6 +55,32 @@ class _Parser(argparse.ArgumentParser):
         self.exit(EXIT_USAGE, f"{self.prog}: error: {message} See {self.prog} --help.\n")
 
 
+@dataclass(frozen=True)
+class _Style:
+    """Where a setting's flag departs from the generated form (:func:`_add_setting`)."""
+
+    flag: str | None = None  # default: --field-name, a trailing unit "_s" dropped
+    metavar: str | None = None  # default: N for int, S for float seconds, the field name otherwise
+    default: str | None = None  # the default in words; default: the field's default value
+    env_note: str | None = None  # said after the variable's name
+
+
+# Settings whose flags keep the names, metavars and wording they had before being generated. A field
+# not named here or in _EXPLICIT gets its flag from its name, type, description and default alone.
+_STYLES: dict[str, _Style] = {
+    "model_repository": _Style("--repository", "DIR", default="the repository shipped with m2s-live"),
+    "default_model": _Style("--model", "NAME[:VERSION]", default=f"{DEMO_BUNDLE}, latest version"),
+    "port": _Style(metavar="PORT"),
+    "api_token": _Style(
+        "--token",
+        "TOKEN",
+        default="no authentication",
+        env_note="preferred: command lines are visible to other users",
+    ),
+    "providers": _Style(metavar="EP[,EP...]", default="CUDA if available, else CPU"),
+}
+
+
 def _attach(text: str) -> AttachRequest:
     try:
         return AttachRequest.parse_cli(text)
@@ -54,8 +88,101 @@ def _attach(text: str) -> AttachRequest:
         raise argparse.ArgumentTypeError(str(err)) from None
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The ``m2s-serve`` parser; flags default to None so that unset ones fall back to ``M2S_*``."""
+def _add_attach(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--attach",
+        dest="attach",
+        action="append",
+        type=_attach,
+        metavar="SPEC",
+        help="attach an LSL stream at start: modality=eeg,type=EEG[,name=..][,source_id=..][,model=name:version]; "
+        f"repeatable; replaces {env_name('attach')} (a JSON list) when given",
+    )
+
+
+# Settings whose flags are written by hand: --attach is repeated, one stream each, parsed as it is given.
+_EXPLICIT: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None]]] = {
+    "attach": ("--attach", _add_attach),
+}
+
+
+def setting_flags(settings_cls: type[Settings] = Settings) -> dict[str, str]:
+    """The flag of each field of ``settings_cls``, in field order: ``{"port": "--port", ...}``."""
+    flags = {}
+    for name in settings_cls.model_fields:
+        if name in _EXPLICIT:
+            flags[name] = _EXPLICIT[name][0]
+        else:
+            flags[name] = _STYLES.get(name, _Style()).flag or "--" + name.removesuffix("_s").replace("_", "-")
+    return flags
+
+
+def _value_type(field: FieldInfo) -> Any:
+    """The field's annotation without ``None`` (``int | None`` -> ``int``)."""
+    annotation = field.annotation
+    if get_origin(annotation) in (Union, types.UnionType):
+        args = [a for a in get_args(annotation) if a is not type(None)]
+        if len(args) == 1:
+            return args[0]
+    return annotation
+
+
+def _json_value(text: str) -> Any:
+    """A list/dict/model flag's value is JSON, as its ``M2S_*`` variable is."""
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as err:
+        raise argparse.ArgumentTypeError(f"{text!r} is not JSON ({err})") from None
+
+
+def _add_setting(parser: argparse.ArgumentParser, name: str, field: FieldInfo, flag: str) -> None:
+    """Add the flag of setting ``name``, generated from the field and :data:`_STYLES`.
+
+    Help is ``<description> (M2S_<NAME>; default <value>)``. Numbers are parsed by argparse (a typo is
+    a usage error naming the flag); other values go to the settings as text, as the environment
+    variable would, and are validated there; lists, dicts and models are JSON unless the field reads
+    text itself (``NoDecode``, as ``providers``); a bool becomes ``--flag/--no-flag``.
+    """
+    style = _STYLES.get(name, _Style())
+    kind = _value_type(field)
+    kwargs: dict[str, Any] = {"dest": name, "default": None}
+    metavar = style.metavar
+    if kind is bool:
+        kwargs["action"] = argparse.BooleanOptionalAction
+    elif kind is int:
+        kwargs["type"], metavar = int, metavar or "N"
+    elif kind is float:
+        kwargs["type"], metavar = float, metavar or ("S" if name.endswith("_s") else "X")
+    elif NoDecode not in field.metadata and (
+        get_origin(kind) in (list, tuple, set, frozenset, dict)
+        or (isinstance(kind, type) and issubclass(kind, (BaseModel, list, tuple, set, frozenset, dict)))
+    ):
+        kwargs["type"], metavar = _json_value, metavar or "JSON"
+    if metavar is not None and kind is not bool:
+        kwargs["metavar"] = metavar
+    if style.default is not None:
+        default = f"default: {style.default}"
+    else:
+        value = field.get_default(call_default_factory=True)
+        if value is None or value == [] or value == {}:
+            default = "default: unset"
+        elif isinstance(value, bool):
+            default = f"default {'on' if value else 'off'}"
+        elif isinstance(value, float):
+            default = f"default {value:g}"
+        else:
+            default = f"default {value}"
+    env = env_name(name) + (f", {style.env_note}" if style.env_note else "")
+    description = field.description or name.replace("_", " ")
+    parser.add_argument(flag, help=f"{description} ({env}; {default})", **kwargs)
+
+
+def build_parser(settings_cls: type[Settings] = Settings) -> argparse.ArgumentParser:
+    """The ``m2s-serve`` parser: one flag per field of ``settings_cls``, then ``--log-level``.
+
+    Flags default to None so that unset ones fall back to ``M2S_*``. Each is generated from its field
+    (:func:`_add_setting`), styled by :data:`_STYLES`, or written by hand (:data:`_EXPLICIT`).
+    """
     parser = _Parser(
         prog="m2s-serve",
         description=(
@@ -65,88 +192,12 @@ def build_parser() -> argparse.ArgumentParser:
         ),
         epilog="Example: m2s-serve --attach modality=eeg,type=EEG --port 8000",
     )
-    add = parser.add_argument
-    add(
-        "--repository",
-        dest="model_repository",
-        metavar="DIR",
-        help="model repository, folders <name>/<version>/manifest.json (M2S_MODEL_REPOSITORY; default: the "
-        "repository shipped with m2s-live)",
-    )
-    add(
-        "--model",
-        dest="default_model",
-        metavar="NAME[:VERSION]",
-        help="model loaded and warmed up at start, used when a request or stream names none "
-        "(M2S_DEFAULT_MODEL; default: m2s-synthetic-demo, latest version)",
-    )
-    add("--host", help="interface to listen on (M2S_HOST; default 127.0.0.1; 0.0.0.0 = all)")
-    add("--port", type=int, help="TCP port, 0 = any free one (M2S_PORT; default 8000)")
-    add(
-        "--attach",
-        action="append",
-        type=_attach,
-        metavar="SPEC",
-        help="attach an LSL stream at start: modality=eeg,type=EEG[,name=..][,source_id=..][,model=name:version]; "
-        "repeatable; replaces M2S_ATTACH (a JSON list) when given",
-    )
-    add(
-        "--token",
-        dest="api_token",
-        metavar="TOKEN",
-        help="bearer token required by REST and WebSocket (M2S_API_TOKEN, preferred: command lines are "
-        "visible to other users; default: no authentication)",
-    )
-    add(
-        "--max-body-bytes",
-        dest="max_body_bytes",
-        type=int,
-        metavar="N",
-        help="largest request body in bytes, larger ones get 413 (M2S_MAX_BODY_BYTES; default 8000000)",
-    )
-    add(
-        "--providers",
-        metavar="EP[,EP...]",
-        help="ONNX Runtime execution providers in order of preference, e.g. "
-        "CUDAExecutionProvider,CPUExecutionProvider (M2S_PROVIDERS; default: CUDA if available, else CPU)",
-    )
-    add(
-        "--stale-after",
-        dest="stale_after_s",
-        type=float,
-        metavar="S",
-        help="a stream without new samples for S seconds is stale (M2S_STALE_AFTER_S; default 2)",
-    )
-    add(
-        "--resolve-timeout",
-        dest="resolve_timeout_s",
-        type=float,
-        metavar="S",
-        help="timeout of each LSL stream resolution, s (M2S_RESOLVE_TIMEOUT_S; default 2)",
-    )
-    add(
-        "--ws-queue-size",
-        dest="ws_queue_size",
-        type=int,
-        metavar="N",
-        help="messages queued per WebSocket client before its oldest are dropped (M2S_WS_QUEUE_SIZE; default 256)",
-    )
-    add(
-        "--batch-max-wait",
-        dest="batch_max_wait_s",
-        type=float,
-        metavar="S",
-        help="how long an inference batch waits for more windows after its first, s; 0 = never wait, an idle "
-        "model runs a request at once (M2S_BATCH_MAX_WAIT_S; default 0)",
-    )
-    add(
-        "--batch-max-windows",
-        dest="batch_max_windows",
-        type=int,
-        metavar="N",
-        help="most windows in one ONNX Runtime run (M2S_BATCH_MAX_WINDOWS; default 256)",
-    )
-    add(
+    for name, flag in setting_flags(settings_cls).items():
+        if name in _EXPLICIT:
+            _EXPLICIT[name][1](parser)
+        else:
+            _add_setting(parser, name, settings_cls.model_fields[name], flag)
+    parser.add_argument(
         "--log-level",
         default="info",
         choices=("critical", "error", "warning", "info", "debug"),
@@ -155,24 +206,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-_SETTING_FLAGS = {
-    "model_repository": "--repository",
-    "default_model": "--model",
-    "host": "--host",
-    "port": "--port",
-    "attach": "--attach",
-    "api_token": "--token",
-    "max_body_bytes": "--max-body-bytes",
-    "providers": "--providers",
-    "stale_after_s": "--stale-after",
-    "resolve_timeout_s": "--resolve-timeout",
-    "ws_queue_size": "--ws-queue-size",
-    "batch_max_wait_s": "--batch-max-wait",
-    "batch_max_windows": "--batch-max-windows",
-}
-
-
-def settings_from_args(args: argparse.Namespace) -> Settings:
+def settings_from_args(args: argparse.Namespace, settings_cls: type[Settings] = Settings) -> Settings:
     """Settings from the parsed flags (those given) over the ``M2S_*`` environment.
 
     Raises
@@ -180,16 +214,17 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
     ValueError
         A value is invalid; the message is one line naming the flag or variable and the fix.
     """
+    flags = setting_flags(settings_cls)
     overrides: dict[str, Any] = {
-        field: getattr(args, field) for field in _SETTING_FLAGS if getattr(args, field, None) is not None
+        field: getattr(args, field) for field in flags if getattr(args, field, None) is not None
     }
     try:
-        return Settings(**overrides)
+        return settings_cls(**overrides)
     except ValidationError as err:
         problems = []
         for e in err.errors():
             field = str(e["loc"][0]) if e["loc"] else ""
-            where = _SETTING_FLAGS[field] if field in overrides else f"M2S_{field.upper()}" if field else ""
+            where = flags[field] if field in overrides else env_name(field) if field else ""
             msg = e["msg"].removeprefix("Value error, ").rstrip(".")
             problems.append(f"{where}: {msg}" if where else msg)
         raise ValueError("; ".join(problems) + ".") from None

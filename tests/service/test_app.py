@@ -1,14 +1,12 @@
 """The FastAPI app under real uvicorn on loopback, with the committed demo bundle: /predict against independent
-onnxruntime runs, every bad input's exact answer, auth, body limit, health, models, streams, OpenAPI, m2s-serve."""
+onnxruntime runs, every bad input's exact answer, auth, body limit, health, models, streams, OpenAPI.
+(m2s-serve, the command that starts it, is tested in test_cli.py.)"""
 
 import json
 import os
-import signal
-import socket
 import subprocess
 import sys
 import textwrap
-import time
 
 import httpx
 import numpy as np
@@ -17,7 +15,6 @@ import pytest
 from fastapi.testclient import TestClient
 
 from models.repository import DEFAULT_REPOSITORY, DEMO_BUNDLE, ModelRepository
-from service import cli
 from service.api.deps import INVALID_TOKEN, NOT_AUTHENTICATED, UNSUPPORTED_MEDIA_TYPE, get_engine
 from service.api.errors import INTERNAL_ERROR
 from service.app import create_app
@@ -721,107 +718,3 @@ def test_service_never_imports_torch():
         [sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120
     )
     assert out.returncode == 0 and out.stdout.strip().endswith("ok"), out.stderr
-
-
-# -- m2s-serve ----------------------------------------------------------------------------------------
-
-
-def test_serve_help_lists_every_flag(capsys):
-    """m2s-serve --help documents every setting flag with its environment variable."""
-    with pytest.raises(SystemExit) as exit_info:
-        cli.main(["--help"])
-    assert exit_info.value.code == 0
-    text = " ".join(capsys.readouterr().out.split())
-    for flag in cli._SETTING_FLAGS.values():
-        assert flag in text
-    for env in (
-        "M2S_MODEL_REPOSITORY",
-        "M2S_DEFAULT_MODEL",
-        "M2S_PORT",
-        "M2S_ATTACH",
-        "M2S_API_TOKEN",
-        "M2S_PROVIDERS",
-    ):
-        assert env in text
-
-
-@pytest.mark.parametrize(
-    ("argv", "message"),
-    [
-        (
-            ["--attach", "modality=eeg"],
-            "m2s-serve: error: argument --attach: --attach 'modality=eeg' does not say which LSL stream to use; "
-            "add type=, name= or source_id=, e.g. --attach modality=eeg,type=EEG. See m2s-serve --help.",
-        ),
-        (
-            ["--port", "70000"],
-            "m2s-serve: error: --port: M2S_PORT must be 1-65535 (or 0 to let the OS pick a free port), got 70000. "
-            "See m2s-serve --help.",
-        ),
-        (["--port", "x"], "m2s-serve: error: argument --port: invalid int value: 'x' See m2s-serve --help."),
-        (
-            ["--max-body-bytes", "10"],
-            "m2s-serve: error: --max-body-bytes: M2S_MAX_BODY_BYTES must be at least 1024 bytes, got 10. "
-            "See m2s-serve --help.",
-        ),
-    ],
-)
-def test_serve_bad_input_exits_2_with_one_line(capsys, argv, message):
-    """Invalid flags exit with status 2 and one line on stderr."""
-    with pytest.raises(SystemExit) as exit_info:
-        cli.main(argv)
-    assert exit_info.value.code == 2
-    assert capsys.readouterr().err == message + "\n"
-
-
-def test_flags_override_environment(monkeypatch):
-    """A flag wins over its M2S_* variable; unset flags fall back to the environment."""
-    monkeypatch.setenv("M2S_PORT", "1234")
-    monkeypatch.setenv("M2S_HOST", "0.0.0.0")
-    monkeypatch.setenv("M2S_ATTACH", '[{"modality": "ecg", "type": "ECG"}]')
-    args = cli.build_parser().parse_args(
-        ["--port", "4321", "--attach", "modality=eeg,source_id=amp-1,model=m2s-synthetic-demo:1"]
-    )
-    settings = cli.settings_from_args(args)
-    assert (settings.port, settings.host) == (4321, "0.0.0.0")
-    assert [(a.modality, a.source_id, a.model) for a in settings.attach] == [
-        ("eeg", "amp-1", "m2s-synthetic-demo:1")
-    ]
-
-
-def _free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def test_serve_starts_and_stops_cleanly_on_sigint():
-    """A real m2s-serve process becomes ready, then exits 0 on SIGINT after a graceful shutdown."""
-    port = _free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("M2S_")}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "service.cli", "--port", str(port), "--providers", CPU, "--log-level", "info"],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            assert proc.poll() is None, proc.communicate()[0]
-            try:
-                if httpx.get(f"http://127.0.0.1:{port}/v2/health/ready", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert time.monotonic() < deadline, "m2s-serve did not become ready within 60 s"
-            time.sleep(0.1)
-        proc.send_signal(signal.SIGINT)
-        output, _ = proc.communicate(timeout=30)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-    assert proc.returncode == 0, output
-    assert "Traceback" not in output and "shut down" in output
