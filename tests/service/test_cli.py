@@ -56,6 +56,7 @@ def test_every_setting_has_a_flag_whose_help_names_its_variable():
     """Each Settings field has a described flag that names its M2S_* variable and states the default."""
     actions = _setting_actions(cli.build_parser())
     assert set(actions) == set(Settings.model_fields)
+    assert set(cli._STYLES) | set(cli._EXPLICIT) <= set(Settings.model_fields), "a style for a gone field"
     flags = cli.setting_flags()
     for name, field in Settings.model_fields.items():
         action = actions[name]
