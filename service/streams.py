@@ -14,7 +14,7 @@ Rules
 - **Channels, units and rate are checked when the stream's info arrives** (at every
   (re)connection, on the worker thread): the stream's nominal rate must equal the spec's
   ``sfreq`` (no resampling), every spec channel must be found by label (:func:`map_channels`)
-  and every used channel's unit must convert to the spec's (:func:`channel_factors`). A mismatch
+  and every used channel's unit must convert to the spec's (:func:`signals.units.channel_factors`). A mismatch
   sets ``last_error`` and no prediction is made from that connection's data; nothing is guessed.
 - **A (re)connection resets the pipeline**: the new outlet's data is a new segment anyway (its
   timestamps jump), and its channel layout may have changed.
@@ -50,7 +50,7 @@ import logging
 import threading
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -65,119 +65,11 @@ from service.metrics import ServiceMetrics, check_metrics
 from service.schemas import EmotionState, ModelRef, StreamPublic, Timing
 from signals._checks import check_type
 from signals.channels import map_channels
-from signals.spec import EyeSpec
-from signals.units import unit_scale
+from signals.units import channel_factors
 
 logger = logging.getLogger(__name__)
 
 _LOG_EVERY_S = 5.0  # rate limit of tracebacks from one stream's chunk handler
-_UNKNOWN_UNIT = "unknown"  # what service.lsl reports when the outlet declares no unit
-# Non-voltage unit spellings (casefolded) -> canonical name.
-_UNIT_ALIASES = {
-    **dict.fromkeys(("deg", "deg.", "degree", "degrees", "\u00b0"), "deg"),
-    **dict.fromkeys(("mm", "millimeter", "millimeters", "millimetre", "millimetres"), "mm"),
-    **dict.fromkeys(("norm", "normalized", "normalised", "normalized screen", "fraction"), "norm"),
-}
-_VOLTAGES = ("v", "mv", "uv", "\u03bcv", "nv", "volt", "volts", "millivolts", "microvolts", "nanovolts")
-
-
-def spec_channel_units(spec) -> tuple[str | None, ...]:
-    """The unit each of a feature spec's channels must be in; None = any unit is accepted.
-
-    Parameters
-    ----------
-    spec : FeatureSpec
-        A graph's feature spec.
-
-    Returns
-    -------
-    units : tuple of (str or None), length n_channels
-        In the spec's channel order.
-
-    Raises
-    ------
-    ValueError
-        A composite unit (``'a,b'``) on a spec this function does not know how to split.
-    """
-    n = len(spec.channels)
-    unit = spec.unit.strip()
-    if unit.casefold() in ("native", "a.u."):
-        return (None,) * n
-    if "," not in unit:
-        return (unit,) * n
-    if isinstance(spec, EyeSpec):  # rows gaze_x, gaze_y, pupil_left, pupil_right, validity
-        gaze = spec.params.gaze_unit
-        return (gaze, gaze, "mm", "mm", None)
-    raise ValueError(
-        f"the '{spec.modality}' spec declares the composite unit {spec.unit!r}, which the service does not "
-        "know how to assign to channels; re-export the bundle with one unit per spec."
-    )
-
-
-def channel_factors(stream_units: Sequence[str], spec) -> np.ndarray:
-    """Per-channel factors taking a stream's channels (already in spec order) to the spec's units.
-
-    Parameters
-    ----------
-    stream_units : sequence of str, length n_channels
-        The declared unit of each stream channel, in the spec's channel order (``'unknown'`` when
-        the outlet declares none, as :mod:`service.lsl` reports it).
-    spec : FeatureSpec
-        The feature spec; see the module's *Units* section for the rules.
-
-    Returns
-    -------
-    factors : array of float64, shape (n_channels,)
-        ``x_spec[c] = x_stream[c] * factors[c]``.
-
-    Raises
-    ------
-    ValueError
-        A unit that cannot be converted, or an undeclared unit where a voltage is required; the
-        message names the channel.
-    """
-    if isinstance(stream_units, str):
-        raise TypeError(
-            f"stream_units must be a sequence of unit names, got the single string {stream_units!r}."
-        )
-    stream_units = tuple(stream_units)
-    expected = spec_channel_units(spec)
-    if len(stream_units) != len(expected):
-        raise ValueError(
-            f"stream_units has {len(stream_units)} entries but the '{spec.modality}' spec has {len(expected)} channels."
-        )
-    factors = np.ones(len(expected))
-    unknown = []
-    for i, (have, need) in enumerate(zip(stream_units, expected, strict=True)):
-        channel = spec.channels[i]
-        if need is None:
-            continue
-        have_key = have.strip().casefold()
-        need_key = need.strip().casefold()
-        if have_key in ("", _UNKNOWN_UNIT):
-            if need_key in _VOLTAGES:
-                raise ValueError(
-                    f"channel {channel!r} declares no unit but the model needs {need!r}; declare it in the "
-                    "outlet's metadata (desc/channels/channel/unit, e.g. 'microvolts'): a wrong voltage scale "
-                    "would silently corrupt the features."
-                )
-            unknown.append(channel)
-            continue
-        if _UNIT_ALIASES.get(have_key, have_key) == _UNIT_ALIASES.get(need_key, need_key):
-            continue
-        try:
-            factors[i] = unit_scale(have, need)
-        except ValueError as err:
-            raise ValueError(f"channel {channel!r}: {err}") from None
-    if unknown:
-        logger.warning(
-            "'%s' channels %s declare no unit; assuming the model's units (%s). Declare units in the outlet's "
-            "metadata to have them checked.",
-            spec.modality,
-            unknown,
-            spec.unit,
-        )
-    return factors
 
 
 class _AttachedStream:
@@ -546,4 +438,4 @@ class StreamManager:
         self.close()
 
 
-__all__ = ["StreamManager", "channel_factors", "spec_channel_units"]
+__all__ = ["StreamManager"]

@@ -38,6 +38,7 @@ from .eye import EYE_CHANNELS, EyeParams, eye_feature_names, eye_features
 from .pps import PICARD_STATISTICS, PPS_STATISTICS, pps_statistics
 from .smoothing import KalmanFilter, MovingAverage, lds_smooth
 from .streaming import FeatureFrames, StreamingExtractor
+from .timing import DEFAULT_GAP_FACTOR
 from .windowing import seconds_to_samples
 
 SPEC_SCHEMA_VERSION = 1
@@ -100,7 +101,7 @@ class _SpecBase(BaseModel):
     hop_s: float = Field(gt=0, description="Time between consecutive feature vectors in seconds.")
     smoothing: SmoothingSpec = SmoothingSpec()
     gap_factor: float = Field(
-        1.5, gt=1, description="A timestamp step above gap_factor/sfreq is a gap: windows restart after it."
+        DEFAULT_GAP_FACTOR, gt=1, description="A timestamp step above gap_factor/sfreq is a gap: windows restart after it."
     )
     schema_version: int = SPEC_SCHEMA_VERSION
 

@@ -37,7 +37,7 @@ import numpy as np
 
 from ._checks import check_range, check_sfreq
 
-DEFAULT_GAP_FACTOR = 1.5  # the FeatureSpec default: a step above 1.5 sample periods is a gap
+DEFAULT_GAP_FACTOR = 1.5  # FeatureSpec.gap_factor's default: a step above 1.5 sample periods is a gap
 DEFAULT_TIME_CONSTANT_S = 1.0  # seconds of signal over which the anchor follows the timestamps
 
 

@@ -1,13 +1,23 @@
 """The one unit table: factors between the spellings of physical units that signals arrive in.
 
-Every input converts here, once, at ingestion: live LSL streams (their channel metadata), recordings
+:func:`spec_channel_units` says which unit each channel of a feature spec needs and
+:func:`channel_factors` gives the factors for a stream's declared units (the live rule). Every input
+converts here, once, at ingestion: live LSL streams (their channel metadata), recordings
 read for training and replay (EDF/BDF/FIF headers via MNE, XDF stream headers), and ``POST /predict``
 signals.
 """
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Sequence
+
+import numpy as np
+
 from ._checks import check_type
+from .spec import EyeSpec
+
+logger = logging.getLogger(__name__)
 
 # Unit spellings (casefolded) -> factor to volts. str.casefold maps the micro sign U+00B5 to the
 # Greek mu U+03BC, so both spellings of µV land on the same key.
@@ -19,6 +29,15 @@ _VOLTS = {
 }
 # Units with no physical scale: they convert to themselves only.
 _DIMENSIONLESS = ("native", "a.u.")
+
+
+_UNKNOWN_UNIT = "unknown"  # what service.lsl reports when the outlet declares no unit
+# Non-voltage unit spellings (casefolded) -> canonical name.
+_UNIT_ALIASES = {
+    **dict.fromkeys(("deg", "deg.", "degree", "degrees", "\u00b0"), "deg"),
+    **dict.fromkeys(("mm", "millimeter", "millimeters", "millimetre", "millimetres"), "mm"),
+    **dict.fromkeys(("norm", "normalized", "normalised", "normalized screen", "fraction"), "norm"),
+}
 
 
 def unit_scale(stream_unit: str, spec_unit: str) -> float:
@@ -69,4 +88,103 @@ def unit_scale(stream_unit: str, spec_unit: str) -> float:
     )
 
 
-__all__ = ["unit_scale"]
+def spec_channel_units(spec) -> tuple[str | None, ...]:
+    """The unit each of a feature spec's channels must be in; None = any unit is accepted.
+
+    Parameters
+    ----------
+    spec : FeatureSpec
+        A graph's feature spec.
+
+    Returns
+    -------
+    units : tuple of (str or None), length n_channels
+        In the spec's channel order.
+
+    Raises
+    ------
+    ValueError
+        A composite unit (``'a,b'``) on a spec this function does not know how to split.
+    """
+    n = len(spec.channels)
+    unit = spec.unit.strip()
+    if unit.casefold() in ("native", "a.u."):
+        return (None,) * n
+    if "," not in unit:
+        return (unit,) * n
+    if isinstance(spec, EyeSpec):  # rows gaze_x, gaze_y, pupil_left, pupil_right, validity
+        gaze = spec.params.gaze_unit
+        return (gaze, gaze, "mm", "mm", None)
+    raise ValueError(
+        f"the '{spec.modality}' spec declares the composite unit {spec.unit!r}, which the service does not "
+        "know how to assign to channels; re-export the bundle with one unit per spec."
+    )
+
+
+def channel_factors(stream_units: Sequence[str], spec) -> np.ndarray:
+    """Per-channel factors taking a stream's channels (already in spec order) to the spec's units.
+
+    Parameters
+    ----------
+    stream_units : sequence of str, length n_channels
+        The declared unit of each stream channel, in the spec's channel order (``'unknown'`` when
+        the outlet declares none, as :mod:`service.lsl` reports it).
+    spec : FeatureSpec
+        The feature spec; see the module's *Units* section for the rules.
+
+    Returns
+    -------
+    factors : array of float64, shape (n_channels,)
+        ``x_spec[c] = x_stream[c] * factors[c]``.
+
+    Raises
+    ------
+    ValueError
+        A unit that cannot be converted, or an undeclared unit where a voltage is required; the
+        message names the channel.
+    """
+    if isinstance(stream_units, str):
+        raise TypeError(
+            f"stream_units must be a sequence of unit names, got the single string {stream_units!r}."
+        )
+    stream_units = tuple(stream_units)
+    expected = spec_channel_units(spec)
+    if len(stream_units) != len(expected):
+        raise ValueError(
+            f"stream_units has {len(stream_units)} entries but the '{spec.modality}' spec has {len(expected)} channels."
+        )
+    factors = np.ones(len(expected))
+    unknown = []
+    for i, (have, need) in enumerate(zip(stream_units, expected, strict=True)):
+        channel = spec.channels[i]
+        if need is None:
+            continue
+        have_key = have.strip().casefold()
+        need_key = need.strip().casefold()
+        if have_key in ("", _UNKNOWN_UNIT):
+            if need_key in _VOLTS:
+                raise ValueError(
+                    f"channel {channel!r} declares no unit but the model needs {need!r}; declare it in the "
+                    "outlet's metadata (desc/channels/channel/unit, e.g. 'microvolts'): a wrong voltage scale "
+                    "would silently corrupt the features."
+                )
+            unknown.append(channel)
+            continue
+        if _UNIT_ALIASES.get(have_key, have_key) == _UNIT_ALIASES.get(need_key, need_key):
+            continue
+        try:
+            factors[i] = unit_scale(have, need)
+        except ValueError as err:
+            raise ValueError(f"channel {channel!r}: {err}") from None
+    if unknown:
+        logger.warning(
+            "'%s' channels %s declare no unit; assuming the model's units (%s). Declare units in the outlet's "
+            "metadata to have them checked.",
+            spec.modality,
+            unknown,
+            spec.unit,
+        )
+    return factors
+
+
+__all__ = ["channel_factors", "spec_channel_units", "unit_scale"]

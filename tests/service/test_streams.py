@@ -26,8 +26,9 @@ from service.hub import StateHub
 from service.lsl import LslStream
 from service.metrics import ServiceMetrics
 from service.schemas import EmotionState
-from service.streams import StreamManager, channel_factors, spec_channel_units
+from service.streams import StreamManager
 from signals.synthetic import SyntheticConfig, generate_trial
+from signals.units import channel_factors, spec_channel_units
 
 SFREQ = 200.0
 CHUNK = 20  # samples per push (0.1 s of signal)
@@ -209,7 +210,7 @@ def test_eye_units_per_channel(bundle, caplog):
     spec = bundle.manifest.graph("eye").feature_spec
     assert spec_channel_units(spec) == ("deg", "deg", "mm", "mm", None)
     assert np.array_equal(channel_factors(["degrees", "deg", "millimeters", "mm", "bool"], spec), np.ones(5))
-    with caplog.at_level("WARNING", logger="service.streams"):
+    with caplog.at_level("WARNING", logger="signals.units"):
         assert np.array_equal(channel_factors(["unknown"] * 5, spec), np.ones(5))
     assert "declare no unit" in caplog.text and "gaze_x" in caplog.text
     with pytest.raises(ValueError, match="channel 'pupil_left': cannot convert the stream's unit 'cm'"):
