@@ -5,7 +5,7 @@ losses on. Both are timed in the same run, on the same data, with the same weigh
 
 ours      one forward of every modality (all losses), one backward, Adam step, then 3 CLUB-estimator
           updates on the detached (z_er, z_ei) of that forward.
-baseline  what the authors' demo procedure costs per step (M2S-SPEC.md §4), emulated with our modules:
+baseline  what the authors' demo procedure costs per step (docs/design/M2S-SPEC.md §4), emulated with our modules:
           (1) the forward + backward + Adam step, but STS attention computed step by step (a Python loop
           over t that indexes x_t, x_{t-1}, x_1 and attends per step) and M2M CPC in float64;
           (2) 3 CLUB-estimator updates, each after a *full extra forward* of the model (to regenerate

@@ -1,7 +1,7 @@
 """Hyper-parameters of the M2S network (frozen dataclasses, no torch import).
 
 The service reads configs from bundles without torch, so this module only uses the standard library.
-Defaults follow the reference model (M2S-SPEC.md §2-§4).
+Defaults follow the reference model (docs/design/M2S-SPEC.md §2-§4).
 """
 
 from __future__ import annotations

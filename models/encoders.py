@@ -6,7 +6,7 @@ d model width (``d_model``), i input width of the modality (``D_m``).
 ER encoder, electrode variant (EEG, ECG, PPS): post-norm blocks on the raw ``c * f`` vector of each
 step, whose attention looks across the ``c`` channel tokens, then ``Linear(c * f -> d)``.
 ER encoder, sequence variant (EYE): ``Linear(i -> d)``, then post-norm blocks of multi-head
-self-attention across the ``t`` steps (M2S-SPEC.md §2).
+self-attention across the ``t`` steps (docs/design/M2S-SPEC.md §2).
 """
 
 from __future__ import annotations

@@ -6,7 +6,7 @@ p ``proj_dim``, k modality.
 One :meth:`M2S.forward` encodes every modality once and computes every enabled loss (paper eq. 14:
 ``w_club * CLUB + w_recon * Recon + w_contra * Contra + w_cpc * CPC``). The CLUB estimators are fitted
 separately by :meth:`M2S.club_estimator_loss` on the detached features of that same forward, instead
-of re-running the whole model as the reference does (M2S-SPEC.md §4).
+of re-running the whole model as the reference does (docs/design/M2S-SPEC.md §4).
 Per-modality terms (CLUB, Recon) are summed over modalities, Contra is averaged over modality pairs
 and CPC sums its K^2 weighted terms: with K = 2 this is the reference's scale.
 """

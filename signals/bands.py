@@ -29,7 +29,7 @@ class Band(BaseModel):
         return self
 
 
-# BCMI's fStart/fEnd for SEED, SEED-IV and SEED-V (features.md §1.2). The paper writes them as
+# BCMI's fStart/fEnd for SEED, SEED-IV and SEED-V (docs/design/features.md §1.2). The paper writes them as
 # delta 1-3, theta 4-7, alpha 8-13, beta 14-30, gamma 31-50 Hz: the integer-Hz reading of these.
 SEED_BANDS: tuple[Band, ...] = (
     Band(name="delta", low=1, high=4),
@@ -47,7 +47,7 @@ DEAP_BANDS: tuple[Band, ...] = (
     Band(name="gamma", low=31, high=45),
 )
 
-# Pupil-diameter bands of the SEED eye-movement table (features.md §2.1).
+# Pupil-diameter bands of the SEED eye-movement table (docs/design/features.md §2.1).
 PUPIL_BANDS: tuple[Band, ...] = (
     Band(name="pupil_0.0-0.2", low=0.0, high=0.2),
     Band(name="pupil_0.2-0.4", low=0.2, high=0.4),

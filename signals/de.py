@@ -3,7 +3,7 @@
 Two formulas are offered:
 
 ``'bcmi'``
-    SEED's reference algorithm (BCMI ``STFT.m``; features.md §1.2): Hann window without zero
+    SEED's reference algorithm (BCMI ``STFT.m``; docs/design/features.md §1.2): Hann window without zero
     end-points, FFT of length ``n_fft`` (default: the window length), band bins
     ``fix(low/sfreq*n_fft)-1 .. fix(high/sfreq*n_fft)-1`` (0-based), band energy
     ``E = mean(|X|^2)`` over those bins and ``DE = log2(100 * E)``. Defined on microvolts: only

@@ -1,8 +1,8 @@
 """Heartbeat detection and time-domain HRV features from ECG or PPG windows.
 
 The default ECG feature of this project is 5-band DE per channel, computed by
-:func:`signals.de.differential_entropy` (features.md §3 (a)); it matches the M2S 10-d ECG input
-layout. This module provides the physiologically meaningful alternative (features.md §5): beat
+:func:`signals.de.differential_entropy` (docs/design/features.md §3 (a)); it matches the M2S 10-d ECG input
+layout. This module provides the physiologically meaningful alternative (docs/design/features.md §5): beat
 detection and heart rate / heart-rate variability per channel.
 
 Features (:data:`HRV_FEATURES`), from the RR intervals of one window, in ms:
@@ -180,7 +180,7 @@ def hrv_features(windows, sfreq: float, params: HrvParams = _DEFAULT_PARAMS) -> 
     windows : array, shape (..., n_channels, n_times)
         ECG or PPG windows, time last; leading axes (windows, trials) are kept. At least 4 s
         long; **10 s or more is recommended** (HRV statistics from a handful of beats are
-        noisy, and features.md §5.3 uses 30-60 s of RR for RMSSD/SDNN/pNN50).
+        noisy, and docs/design/features.md §5.3 uses 30-60 s of RR for RMSSD/SDNN/pNN50).
     sfreq : float
         Sampling frequency in Hz; at least 50 Hz for ECG and 20 Hz for PPG.
     params : HrvParams

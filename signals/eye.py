@@ -1,4 +1,4 @@
-"""Eye-movement events and SEED's 33 eye features from a raw gaze stream (features.md §2, §4.3).
+"""Eye-movement events and SEED's 33 eye features from a raw gaze stream (docs/design/features.md §2, §4.3).
 
 Raw gaze is an array of shape ``(5, n_times)``, time last, rows :data:`EYE_CHANNELS`: gaze x and
 y (degrees of visual angle, or 0..1 screen fractions with ``gaze_unit='norm'``), left and right
@@ -31,7 +31,7 @@ _EPS = 1e-9  # tolerance when comparing durations in seconds
 class EyeParams(BaseModel):
     """Parameters of gaze preprocessing, I-VT event detection and the eye features.
 
-    Defaults are the classic Tobii I-VT values (features.md §4.1) and SEED's pupil bands.
+    Defaults are the classic Tobii I-VT values (docs/design/features.md §4.1) and SEED's pupil bands.
 
     Attributes
     ----------
@@ -441,7 +441,7 @@ def _pupil_stats(filled: np.ndarray, valid: np.ndarray, n_stat: int) -> tuple[np
 
 
 def eye_features(windows, sfreq: float, params: EyeParams | None = None) -> np.ndarray:
-    """SEED's 33 eye-movement features of each trailing gaze buffer (features.md §2.1, §4.3).
+    """SEED's 33 eye-movement features of each trailing gaze buffer (docs/design/features.md §2.1, §4.3).
 
     Parameters
     ----------

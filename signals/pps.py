@@ -6,7 +6,7 @@ temperature; channels 33-40 of the preprocessed data, 128 Hz) times 6 statistics
 
 Which statistics
 ----------------
-The exact 6 statistics of Liu et al. 2021 are **unconfirmed** (features.md §3, §6): their
+The exact 6 statistics of Liu et al. 2021 are **unconfirmed** (docs/design/features.md §3, §6): their
 methods section and code could not be retrieved. Our documented convention is the six
 statistics of Picard et al. 2001 (TPAMI), :data:`PICARD_STATISTICS`. For a window ``x`` of
 ``T`` samples:
@@ -19,7 +19,7 @@ statistics of Picard et al. 2001 (TPAMI), :data:`PICARD_STATISTICS`. For a windo
 - ``mean_abs_diff2``: δ2 = mean |x[t+2] - x[t]| over the T-2 second differences
 - ``norm_mean_abs_diff2``: δ̃2 = δ2 / σ
 
-The alternative half-remembered from the BCMI papers (features.md §3 (b): max, min, mean, std,
+The alternative half-remembered from the BCMI papers (docs/design/features.md §3 (b): max, min, mean, std,
 variance, squared sum) is available by name: ``min``, ``max``, ``var`` (ddof=0) and ``sum_sq``
 (Σ x²). Every name is listed in :data:`PPS_STATISTICS`.
 

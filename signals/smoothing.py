@@ -2,7 +2,7 @@
 
 Feature sequences have time FIRST: shape ``(n_steps, ...)`` (e.g. ``(n_windows, n_features)``),
 since they are sequences of feature vectors, not signals. Every series (trailing index) is
-smoothed independently as a scalar random walk observed in noise (features.md §1.3)::
+smoothed independently as a scalar random walk observed in noise (docs/design/features.md §1.3)::
 
     x[t] = x[t-1] + w,  w ~ N(0, Q)        z[t] = x[t] + v,  v ~ N(0, R)
 

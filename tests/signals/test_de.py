@@ -8,7 +8,7 @@ from signals.de import band_bin_weights, band_power, differential_entropy
 
 
 def _bcmi_transcription(data, fs, window_s, stftn, f_start, f_end):
-    """features.md §1.2, transcribed loop by loop (MATLAB's 1-based bins made 0-based as the Python ports do)."""
+    """docs/design/features.md §1.2, transcribed loop by loop (MATLAB's 1-based bins made 0-based as the Python ports do)."""
     n_ch, m = data.shape
     window_points = int(fs * window_s)
     n_win = m // window_points
@@ -51,7 +51,7 @@ def test_bcmi_matches_reference_transcription(fs, window_s, stftn):
 
 
 def test_bcmi_bins_as_documented():
-    """With fs = n_fft = 200 the bands read bins 0-3, 3-7, 7-13, 13-30 and 30-49 (features.md table)."""
+    """With fs = n_fft = 200 the bands read bins 0-3, 3-7, 7-13, 13-30 and 30-49 (docs/design/features.md table)."""
     w = band_bin_weights(SEED_BANDS, 200, 200, "bcmi")
     got = [tuple(np.flatnonzero(w[:, j])[[0, -1]]) for j in range(5)]
     assert got == [(0, 3), (3, 7), (7, 13), (13, 30), (30, 49)]
@@ -68,7 +68,7 @@ def test_bcmi_white_noise_closed_form_and_seed_scale():
     expected = np.log2(100 * sigma**2 * sum_w2)
     mean_power = band_power(windows, fs, SEED_BANDS).mean(axis=(0, 1))
     np.testing.assert_allclose(np.log2(100 * mean_power), expected, atol=0.02)
-    assert 21.0 < expected < 21.8  # the scale of SEED's released features (features.md §1.2)
+    assert 21.0 < expected < 21.8  # the scale of SEED's released features (docs/design/features.md §1.2)
 
 
 def test_gaussian_sinusoid_closed_form():

@@ -21,7 +21,7 @@ from training.protocols import (
     subject_dependent_splits,
 )
 
-# Trial labels of the real datasets (datasets.md §1.2, §2.2, §3.2), so class balance is realistic.
+# Trial labels of the real datasets (docs/design/datasets.md §1.2, §2.2, §3.2), so class balance is realistic.
 SEED_LABELS = [2, 1, 0, 0, 1, 2, 0, 1, 2, 2, 1, 0, 1, 2, 0]
 SEED_IV_LABELS = {
     1: [1, 2, 3, 0, 2, 0, 0, 1, 0, 1, 2, 1, 1, 1, 2, 3, 2, 2, 3, 3, 0, 3, 0, 3],

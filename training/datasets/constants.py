@@ -1,12 +1,12 @@
 """Fixed facts of the SEED-family datasets: channel order, trial labels, class names, subject lists.
 
-Sources are in /work/shared/design/datasets.md (section numbers below). SEED, SEED-IV and SEED-V share
+Sources are in docs/design/datasets.md (section numbers below). SEED, SEED-IV and SEED-V share
 the 62-channel montage and the five DE bands (``signals.bands.SEED_BANDS``).
 """
 
 from __future__ import annotations
 
-# datasets.md §6.1 (TorchEEG SEED/SEED-IV/SEED-V constants are identical): row order of raw arrays and
+# docs/design/datasets.md §6.1 (TorchEEG SEED/SEED-IV/SEED-V constants are identical): row order of raw arrays and
 # axis 0 of the released (62, W, 5) DE features.
 SEED_CHANNELS: tuple[str, ...] = (
     "FP1", "FPZ", "FP2", "AF3", "AF4", "F7", "F5", "F3", "F1", "FZ", "F2", "F4", "F6", "F8",

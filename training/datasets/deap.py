@@ -1,6 +1,6 @@
 """DEAP (32 subjects × 40 trials): EEG differential entropy and peripheral statistics from ``sXX.dat``.
 
-Layout read (datasets.md §4): ``data_preprocessed_python/s01.dat … s32.dat``, each a Python-2
+Layout read (docs/design/datasets.md §4): ``data_preprocessed_python/s01.dat … s32.dat``, each a Python-2
 pickle (latin-1) of a dict with
 
 - ``'data'``: ``(40 trials, 40 channels, 8064 samples)`` float64 at 128 Hz: 3 s of pre-trial
@@ -18,7 +18,7 @@ peripheral channels, 8 × 6 = 48. Both are computed with ``spec.compute`` (the l
 path) over the same windows (default 1 s, hop 1 s), so vector k of both modalities covers the same
 second. Ratings are kept as given; ``label`` is None (the protocol binarises with threshold 5).
 
-Units: the EEG is taken to be in µV. datasets.md does not state the unit of the preprocessed
+Units: the EEG is taken to be in µV. docs/design/datasets.md does not state the unit of the preprocessed
 files; this is our assumption (DEAP's recordings are BioSemi µV and the preprocessed values are
 tens of µV). The peripheral channels keep their native units (``'native'``).
 """

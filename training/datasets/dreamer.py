@@ -1,6 +1,6 @@
 """DREAMER (23 subjects × 18 clips): EEG and ECG differential entropy from ``DREAMER.mat``.
 
-Layout read (datasets.md §5): one MATLAB v5 file with a 1×1 struct ``DREAMER``; ``DREAMER.Data``
+Layout read (docs/design/datasets.md §5): one MATLAB v5 file with a 1×1 struct ``DREAMER``; ``DREAMER.Data``
 is a 1×23 cell of subject structs with ``EEG`` and ``ECG`` (structs of ``baseline`` and
 ``stimuli``, 18×1 cells of time-major ``(n_samples, 14)`` EEG at 128 Hz and ``(n_samples, 2)`` ECG
 at 256 Hz) and ``ScoreValence/ScoreArousal/ScoreDominance`` (18×1, integers 1-5). The sampling
@@ -9,7 +9,7 @@ rates and the electrode names are read from the file (``EEG_SamplingRate``, ``EC
 
 Features (M2S-SPEC §1, §6): EEG = DE of 14 channels × 5 SEED bands (70-d); ECG = DE of each of
 the 2 leads in the same 5 bands (10-d; our documented convention for the unconfirmed 10-d ECG
-input, features.md §3 (a)). Both use ``spec.compute`` with the same window length and hop (default
+input, docs/design/features.md §3 (a)). Both use ``spec.compute`` with the same window length and hop (default
 1 s / 1 s), so vector k of both covers the same second; when the two recordings of a clip round to
 window counts that differ by one the extra trailing vector is dropped, a larger difference is an
 error.

@@ -1,6 +1,6 @@
 """SEED loader: the classic release (ExtractedFeatures, Preprocessed_EEG) and SEED_Multimodal (EEG + eye).
 
-Two releases exist (datasets.md §1.1):
+Two releases exist (docs/design/datasets.md §1.1):
 
 classic::
 
@@ -217,7 +217,7 @@ def _de_modality(spacing_s: float, smoothing: SmoothingSpec, description: str) -
 def _smoothing_of(feature: str) -> SmoothingSpec:
     if feature.endswith("LDS"):
         return SmoothingSpec(method="lds")
-    # BCMI's moving-average length is not published (features.md §1.3); 5 is our assumption
+    # BCMI's moving-average length is not published (docs/design/features.md §1.3); 5 is our assumption
     return SmoothingSpec(method="moving_average", n_steps=5)
 
 
@@ -438,7 +438,7 @@ def _band_dict_to_vectors(obj, source: str) -> np.ndarray:
         raise DatasetError(
             f"{source} band arrays have shapes {[b.shape for b in bands]}; expected (N, 62) each."
         )
-    # (N, 62, 5): channel-major flattening, unlike M2S's band-major (5, N, 62) stacking (datasets.md §7.2)
+    # (N, 62, 5): channel-major flattening, unlike M2S's band-major (5, N, 62) stacking (docs/design/datasets.md §7.2)
     return np.ascontiguousarray(np.stack(bands, axis=-1).reshape(bands[0].shape[0], -1))
 
 
@@ -574,7 +574,7 @@ def _load_multimodal(
     infos = {
         "eeg": _de_modality(
             spacing,
-            SmoothingSpec(method="none"),  # the smoothing of eeg_used_* is not documented (datasets.md §1.5)
+            SmoothingSpec(method="none"),  # the smoothing of eeg_used_* is not documented (docs/design/datasets.md §1.5)
             f"released DE (SEED_Multimodal 02-EEG-DE-feature/{eeg_dir.name}), {spacing:g}-s windows, smoothing "
             "unknown; 62 channels x 5 bands (delta..gamma), channel-major: index = channel*5 + band",
         ),

@@ -1,6 +1,6 @@
 """SEED-IV loader: ``eeg_feature_smooth`` + ``eye_feature_smooth`` (and optionally ``eeg_raw_data``).
 
-Layout (datasets.md §2)::
+Layout (docs/design/datasets.md §2)::
 
     SEED_IV/eeg_feature_smooth/{1,2,3}/{subj}_{YYYYMMDD}.mat   de_LDS{t}, de_movingAve{t}, ... (62, W, 5)
     SEED_IV/eye_feature_smooth/{1,2,3}/{subj}_{YYYYMMDD}.mat   eye_{t} (31, W)

@@ -1,6 +1,6 @@
 """SEED-V loader: ``EEG_DE_features/{subj}_123.npz`` + ``Eye_movement_features/{subj}_123.npz``.
 
-Layout (datasets.md §3)::
+Layout (docs/design/datasets.md §3)::
 
     SEED-V/EEG_DE_features/{subj}_123.npz        'data', 'label': pickled dicts stored as bytes
     SEED-V/Eye_movement_features/{subj}_123.npz  same container, data (W_k, 33)

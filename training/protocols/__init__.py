@@ -12,7 +12,7 @@ construction:
   a trial boundary, even when neighbouring trials share a label (the authors' code only compares
   the labels at both ends of a window, so its windows can join two trials).
 
-Subject-dependent protocols (paper, "Datasets and Experimental Details"; ``M2S-SPEC.md`` §6):
+Subject-dependent protocols (paper, "Datasets and Experimental Details"; ``docs/design/M2S-SPEC.md`` §6):
 
 =========  ==================  ===========================================================
 dataset    protocol            meaning

@@ -29,7 +29,7 @@ def _read(path):
 
 
 def _bcmi_de(x, sfreq, low, high):
-    """SEED's STFT.m DE of one window, written out with numpy (features.md §1.2)."""
+    """SEED's STFT.m DE of one window, written out with numpy (docs/design/features.md §1.2)."""
     n = x.size
     w = 0.5 - 0.5 * np.cos(2 * np.pi * np.arange(1, n + 1) / (n + 1))
     mag = np.abs(np.fft.fft(x * w, n))[: n // 2]

@@ -19,7 +19,7 @@ def mat(tmp_path_factory):
 
 
 def _subject(path, s):
-    """Independent reader: the struct_as_record=False access path of datasets.md §5.2."""
+    """Independent reader: the struct_as_record=False access path of docs/design/datasets.md §5.2."""
     return scipy.io.loadmat(path, struct_as_record=False, squeeze_me=True)["DREAMER"].Data[s - 1]
 
 

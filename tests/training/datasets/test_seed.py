@@ -17,7 +17,7 @@ from training.datasets.base import DatasetError
 from training.datasets.constants import SEED_CHANNELS
 from training.datasets.safe_pickle import UnsafePickleError
 
-# label.mat + 1, written out by hand from datasets.md §1.2
+# label.mat + 1, written out by hand from docs/design/datasets.md §1.2
 SEED_LABELS = [2, 1, 0, 0, 1, 2, 0, 1, 2, 2, 1, 0, 1, 2, 0]
 
 
