@@ -61,6 +61,7 @@ from models.m2s import M2S, EmotionClassifier
 from models.repository import DEFAULT_REPOSITORY, DEMO_BUNDLE, Bundle, ModelRepository
 from service.engine import INPUT_NAME, OUTPUT_NAME, InferenceEngine
 from service.engine import session_options as service_session_options  # the service's own, not a copy
+from signals.normalisation import Normalisation
 from training.export import InferenceGraph, ModalityExport, export_bundle
 
 MODALITY = "eeg"
@@ -214,8 +215,7 @@ def build_and_export(size: GraphSize, root: Path) -> tuple[InferenceGraph, Bundl
         embedder=embedder,
         classifier=classifier,
         feature_spec=size.feature_spec,
-        mean=np.zeros(dim),
-        std=np.ones(dim),
+        normalisation=Normalisation.identity(dim),
         spacing_s=size.spacing_s,
     )
     bundle, parity = export_bundle(

@@ -5,7 +5,7 @@ It lets the service and the README demo run with no dataset. It is committed und
 it, and it is rebuilt deterministically (same seed, CPU) by ``m2s-train demo-bundle --out REPO``
 in about 20 s on 2 cores.
 
-Recipe: the default :class:`~signals.synthetic.SyntheticConfig` (seed 0), subject 0, its 15
+Recipe: the default :class:`~synthetic.SyntheticConfig` (seed 0), subject 0, its 15
 trials featurised by the synthetic loader (EEG DE 2-s windows, eye 10-s buffer, ECG DE 4-s windows,
 one 2-s hop); the synthetic protocol (first 60 % of trials train, last 40 % test, one validation
 trial per class carved from training); M2S pretraining (the benchmark's small network, 200
@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from models.repository import DEFAULT_REPOSITORY, DEMO_BUNDLE, Bundle, ModelRepository
-from signals.synthetic import SyntheticConfig
+from synthetic import SyntheticConfig
 
 from .datasets.synthetic import load as load_synthetic
 from .experiment import BenchmarkConfig, modality_configs, run_split
@@ -81,8 +81,7 @@ def build_demo_bundle(
             embedder=model.embedder(m),
             classifier=result.classifiers[m].cpu().eval(),
             feature_spec=info.spec,
-            mean=norm.mean[m],
-            std=norm.std[m],
+            normalisation=norm.normalisation(m),
             spacing_s=info.spacing_s,
             check_windows=test.x[m],
         )

@@ -55,8 +55,8 @@ class ModalityExport:
         classifier trained on another modality).
     feature_spec : FeatureSpec
         How the live service computes the D features.
-    mean, std : array, shape (D,)
-        Normalisation fitted on the training split.
+    normalisation : Normalisation
+        The z-scoring fitted on the training split (``Normaliser.normalisation(modality)``).
     spacing_s : float
         Seconds between the T vectors in training.
     reproducible_online : bool | None
@@ -68,8 +68,7 @@ class ModalityExport:
     embedder: nn.Module
     classifier: nn.Module
     feature_spec: Any
-    mean: np.ndarray
-    std: np.ndarray
+    normalisation: Normalisation
     spacing_s: float
     reproducible_online: bool | None = None
     check_windows: np.ndarray | None = None
@@ -145,10 +144,10 @@ def export_bundle(
     try:
         for modality, item in modalities.items():
             dim = int(item.feature_spec.n_features)
-            mean, std = np.asarray(item.mean, float), np.asarray(item.std, float)
-            if mean.shape != (dim,) or std.shape != (dim,):
+            if item.normalisation.dim != dim:
                 raise ValueError(
-                    f"{modality}: mean/std must have shape ({dim},), got {mean.shape} and {std.shape}."
+                    f"{modality}: the normalisation has {item.normalisation.dim} values but the feature spec "
+                    f"gives {dim} features per vector."
                 )
             example = torch.zeros(1, seq_len, dim)
             checks = rng.standard_normal((16, seq_len, dim)).astype(np.float32)
@@ -189,7 +188,7 @@ def export_bundle(
                 dim=dim,
                 spacing_s=item.spacing_s,
                 feature_spec=item.feature_spec,
-                normalisation=Normalisation(mean=tuple(mean.tolist()), std=tuple(std.tolist())),
+                normalisation=item.normalisation,
                 reproducible_online=bool(online),
             )
         manifest = BundleManifest(

@@ -206,10 +206,10 @@ def test_exported_eeg_graphs_have_no_einsum(tmp_path, attention):
     """The exported M2S EEG graphs use no Einsum node and still pass the export's ONNX Runtime parity check."""
     onnx = pytest.importorskip("onnx")
     pytest.importorskip("onnxruntime")
-    import numpy as np
 
     from models.config import M2SConfig, ModalityConfig
     from models.m2s import M2S, EmotionClassifier
+    from signals.normalisation import Normalisation
     from signals.spec import DESpec
     from training.export import PARITY_TOLERANCE, ModalityExport, export_bundle
 
@@ -234,8 +234,7 @@ def test_exported_eeg_graphs_have_no_einsum(tmp_path, attention):
         embedder=model.embedder("eeg"),
         classifier=EmotionClassifier(config.proj_dim, 3).eval(),
         feature_spec=spec,
-        mean=np.zeros(spec.n_features),
-        std=np.ones(spec.n_features),
+        normalisation=Normalisation.identity(spec.n_features),
         spacing_s=2.0,
     )
     bundle, parity = export_bundle(tmp_path, "m2s", {"eeg": item}, class_names=("a", "b", "c"), seq_len=5)

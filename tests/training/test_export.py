@@ -7,6 +7,7 @@ import torch
 from torch import nn
 
 from models.bundle import BundleError, load_manifest
+from signals.normalisation import Normalisation
 from signals.spec import DESpec
 from training.export import ModalityExport, export_bundle
 
@@ -32,8 +33,7 @@ def _item(spec, **kw):
         embedder=_MeanEmbedder(dim),
         classifier=nn.Sequential(nn.Linear(8, 16), nn.ReLU(), nn.BatchNorm1d(16), nn.Linear(16, 3)),
         feature_spec=spec,
-        mean=np.zeros(dim),
-        std=np.ones(dim),
+        normalisation=Normalisation.identity(dim),
         spacing_s=2.0,
         **kw,
     )
@@ -92,8 +92,8 @@ def test_offline_features_are_flagged(tmp_path):
 def test_bad_normalisation_leaves_no_version_behind(tmp_path):
     """A failed export raises and removes its half-written version folder."""
     item = _item(_spec())
-    bad = ModalityExport(**{**item.__dict__, "mean": np.zeros(3)})
-    with pytest.raises(ValueError, match=r"mean/std must have shape \(10,\)"):
+    bad = ModalityExport(**{**item.__dict__, "normalisation": Normalisation.identity(3)})
+    with pytest.raises(ValueError, match=r"the normalisation has 3 values but the feature spec gives 10"):
         export_bundle(tmp_path, "toy", {"eeg": bad}, class_names=("a", "b", "c"), seq_len=T)
     assert not (tmp_path / "toy" / "1").exists()
 
@@ -128,8 +128,7 @@ def test_real_m2s_graphs_export_with_parity(tmp_path, attention):
             embedder=model.embedder(m),
             classifier=classifier,
             feature_spec=spec,
-            mean=np.zeros(spec.n_features),
-            std=np.ones(spec.n_features),
+            normalisation=Normalisation.identity(spec.n_features),
             spacing_s=2.0,
         )
         for m, spec in (("eeg", eeg_spec), ("eye", eye_spec))
@@ -142,6 +141,7 @@ def test_real_m2s_graphs_export_with_parity(tmp_path, attention):
 _EXPORT_WITHOUT_ORT = r"""
 import numpy as np
 from torch import nn
+from signals.normalisation import Normalisation
 from signals.spec import DESpec
 from training.export import ModalityExport, export_bundle
 spec = DESpec(modality="eeg", sfreq=200, channels=("Fz", "Cz"), window_s=2, hop_s=1)
@@ -149,8 +149,7 @@ item = ModalityExport(
     embedder=nn.Sequential(nn.Flatten(), nn.Linear(4 * spec.n_features, 8)),
     classifier=nn.Linear(8, 3),
     feature_spec=spec,
-    mean=np.zeros(spec.n_features),
-    std=np.ones(spec.n_features),
+    normalisation=Normalisation.identity(spec.n_features),
     spacing_s=2.0,
 )
 try:
