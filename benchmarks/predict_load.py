@@ -60,7 +60,7 @@ import numpy as np
 
 from models.repository import DEFAULT_REPOSITORY, DEMO_BUNDLE, ModelRepository
 from service.engine import InferenceEngine
-from signals.synthetic import SyntheticConfig, generate_trial
+from synthetic import SyntheticConfig, generate_trial
 
 PAYLOADS = ("features", "signal")
 READY_TIMEOUT_S = 90.0

@@ -35,7 +35,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from signals.spec import DESpec, EyeSpec, PpsSpec  # noqa: E402
-from signals.synthetic import MODALITIES, SyntheticConfig, SyntheticTrial, iter_trials  # noqa: E402
+from synthetic import MODALITIES, SyntheticConfig, SyntheticTrial, iter_trials  # noqa: E402
 
 TRAIN_FRACTION = 0.6
 CALIBRATION = {"n_subjects": 6, "n_sessions": 1, "n_trials": 15, "trial_duration_s": 60.0}

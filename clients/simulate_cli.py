@@ -10,7 +10,7 @@ import logging
 import sys
 from pathlib import Path
 
-from signals.synthetic import MODALITIES, SyntheticConfig
+from synthetic import MODALITIES, SyntheticConfig
 
 from .outlets import run_until_done
 from .simulator import _MAX_CHUNK_S, _MAX_SPEED, _MIN_CHUNK_S, DEFAULT_MODALITIES, Fault, Simulator
@@ -23,7 +23,7 @@ def register(subparsers) -> None:
     p = subparsers.add_parser(
         "simulate",
         help="stream synthetic EEG, gaze and ECG over LSL with ground-truth emotion markers",
-        description="Play trials of one synthetic subject (signals.synthetic) back to back as LSL outlets in real "
+        description="Play trials of one synthetic subject (synthetic.generate_trial) back to back as LSL outlets in real "
         'time, plus a marker stream (type Markers) carrying {"trial": k, "label": "<class>"} at every '
         "trial onset. By default the trials are those after the config's n_trials, which the default demo "
         "bundle never saw. Timestamps are sample-accurate pylsl.local_clock() times; source_ids are stable "

@@ -1,6 +1,6 @@
 """LSL simulator: synthetic EEG, gaze and ECG of one synthetic subject, with a ground-truth marker stream.
 
-:class:`Simulator` plays trials of :func:`signals.synthetic.generate_trial` back to back as LSL
+:class:`Simulator` plays trials of :func:`synthetic.generate_trial` back to back as LSL
 outlets in real time (or faster), the way an amplifier, an eye tracker and an ECG belt would
 stream them during an experiment, plus an irregular-rate string stream that says which emotion
 the generator is expressing. It is the live counterpart of the synthetic dataset the demo
@@ -92,7 +92,7 @@ import pylsl
 
 from signals._checks import check_option, check_range, check_type, ensure_int
 from signals.eye import EYE_CHANNELS
-from signals.synthetic import (
+from synthetic import (
     EYE_UNITS,
     MODALITIES,
     PPS_CHANNELS,
@@ -526,7 +526,7 @@ class Simulator:
     def _describe(self, info: pylsl.StreamInfo):
         acquisition = info.desc().append_child("acquisition")
         acquisition.append_child_value("manufacturer", "M2S-live")
-        acquisition.append_child_value("model", "signals.synthetic simulator")
+        acquisition.append_child_value("model", "synthetic simulator")
         node = info.desc().append_child("m2s_simulator")
         for key, value in (
             ("seed", self.seed),

@@ -26,6 +26,7 @@ ENV PATH=/opt/venv/bin:$PATH \
 WORKDIR /tmp/m2s-live
 COPY pyproject.toml README.md ./
 COPY signals/ signals/
+COPY synthetic/ synthetic/
 COPY models/ models/
 COPY training/ training/
 COPY service/ service/

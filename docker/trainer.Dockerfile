@@ -15,6 +15,7 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 WORKDIR /tmp/m2s-live
 COPY pyproject.toml README.md ./
 COPY signals/ signals/
+COPY synthetic/ synthetic/
 COPY models/ models/
 COPY training/ training/
 COPY service/ service/

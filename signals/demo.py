@@ -17,9 +17,10 @@ from pathlib import Path
 
 import numpy as np
 
+from synthetic import MODALITIES, SyntheticConfig, SyntheticTrial, generate_trial
+
 from .spec import DESpec, EyeSpec, HrvSpec, PpsSpec
 from .streaming import StreamingExtractor
-from .synthetic import MODALITIES, SyntheticConfig, SyntheticTrial, generate_trial
 
 
 def demo_specs(trial: SyntheticTrial) -> dict[str, DESpec | EyeSpec | HrvSpec | PpsSpec]:

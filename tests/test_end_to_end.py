@@ -28,7 +28,7 @@ from clients.simulator import Simulator
 from service.app import create_app
 from service.config import AttachRequest
 from signals.spec import DESpec
-from signals.synthetic import SyntheticConfig
+from synthetic import SyntheticConfig
 from tests.service.conftest import make_settings, run_server
 
 logger = logging.getLogger(__name__)

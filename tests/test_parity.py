@@ -28,7 +28,7 @@ from clients.replay import Replayer, load_recording
 from service.app import create_app
 from service.config import AttachRequest
 from signals.spec import DESpec, EyeSpec, HrvSpec, PpsSpec
-from signals.synthetic import PPS_CHANNELS, SyntheticConfig, generate_trial
+from synthetic import PPS_CHANNELS, SyntheticConfig, generate_trial
 from tests.bundles import write_linear_bundle
 from tests.fixtures.recordings import XdfStream, write_xdf_streams
 from tests.service.conftest import make_settings, run_server

@@ -479,7 +479,7 @@ def run_tn_sweep(
 
 
 def _default_synthetic():
-    from signals.synthetic import SyntheticConfig
+    from synthetic import SyntheticConfig
 
     # The issue asks for the default synthetic config itself (15 subjects x 15 trials x 60 s).
     return SyntheticConfig()
@@ -508,7 +508,7 @@ class BenchmarkConfig(_pyd.BaseModel):
 
     synthetic: Any = _pyd.Field(
         default_factory=_default_synthetic,
-        description="signals.synthetic.SyntheticConfig of the generated data (JSON object of its fields).",
+        description="synthetic.SyntheticConfig of the generated data (JSON object of its fields).",
     )
     modalities: tuple[str, ...] = _pyd.Field(("eeg", "eye"), min_length=2, description="Paired modalities.")
     hop_s: float = _pyd.Field(2.0, gt=0, description="Seconds between feature vectors (all modalities).")
@@ -546,7 +546,7 @@ class BenchmarkConfig(_pyd.BaseModel):
     @_pyd.field_validator("synthetic", mode="before")
     @classmethod
     def _synthetic(cls, value):
-        from signals.synthetic import SyntheticConfig
+        from synthetic import SyntheticConfig
 
         if isinstance(value, SyntheticConfig):
             return value

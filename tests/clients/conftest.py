@@ -1,6 +1,6 @@
 """Fixtures for the client tests: the REAL service app under uvicorn, and a real pylsl EEG outlet.
 
-The outlet pushes synthetic EEG (signals.synthetic, 62 channels in µV, labels and units in desc())
+The outlet pushes synthetic EEG (:mod:`synthetic`, 62 channels in µV, labels and units in desc())
 faster than real time with explicit, regular timestamps that end near "now", as
 tests/service/test_streams.py does, so that the demo bundle emits states within seconds.
 """
@@ -15,7 +15,7 @@ import pylsl
 import pytest
 
 from service.app import create_app
-from signals.synthetic import SyntheticConfig, generate_trial
+from synthetic import SyntheticConfig, generate_trial
 from tests.service.conftest import make_settings, run_server
 
 EEG_SFREQ = 200.0

@@ -11,7 +11,7 @@ import pytest
 from pylsl.util import LostError
 
 from clients.simulator import Fault, Simulator, StreamSpec, TrialMarker, source_id
-from signals.synthetic import SyntheticConfig, generate_trial
+from synthetic import SyntheticConfig, generate_trial
 
 CONFIG = SyntheticConfig(n_subjects=3, n_trials=3, trial_duration_s=2.0)
 SUBJECT = 1

@@ -18,7 +18,7 @@ from models.repository import DEFAULT_REPOSITORY, DEMO_BUNDLE, ModelRepository
 from service.api.deps import INVALID_TOKEN, NOT_AUTHENTICATED, UNSUPPORTED_MEDIA_TYPE, get_engine
 from service.api.errors import INTERNAL_ERROR
 from service.app import create_app
-from signals.synthetic import SyntheticConfig, generate_trial
+from synthetic import SyntheticConfig, generate_trial
 
 CPU = "CPUExecutionProvider"
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))

@@ -190,7 +190,7 @@ class _SyntheticEegOutlet:
         import pylsl
 
         from models.repository import DEFAULT_REPOSITORY, DEMO_BUNDLE
-        from signals.synthetic import SyntheticConfig, generate_trial
+        from synthetic import SyntheticConfig, generate_trial
 
         manifest = json.loads((DEFAULT_REPOSITORY / DEMO_BUNDLE / "1" / "manifest.json").read_text())
         config = SyntheticConfig(**manifest["training"]["synthetic_config"])

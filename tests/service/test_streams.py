@@ -1,6 +1,6 @@
 """Tests for service.streams: real pylsl outlets on loopback → StreamManager → real engine on the demo bundle.
 
-Outlets push synthetic EEG (signals.synthetic) faster than real time with explicit, regular timestamps
+Outlets push synthetic EEG (:mod:`synthetic`) faster than real time with explicit, regular timestamps
 that end near "now", plus an extra ``INDEX`` channel holding the sample number: the model ignores it
 (map_channels picks the spec's channels), the test uses it to know exactly which samples each window saw.
 Expected probabilities come from an independent offline path: spec.compute on the received samples →
@@ -27,8 +27,8 @@ from service.lsl import LslStream
 from service.metrics import ServiceMetrics
 from service.schemas import EmotionState
 from service.streams import StreamManager
-from signals.synthetic import SyntheticConfig, generate_trial
 from signals.units import channel_factors, spec_channel_units
+from synthetic import SyntheticConfig, generate_trial
 
 SFREQ = 200.0
 CHUNK = 20  # samples per push (0.1 s of signal)

@@ -17,7 +17,7 @@ from websockets.exceptions import ConnectionClosed
 
 from service.api.routes.ws import REASON_SHUTDOWN, REASON_UNAUTHORIZED, unknown_stream_reason
 from service.app import create_app
-from signals.synthetic import SyntheticConfig, generate_trial
+from synthetic import SyntheticConfig, generate_trial
 
 from .conftest import make_settings, run_server
 

@@ -7,7 +7,7 @@ import sys
 import pytest
 
 from signals.demo import main, run
-from signals.synthetic import SyntheticConfig
+from synthetic import SyntheticConfig
 
 
 def test_demo_streams_one_line_per_second_with_all_modalities():

@@ -12,8 +12,8 @@ from signals.channels import map_channels
 from signals.pipeline import WindowReady, window_ends
 from signals.spec import DESpec, PpsSpec, SmoothingSpec
 from signals.streaming import FeatureFrames
-from signals.synthetic import SyntheticConfig, generate_trial
 from signals.units import unit_scale
+from synthetic import SyntheticConfig, generate_trial
 from tests.no_torch import run_without
 
 T0 = 1000.0  # LSL clocks do not start at zero

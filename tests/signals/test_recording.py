@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 
 from signals.recording import Markers, Recording, Stream, read_recording, recording_extension
-from signals.synthetic import SyntheticConfig, generate_trial
 from signals.units import unit_scale
 from signals.windowing import segment_breaks
+from synthetic import SyntheticConfig, generate_trial
 from tests.fixtures.recordings import (
     XdfStream,
     make_recording,

@@ -170,7 +170,7 @@ def test_tiny_synthetic_run_is_clearly_above_chance():
     Thresholds: each cross-modal pair's mean over the 3 subjects > 0.45 and their average > 0.5; measured
     0.55 (EEG->EYE) and 0.79 (EYE->EEG) when written, so the bar sits between chance and the measurement.
     """
-    from signals.synthetic import SEED_CHANNELS, SyntheticConfig
+    from synthetic import SEED_CHANNELS, SyntheticConfig
     from training.datasets import synthetic
 
     cfg = SyntheticConfig(

@@ -74,7 +74,7 @@ _SERVE_WITHOUT_TORCH = r"""
 import sys
 import numpy as np, onnxruntime as ort
 from models.repository import DEFAULT_REPOSITORY, DEMO_BUNDLE, ModelRepository
-from signals.synthetic import SyntheticConfig, generate_trial
+from synthetic import SyntheticConfig, generate_trial
 
 bundle = ModelRepository(DEFAULT_REPOSITORY).load(DEMO_BUNDLE)
 manifest = bundle.manifest

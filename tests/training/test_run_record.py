@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from models.repository import ModelRepository
-from signals.synthetic import SyntheticConfig
+from synthetic import SyntheticConfig
 from training.cli import main
 from training.protocols import Normaliser
 from training.run_record import RUN_RECORD_NAME, RunRecord, RunRecordMismatch, load_run_data

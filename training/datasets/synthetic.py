@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from signals.spec import DESpec, EyeSpec, HrvSpec, PpsSpec
-from signals.synthetic import MODALITIES, PPS_CHANNELS, SyntheticConfig, SyntheticTrial, iter_trials
+from synthetic import MODALITIES, PPS_CHANNELS, SyntheticConfig, SyntheticTrial, iter_trials
 
 from .base import DatasetError, EmotionDataset, RawSignal, Trial
 from .pairing import check_modalities, modality_info, pair_frames

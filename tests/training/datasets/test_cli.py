@@ -44,7 +44,7 @@ def fixtures(tmp_path_factory) -> dict[str, object]:
     """Each fixture writer's output, written once for the module."""
     root = tmp_path_factory.mktemp("datasets")
     synthetic = root / "synthetic.json"
-    from signals.synthetic import SyntheticConfig
+    from synthetic import SyntheticConfig
 
     synthetic.write_text(
         SyntheticConfig(n_subjects=2, n_sessions=1, n_trials=3, trial_duration_s=12).model_dump_json()

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from signals.spec import DESpec
-from signals.synthetic import SyntheticConfig, generate_trial
+from synthetic import SyntheticConfig, generate_trial
 from training.datasets import synthetic
 from training.datasets.base import DatasetError
 

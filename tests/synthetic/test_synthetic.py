@@ -1,4 +1,4 @@
-"""Tests of signals/synthetic.py: determinism, layout, labels, config I/O, physics, calibration."""
+"""Tests of the synthetic package: determinism, layout, labels, config I/O, physics, calibration."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import pytest
 from pydantic import ValidationError
 from scipy.signal import butter, find_peaks, sosfiltfilt, welch
 
-from signals.synthetic import (
+from synthetic import (
     EYE_CHANNELS,
     MODALITIES,
     PPS_CHANNELS,
