@@ -27,7 +27,9 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import scipy.io
@@ -48,6 +50,7 @@ from .constants import (
     SEED_SFREQ,
     SEED_TRIAL_LABELS_RAW,
 )
+from .loader import Loader, Source, find_files, require_file
 from .safe_pickle import npz_keys, safe_load, safe_load_npz, safe_loads
 
 logger = logging.getLogger(__name__)
@@ -57,8 +60,8 @@ NAME = "seed"
 _FEATURES = ("de_LDS", "de_movingAve")
 _WINDOWS = {"1s": 1.0, "4s": 4.0}
 _LAYOUTS = ("classic", "multimodal")
-_CLASSIC_FILE = re.compile(r"^(\d+)_(\d+)\.mat$")
-_MULTIMODAL_FILE = re.compile(r"^(\d+)_(\d+)\.npz$")
+_CLASSIC_FILE = r"(\d+)_(\d+)\.mat"
+_MULTIMODAL_FILE = r"(\d+)_(\d+)\.npz"
 _RAW_KEY = re.compile(r"^(?:.*_)?eeg(\d+)$")
 
 
@@ -101,61 +104,6 @@ def _find_dir(root: Path, name: str, max_depth: int = 3) -> Path | None:
         if hits:
             return hits[0]
     return None
-
-
-def _check_path(path) -> Path:
-    if not isinstance(path, (str, Path)):
-        raise TypeError(f"path must be an instance of str, Path, got {type(path).__name__} instead.")
-    return Path(path).expanduser()
-
-
-def _check_options(options: dict, allowed: dict, loader: str) -> dict:
-    """Fill defaults and validate ``**options`` against ``{name: (default, allowed values | None)}``."""
-    unknown = sorted(set(options) - set(allowed))
-    if unknown:
-        raise TypeError(
-            f"unknown option(s) {unknown} for the {loader} loader; known options: {sorted(allowed)}."
-        )
-    out = {}
-    for name, (default, values) in allowed.items():
-        value = options.get(name, default)
-        if values is not None and value not in values:
-            raise ValueError(
-                f"Invalid value for the '{name}' parameter. Allowed values are "
-                f"{', '.join(repr(v) for v in values)}, but got {value!r} instead."
-            )
-        out[name] = value
-    return out
-
-
-def _check_modalities(modalities, available: tuple[str, ...], where: str) -> tuple[str, ...]:
-    if modalities is None:
-        return available
-    if isinstance(modalities, str):
-        modalities = (modalities,)
-    modalities = tuple(dict.fromkeys(modalities))
-    bad = [m for m in modalities if m not in available]
-    if bad or not modalities:
-        raise DatasetError(f"{where} has modalities {list(available)}; cannot load {bad or 'none'}.")
-    return modalities
-
-
-def _check_subjects(subjects) -> set[str] | None:
-    if subjects is None:
-        return None
-    if isinstance(subjects, (str, int)):
-        subjects = (subjects,)
-    if not isinstance(subjects, Iterable):
-        raise TypeError(f"subjects must be a list of str or int, got {type(subjects).__name__} instead.")
-    return {str(s) for s in subjects}
-
-
-def _check_requested_subjects(wanted: set[str] | None, found: Iterable[str], where: Path) -> None:
-    found = sorted(set(found), key=_natural)
-    if wanted is not None and not wanted <= set(found):
-        raise DatasetError(
-            f"subject(s) {sorted(wanted - set(found), key=_natural)} not in {where}; it has {found}."
-        )
 
 
 def _natural(s: str):
@@ -330,43 +278,111 @@ def load(
         The folder is not SEED (naming the dataset it looks like), a file is missing (e.g. label.mat) or
         has unexpected keys or shapes, or EEG and eye window counts differ.
     """
-    path = _check_path(path)
-    opts = _check_options(
-        options,
-        {
-            "layout": (None, (None, *_LAYOUTS)),
-            "feature": ("de_LDS", _FEATURES),
-            "window": (None, (None, *_WINDOWS)),
-        },
-        "SEED",
-    )
-    wanted = _check_subjects(subjects)
-    expected = "'ExtractedFeatures/' (classic) or 'eeg_used_4s/' + 'eye_tracking_feature/' (SEED_Multimodal)"
-    if not path.is_dir():
+    return _LOADER.load(path, modalities=modalities, subjects=subjects, include_raw=include_raw, **options)
+
+
+_EXPECTED = "'ExtractedFeatures/' (classic) or 'eeg_used_4s/' + 'eye_tracking_feature/' (SEED_Multimodal)"
+
+
+class _Seed(Loader):
+    """SEED's two releases: where each keeps its files, and how a subject's trials are read."""
+
+    name = NAME
+    title = "SEED"
+    options = {
+        "layout": (None, (None, *_LAYOUTS)),
+        "feature": ("de_LDS", _FEATURES),
+        "window": (None, (None, *_WINDOWS)),
+    }
+
+    def locate(self, path: Path, options: dict[str, Any], specs: dict) -> Source:
+        if not path.is_dir():
+            raise _wrong_folder(path, "SEED", _EXPECTED)
+        layout, window = options["layout"], options["window"]
+        classic = _classic_dir(path, window) if layout != "multimodal" else None
+        multimodal = _multimodal_dirs(path, window or "4s") if layout != "classic" else None
+        # both releases present and no layout given: the multimodal one, which M2S uses
+        if multimodal is not None:
+            return _locate_multimodal(path, *multimodal, window or "4s")
+        if classic is not None:
+            return _locate_classic(path, classic, options["feature"])
+        expected = _EXPECTED
+        if layout is not None or window is not None:
+            expected = f"layout={layout!r}, window={window!r}: " + expected
         raise _wrong_folder(path, "SEED", expected)
 
-    classic = _classic_dir(path, opts["window"]) if opts["layout"] != "multimodal" else None
-    multimodal = _multimodal_dirs(path, opts["window"] or "4s") if opts["layout"] != "classic" else None
-    # both releases present and no layout given: the multimodal one, which M2S uses
-    if multimodal is not None:
-        if include_raw:
-            raise DatasetError(
-                f"include_raw=True is not available for SEED_Multimodal ({multimodal[0]}): its raw EEG is "
-                "Neuroscan .cnt without trial markers. Use the classic release's Preprocessed_EEG folder "
-                "(layout='classic') or include_raw=False."
+    def where(self, source: Source) -> str:
+        layout = source.context
+        if isinstance(layout, _Classic):
+            return f"the classic SEED release ({layout.feat_dir})"
+        return f"SEED_Multimodal ({source.root})"
+
+    def read_subject(self, source, subject, modalities, specs, include_raw, options) -> list[Trial]:
+        return source.context.read_subject(source, subject, modalities, include_raw)
+
+    def read(self, source, subjects, modalities, specs, include_raw, options) -> list[Trial]:
+        trials = super().read(source, subjects, modalities, specs, include_raw, options)
+        merged = _merged_trials() if isinstance(source.context, _Multimodal) and trials else []
+        if merged:
+            logger.warning(
+                "SEED_Multimodal stores no trial boundaries; adjacent same-label trials %s cannot be "
+                "separated and are returned as one trial numbered by the first.",
+                merged,
             )
-        return _load_multimodal(path, *multimodal, modalities, wanted, opts["window"] or "4s")
-    if classic is not None:
-        return _load_classic(path, classic, modalities, wanted, include_raw, opts["feature"])
-    if opts["layout"] is not None or opts["window"] is not None:
-        expected = f"layout={opts['layout']!r}, window={opts['window']!r}: " + expected
-    raise _wrong_folder(path, "SEED", expected)
+        return trials
+
+    def infos(self, source, modalities, specs, options) -> dict[str, ModalityInfo]:
+        return source.context.infos()
 
 
-def _load_classic(
-    root: Path, feat_dir: Path, modalities, wanted: set[str] | None, include_raw: bool, feature: str
-) -> EmotionDataset:
-    modalities = _check_modalities(modalities, ("eeg",), f"the classic SEED release ({feat_dir})")
+_LOADER = _Seed()
+
+
+@dataclass(frozen=True)
+class _Classic:
+    """The classic release: ``ExtractedFeatures`` (label.mat + one .mat per subject and date)."""
+
+    feat_dir: Path
+    raw_dir: Path
+    labels: np.ndarray
+    feature: str
+
+    @property
+    def spacing(self) -> float:
+        return 4.0 if self.feat_dir.name.endswith("_4s") else 1.0
+
+    def read_subject(self, source: Source, subject: str, modalities, include_raw: bool) -> list[Trial]:
+        feature = self.feature
+        keys = [f"{feature}{t}" for t in range(1, SEED_N_TRIALS + 1)]
+        trials = []
+        for session, (_, f) in enumerate(sorted(source.subjects[subject]), start=1):
+            mat = _loadmat(f, keys)
+            raw = _raw_trials(self.raw_dir / f.name, SEED_N_TRIALS) if include_raw else {}
+            for t in range(1, SEED_N_TRIALS + 1):
+                eeg = _channel_band_to_vectors(mat[f"{feature}{t}"], f"{f} '{feature}{t}'")
+                trials.append(
+                    Trial(
+                        subject=subject,
+                        session=session,
+                        trial=t,
+                        label=int(self.labels[t - 1]),
+                        ratings={},
+                        features={"eeg": eeg},
+                        raw={"eeg": raw[t]} if include_raw else {},
+                    )
+                )
+        return trials
+
+    def infos(self) -> dict[str, ModalityInfo]:
+        spacing = self.spacing
+        description = (
+            f"released {self.feature} (SEED {self.feat_dir.name}), {spacing:g}-s windows, 62 channels x 5 "
+            "bands (delta..gamma), channel-major: index = channel*5 + band"
+        )
+        return {"eeg": _de_modality(spacing, _smoothing_of(self.feature), description)}
+
+
+def _locate_classic(root: Path, feat_dir: Path, feature: str) -> Source:
     label_file = feat_dir / "label.mat"
     if not label_file.is_file():
         raise DatasetError(
@@ -379,51 +395,20 @@ def _load_classic(
             f"{label_file} 'label' has shape {raw_labels.shape} and values {np.unique(raw_labels).tolist()}; "
             f"expected (1, {SEED_N_TRIALS}) with values -1/0/1."
         )
-    labels = raw_labels.ravel().astype(int) + 1
-
     files: dict[str, list[tuple[str, Path]]] = {}
-    for f in feat_dir.glob("*.mat"):
-        match = _CLASSIC_FILE.match(f.name)
-        if match:
-            files.setdefault(match.group(1), []).append((match.group(2), f))
-    if not files:
-        raise DatasetError(f"{feat_dir} has no '{{subject}}_{{YYYYMMDD}}.mat' feature files.")
-    _check_requested_subjects(wanted, files, feat_dir)
-
+    for match in find_files(feat_dir, _CLASSIC_FILE, "'{subject}_{YYYYMMDD}.mat' feature files"):
+        files.setdefault(match.group(1), []).append((match.group(2), feat_dir / match.string))
     raw_dir = feat_dir.parent / "Preprocessed_EEG"
-    if include_raw and not raw_dir.is_dir():
-        raise DatasetError(f"include_raw=True but {raw_dir} does not exist; it holds the classic raw EEG.")
-    spacing = 4.0 if feat_dir.name.endswith("_4s") else 1.0
-    keys = [f"{feature}{t}" for t in range(1, SEED_N_TRIALS + 1)]
-    trials = []
-    for subject in sorted(files, key=_natural):
-        if wanted is not None and subject not in wanted:
-            continue
-        for session, (_, f) in enumerate(sorted(files[subject]), start=1):
-            mat = _loadmat(f, keys)
-            raw = _raw_trials(raw_dir / f.name, SEED_N_TRIALS) if include_raw else {}
-            for t in range(1, SEED_N_TRIALS + 1):
-                eeg = _channel_band_to_vectors(mat[f"{feature}{t}"], f"{f} '{feature}{t}'")
-                trials.append(
-                    Trial(
-                        subject=subject,
-                        session=session,
-                        trial=t,
-                        label=int(labels[t - 1]),
-                        ratings={},
-                        features={"eeg": eeg},
-                        raw={"eeg": raw[t]} if include_raw else {},
-                    )
-                )
-    info = _de_modality(
-        spacing,
-        _smoothing_of(feature),
-        f"released {feature} (SEED {feat_dir.name}), {spacing:g}-s windows, 62 channels x 5 bands "
-        "(delta..gamma), channel-major: index = channel*5 + band",
-    )
-    logger.info("SEED classic: %d trials from %s (%s)", len(trials), feat_dir, feature)
-    return EmotionDataset(
-        name=NAME, trials=trials, modalities={"eeg": info}, class_names=SEED_CLASS_NAMES, source=str(root)
+    layout = _Classic(feat_dir, raw_dir, raw_labels.ravel().astype(int) + 1, feature)
+    return Source(
+        root=root,
+        subjects={s: files[s] for s in sorted(files, key=_natural)},
+        modalities=("eeg",),
+        no_raw=None
+        if raw_dir.is_dir()
+        else f"include_raw=True but {raw_dir} does not exist; it holds the classic raw EEG.",
+        class_names=SEED_CLASS_NAMES,
+        context=layout,
     )
 
 
@@ -442,12 +427,8 @@ def _band_dict_to_vectors(obj, source: str) -> np.ndarray:
     return np.ascontiguousarray(np.stack(bands, axis=-1).reshape(bands[0].shape[0], -1))
 
 
-def _trial_runs(labels: np.ndarray, trials: tuple[int, ...], source: str) -> list[tuple[list[int], int, int]]:
-    """Split a block's per-window labels into trials: [(trial numbers, start, stop)].
-
-    Trial boundaries are not stored; they are where the label changes. Adjacent trials with the same
-    label (SEED trials 3 and 4, both negative) cannot be separated and come back as one run.
-    """
+def _expected_runs(trials: tuple[int, ...]) -> list[tuple[list[int], int]]:
+    """Runs of equal labels in SEED's trial order: [(trial numbers, class index)]."""
     expected: list[tuple[list[int], int]] = []
     for t in trials:
         label = SEED_TRIAL_LABELS_RAW[t - 1] + 1
@@ -455,6 +436,16 @@ def _trial_runs(labels: np.ndarray, trials: tuple[int, ...], source: str) -> lis
             expected[-1][0].append(t)
         else:
             expected.append(([t], label))
+    return expected
+
+
+def _trial_runs(labels: np.ndarray, trials: tuple[int, ...], source: str) -> list[tuple[list[int], int, int]]:
+    """Split a block's per-window labels into trials: [(trial numbers, start, stop)].
+
+    Trial boundaries are not stored; they are where the label changes. Adjacent trials with the same
+    label (SEED trials 3 and 4, both negative) cannot be separated and come back as one run.
+    """
+    expected = _expected_runs(trials)
     change = np.flatnonzero(np.diff(labels)) + 1
     starts = np.concatenate([[0], change]).astype(int)
     stops = np.concatenate([change, [labels.size]]).astype(int)
@@ -478,31 +469,21 @@ def _integral_labels(values, source: str) -> np.ndarray:
     return values.astype(int)
 
 
-def _load_multimodal(
-    root: Path, eeg_dir: Path, eye_dir: Path | None, modalities, wanted: set[str] | None, window: str
-) -> EmotionDataset:
-    available = ("eeg", "eye") if eye_dir is not None else ("eeg",)
-    if modalities is None and eye_dir is None:
-        logger.warning("SEED_Multimodal: no eye_tracking_feature folder under %s; loading EEG only.", root)
-    if modalities is not None and "eye" in modalities and eye_dir is None:
-        raise DatasetError(f"no 'eye_tracking_feature' folder under {root}; cannot load the 'eye' modality.")
-    modalities = _check_modalities(modalities, available, f"SEED_Multimodal ({root})")
+@dataclass(frozen=True)
+class _Multimodal:
+    """SEED_Multimodal: ``eeg_used_{window}/{subj}_{sess}.npz`` (+ ``eye_tracking_feature/{subj}_{sess}``)."""
 
-    files: dict[tuple[str, int], Path] = {}
-    for f in eeg_dir.glob("*.npz"):
-        match = _MULTIMODAL_FILE.match(f.name)
-        if match:
-            files[(match.group(1), int(match.group(2)))] = f
-    if not files:
-        raise DatasetError(f"{eeg_dir} has no '{{subject}}_{{session}}.npz' files.")
-    _check_requested_subjects(wanted, (s for s, _ in files), eeg_dir)
+    eeg_dir: Path
+    eye_dir: Path | None
+    window: str
 
-    trials: list[Trial] = []
-    merged: set[tuple[int, ...]] = set()
-    for subject, session in sorted(files, key=lambda k: (_natural(k[0]), k[1])):
-        if wanted is not None and subject not in wanted:
-            continue
-        f = files[(subject, session)]
+    def read_subject(self, source: Source, subject: str, modalities, include_raw: bool) -> list[Trial]:
+        trials: list[Trial] = []
+        for session, f in source.subjects[subject]:
+            trials.extend(self._read_file(subject, session, f, modalities))
+        return trials
+
+    def _read_file(self, subject: str, session: int, f: Path, modalities) -> list[Trial]:
         keys = npz_keys(f)
         if not {"train_data", "test_data", "train_label", "test_label"} <= set(keys):
             raise DatasetError(
@@ -510,15 +491,16 @@ def _load_multimodal(
             )
         eye = None
         if "eye" in modalities:
-            eye_file = eye_dir / f"{subject}_{session}"
-            if not eye_file.is_file():
-                raise DatasetError(f"{eye_file} is missing; it holds the eye features paired with {f}.")
+            eye_file = require_file(
+                self.eye_dir / f"{subject}_{session}", f"it holds the eye features paired with {f}"
+            )
             eye = safe_load(eye_file, encoding="latin1")
             if not isinstance(eye, dict) or not {"train_data_eye", "test_data_eye"} <= set(eye):
                 got = sorted(eye) if isinstance(eye, dict) else type(eye).__name__
                 raise DatasetError(
                     f"{eye_file} should be a dict with 'train_data_eye', 'test_data_eye'; got {got}."
                 )
+        trials = []
         for block, block_trials in (
             ("train", SEED_MULTIMODAL_TRAIN_TRIALS),
             ("test", SEED_MULTIMODAL_TEST_TRIALS),
@@ -542,18 +524,16 @@ def _load_multimodal(
                 if eye_block.shape[0] != eeg.shape[0]:
                     raise DatasetError(
                         f"trials {block_trials[0]}-{block_trials[-1]} ({block} block) of subject {subject} "
-                        f"session {session}: EEG {f} has {eeg.shape[0]} windows ({eeg_dir.name}) but eye "
+                        f"session {session}: EEG {f} has {eeg.shape[0]} windows ({self.eeg_dir.name}) but eye "
                         f"{eye_file} has {eye_block.shape[0]}; they must pair 1:1"
                         + (
                             " (eye features pair with eeg_used_4s; use window='4s' or modalities=['eeg'])."
-                            if window != "4s"
+                            if self.window != "4s"
                             else "."
                         )
                     )
                 feats["eye"] = eye_block
             for group, start, stop in _trial_runs(labels, block_trials, f"{f}['{block}_label']"):
-                if len(group) > 1:
-                    merged.add(tuple(group))
                 trials.append(
                     Trial(
                         subject=subject,
@@ -564,32 +544,46 @@ def _load_multimodal(
                         features={m: feats[m][start:stop] for m in modalities},
                     )
                 )
-    if merged:
-        logger.warning(
-            "SEED_Multimodal stores no trial boundaries; adjacent same-label trials %s cannot be separated "
-            "and are returned as one trial numbered by the first.",
-            sorted(merged),
-        )
-    spacing = _WINDOWS[window]
-    infos = {
-        "eeg": _de_modality(
-            spacing,
-            SmoothingSpec(method="none"),  # the smoothing of eeg_used_* is not documented (docs/design/datasets.md §1.5)
-            f"released DE (SEED_Multimodal 02-EEG-DE-feature/{eeg_dir.name}), {spacing:g}-s windows, smoothing "
-            "unknown; 62 channels x 5 bands (delta..gamma), channel-major: index = channel*5 + band",
-        ),
-        "eye": ModalityInfo(
-            dim=SEED_EYE_DIM,
-            spacing_s=spacing,
-            description="released eye-movement features (SEED_Multimodal 04-Eye-tracking-feature/"
-            "eye_tracking_feature, train_data_eye/test_data_eye), 33-d; per-index meaning undocumented",
-        ),
-    }
-    logger.info("SEED_Multimodal: %d trials from %s", len(trials), eeg_dir)
-    return EmotionDataset(
-        name=NAME,
-        trials=trials,
-        modalities={m: infos[m] for m in modalities},
+        return trials
+
+    def infos(self) -> dict[str, ModalityInfo]:
+        spacing = _WINDOWS[self.window]
+        return {
+            "eeg": _de_modality(
+                spacing,
+                SmoothingSpec(
+                    method="none"
+                ),  # the smoothing of eeg_used_* is not documented (datasets.md §1.5)
+                f"released DE (SEED_Multimodal 02-EEG-DE-feature/{self.eeg_dir.name}), {spacing:g}-s windows, "
+                "smoothing unknown; 62 channels x 5 bands (delta..gamma), channel-major: index = channel*5 + band",
+            ),
+            "eye": ModalityInfo(
+                dim=SEED_EYE_DIM,
+                spacing_s=spacing,
+                description="released eye-movement features (SEED_Multimodal 04-Eye-tracking-feature/"
+                "eye_tracking_feature, train_data_eye/test_data_eye), 33-d; per-index meaning undocumented",
+            ),
+        }
+
+
+def _locate_multimodal(root: Path, eeg_dir: Path, eye_dir: Path | None, window: str) -> Source:
+    files: dict[str, list[tuple[int, Path]]] = {}
+    for match in find_files(eeg_dir, _MULTIMODAL_FILE, "'{subject}_{session}.npz' files"):
+        files.setdefault(match.group(1), []).append((int(match.group(2)), eeg_dir / match.string))
+    return Source(
+        root=root,
+        subjects={s: sorted(files[s]) for s in sorted(files, key=_natural)},
+        modalities=("eeg", "eye") if eye_dir is not None else ("eeg",),
+        absent={} if eye_dir is not None else {"eye": f"no 'eye_tracking_feature' folder under {root}"},
+        no_raw=f"include_raw=True is not available for SEED_Multimodal ({eeg_dir}): its raw EEG is "
+        "Neuroscan .cnt without trial markers. Use the classic release's Preprocessed_EEG folder "
+        "(layout='classic') or include_raw=False.",
         class_names=SEED_CLASS_NAMES,
-        source=str(root),
+        context=_Multimodal(eeg_dir, eye_dir, window),
     )
+
+
+def _merged_trials() -> list[tuple[int, ...]]:
+    """SEED trials no label change separates in a SEED_Multimodal block (they come back as one trial)."""
+    runs = _expected_runs(SEED_MULTIMODAL_TRAIN_TRIALS) + _expected_runs(SEED_MULTIMODAL_TEST_TRIALS)
+    return sorted(tuple(group) for group, _ in runs if len(group) > 1)

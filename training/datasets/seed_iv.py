@@ -14,21 +14,17 @@ The folder name is the session; trials 1..24 with labels fixed per session (Read
 from __future__ import annotations
 
 import logging
-import re
 from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from .base import DatasetError, EmotionDataset, ModalityInfo, Trial
 from .constants import SEED_IV_CLASS_NAMES, SEED_IV_EYE_DIM, SEED_IV_N_TRIALS, SEED_IV_SESSION_LABELS
+from .loader import Loader, Source, find_files, require_file
 from .seed import (
     _channel_band_to_vectors,
-    _check_modalities,
-    _check_options,
-    _check_path,
-    _check_requested_subjects,
-    _check_subjects,
     _de_modality,
     _loadmat,
     _natural,
@@ -42,7 +38,8 @@ logger = logging.getLogger(__name__)
 NAME = "seed_iv"
 
 _SPACING_S = 4.0
-_FILE = re.compile(r"^(\d+)_(\d+)\.mat$")
+# {session}/{subject}_{YYYYMMDD}.mat below eeg_feature_smooth/
+_FILE = rf"({'|'.join(map(str, sorted(SEED_IV_SESSION_LABELS)))})/(\d+)_(\d+)\.mat"
 _EXPECTED = "'eeg_feature_smooth/{1,2,3}/' (and 'eye_feature_smooth/{1,2,3}/')"
 
 
@@ -101,51 +98,53 @@ def load(
         Not a SEED-IV folder (naming the dataset it looks like), missing files or keys, unexpected shapes,
         or EEG and eye window counts that differ.
     """
-    path = _check_path(path)
-    opts = _check_options(options, {"feature": ("de_LDS", ("de_LDS", "de_movingAve"))}, "SEED-IV")
-    feature = opts["feature"]
-    wanted = _check_subjects(subjects)
-    root = _root(path) if path.is_dir() else None
-    if root is None:
-        raise _wrong_folder(path, "SEED-IV", _EXPECTED)
-    eeg_dir, eye_dir, raw_dir = (
-        root / "eeg_feature_smooth",
-        root / "eye_feature_smooth",
-        root / "eeg_raw_data",
-    )
+    return _LOADER.load(path, modalities=modalities, subjects=subjects, include_raw=include_raw, **options)
 
-    has_eye = eye_dir.is_dir()
-    if modalities is None and not has_eye:
-        logger.warning("SEED-IV: %s is missing; loading EEG only.", eye_dir)
-    if modalities is not None and "eye" in modalities and not has_eye:
-        raise DatasetError(f"{eye_dir} is missing; it holds the SEED-IV eye features ('eye' modality).")
-    modalities = _check_modalities(modalities, ("eeg", "eye") if has_eye else ("eeg",), f"SEED-IV ({root})")
-    if include_raw and not raw_dir.is_dir():
-        raise DatasetError(f"include_raw=True but {raw_dir} does not exist; it holds the SEED-IV raw EEG.")
 
-    files: dict[str, dict[int, Path]] = {}
-    for session in sorted(SEED_IV_SESSION_LABELS):
-        for f in (eeg_dir / str(session)).glob("*.mat"):
-            match = _FILE.match(f.name)
-            if match:
-                files.setdefault(match.group(1), {})[session] = f
-    if not files:
-        raise DatasetError(
-            f"{eeg_dir} has no session folders 1, 2, 3 with '{{subject}}_{{YYYYMMDD}}.mat' files."
+class _SeedIV(Loader):
+    """SEED-IV's folders: one per feature kind, one session folder each, one .mat per subject and date."""
+
+    name = NAME
+    title = "SEED-IV"
+    options = {"feature": ("de_LDS", ("de_LDS", "de_movingAve"))}
+
+    def locate(self, path: Path, options: dict[str, Any], specs: dict) -> Source:
+        root = _root(path) if path.is_dir() else None
+        if root is None:
+            raise _wrong_folder(path, "SEED-IV", _EXPECTED)
+        eeg_dir, eye_dir, raw_dir = (
+            root / "eeg_feature_smooth",
+            root / "eye_feature_smooth",
+            root / "eeg_raw_data",
         )
-    _check_requested_subjects(wanted, files, eeg_dir)
+        files: dict[str, dict[int, Path]] = {}
+        expected = "session folders 1, 2, 3 with '{subject}_{YYYYMMDD}.mat' files"
+        for match in find_files(eeg_dir, _FILE, expected, glob="*/*.mat"):
+            files.setdefault(match.group(2), {})[int(match.group(1))] = eeg_dir / match.string
+        has_eye = eye_dir.is_dir()
+        return Source(
+            root=root,
+            subjects={s: dict(sorted(files[s].items())) for s in sorted(files, key=_natural)},
+            modalities=("eeg", "eye") if has_eye else ("eeg",),
+            absent={} if has_eye else {"eye": f"{eye_dir} is missing; it holds the SEED-IV eye features"},
+            no_raw=None
+            if raw_dir.is_dir()
+            else f"include_raw=True but {raw_dir} does not exist; it holds the SEED-IV raw EEG.",
+            class_names=SEED_IV_CLASS_NAMES,
+            context=(eye_dir, raw_dir),
+        )
 
-    eeg_keys = [f"{feature}{t}" for t in range(1, SEED_IV_N_TRIALS + 1)]
-    eye_keys = [f"eye_{t}" for t in range(1, SEED_IV_N_TRIALS + 1)]
-    trials = []
-    for subject in sorted(files, key=_natural):
-        if wanted is not None and subject not in wanted:
-            continue
-        for session, f in sorted(files[subject].items()):
+    def read_subject(self, source, subject, modalities, specs, include_raw, options) -> list[Trial]:
+        feature = options["feature"]
+        eye_dir, raw_dir = source.context
+        eeg_keys = [f"{feature}{t}" for t in range(1, SEED_IV_N_TRIALS + 1)]
+        eye_keys = [f"eye_{t}" for t in range(1, SEED_IV_N_TRIALS + 1)]
+        trials = []
+        for session, f in source.subjects[subject].items():
             eeg_mat = _loadmat(f, eeg_keys) if "eeg" in modalities else None
             eye_file = eye_dir / str(session) / f.name
-            if "eye" in modalities and not eye_file.is_file():
-                raise DatasetError(f"{eye_file} is missing; it holds the eye features paired with {f}.")
+            if "eye" in modalities:
+                require_file(eye_file, f"it holds the eye features paired with {f}")
             eye_mat = _loadmat(eye_file, eye_keys) if "eye" in modalities else None
             raw = _raw_trials(raw_dir / str(session) / f.name, SEED_IV_N_TRIALS) if include_raw else {}
             for t in range(1, SEED_IV_N_TRIALS + 1):
@@ -176,25 +175,24 @@ def load(
                         raw={"eeg": raw[t]} if include_raw else {},
                     )
                 )
-    infos = {
-        "eeg": _de_modality(
-            _SPACING_S,
-            _smoothing_of(feature),
-            f"released {feature} (SEED-IV eeg_feature_smooth), 4-s windows, 62 channels x 5 bands "
-            "(delta..gamma), channel-major: index = channel*5 + band",
-        ),
-        "eye": ModalityInfo(
-            dim=SEED_IV_EYE_DIM,
-            spacing_s=_SPACING_S,
-            description="released eye-movement features (SEED-IV eye_feature_smooth, eye_{t}), 31-d, 4-s "
-            "windows; per-index meaning undocumented",
-        ),
-    }
-    logger.info("SEED-IV: %d trials from %s (%s)", len(trials), root, feature)
-    return EmotionDataset(
-        name=NAME,
-        trials=trials,
-        modalities={m: infos[m] for m in modalities},
-        class_names=SEED_IV_CLASS_NAMES,
-        source=str(root),
-    )
+        return trials
+
+    def infos(self, source, modalities, specs, options) -> dict[str, ModalityInfo]:
+        feature = options["feature"]
+        return {
+            "eeg": _de_modality(
+                _SPACING_S,
+                _smoothing_of(feature),
+                f"released {feature} (SEED-IV eeg_feature_smooth), 4-s windows, 62 channels x 5 bands "
+                "(delta..gamma), channel-major: index = channel*5 + band",
+            ),
+            "eye": ModalityInfo(
+                dim=SEED_IV_EYE_DIM,
+                spacing_s=_SPACING_S,
+                description="released eye-movement features (SEED-IV eye_feature_smooth, eye_{t}), 31-d, 4-s "
+                "windows; per-index meaning undocumented",
+            ),
+        }
+
+
+_LOADER = _SeedIV()

@@ -15,9 +15,9 @@ unpickler of :mod:`training.datasets.safe_pickle`.
 from __future__ import annotations
 
 import logging
-import re
 from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -31,13 +31,9 @@ from .constants import (
     SEED_V_SESSION_LABELS,
     SEED_V_TRIALS_PER_SESSION,
 )
+from .loader import Loader, Source, find_files, require_file
 from .safe_pickle import npz_keys, safe_load_npz, safe_loads
 from .seed import (
-    _check_modalities,
-    _check_options,
-    _check_path,
-    _check_requested_subjects,
-    _check_subjects,
     _de_modality,
     _integral_labels,
     _natural,
@@ -50,7 +46,7 @@ NAME = "seed_v"
 
 _SPACING_S = 4.0
 _EEG_DIM = 310
-_FILE = re.compile(r"^(\d+)_123\.npz$")
+_FILE = r"(\d+)_123\.npz"
 _EXPECTED = "'EEG_DE_features/{subject}_123.npz' (and 'Eye_movement_features/')"
 _N_KEYS = SEED_V_N_SESSIONS * SEED_V_TRIALS_PER_SESSION
 
@@ -152,46 +148,47 @@ def load(
         Not a SEED-V folder (naming the dataset it looks like), missing files, unexpected keys or shapes,
         or EEG and eye window counts that differ.
     """
-    path = _check_path(path)
-    _check_options(options, {}, "SEED-V")
-    wanted = _check_subjects(subjects)
-    root = _root(path) if path.is_dir() else None
-    if root is None:
-        raise _wrong_folder(path, "SEED-V", _EXPECTED)
-    if include_raw:
-        raise DatasetError(
-            f"include_raw=True is not supported for SEED-V ({root}): its raw EEG is Neuroscan .cnt at 1000 Hz "
-            "(EEG_raw/), which this loader does not read. Use include_raw=False."
+    return _LOADER.load(path, modalities=modalities, subjects=subjects, include_raw=include_raw, **options)
+
+
+class _SeedV(Loader):
+    """SEED-V's two folders of ``{subject}_123.npz`` containers (EEG DE and eye features)."""
+
+    name = NAME
+    title = "SEED-V"
+
+    def locate(self, path: Path, options: dict[str, Any], specs: dict) -> Source:
+        root = _root(path) if path.is_dir() else None
+        if root is None:
+            raise _wrong_folder(path, "SEED-V", _EXPECTED)
+        eeg_dir, eye_dir = root / "EEG_DE_features", root / "Eye_movement_features"
+        files = {
+            m.group(1): eeg_dir / m.string for m in find_files(eeg_dir, _FILE, "'{subject}_123.npz' files")
+        }
+        has_eye = eye_dir.is_dir()
+        return Source(
+            root=root,
+            subjects={s: files[s] for s in sorted(files, key=_natural)},
+            modalities=("eeg", "eye") if has_eye else ("eeg",),
+            absent={} if has_eye else {"eye": f"{eye_dir} is missing; it holds the SEED-V eye features"},
+            no_raw=f"include_raw=True is not supported for SEED-V ({root}): its raw EEG is Neuroscan .cnt at "
+            "1000 Hz (EEG_raw/), which this loader does not read. Use include_raw=False.",
+            class_names=SEED_V_CLASS_NAMES,
+            context=eye_dir,
         )
-    eeg_dir, eye_dir = root / "EEG_DE_features", root / "Eye_movement_features"
-    has_eye = eye_dir.is_dir()
-    if modalities is None and not has_eye:
-        logger.warning("SEED-V: %s is missing; loading EEG only.", eye_dir)
-    if modalities is not None and "eye" in modalities and not has_eye:
-        raise DatasetError(f"{eye_dir} is missing; it holds the SEED-V eye features ('eye' modality).")
-    modalities = _check_modalities(modalities, ("eeg", "eye") if has_eye else ("eeg",), f"SEED-V ({root})")
 
-    files = {m.group(1): f for f in eeg_dir.glob("*.npz") if (m := _FILE.match(f.name))}
-    if not files:
-        raise DatasetError(f"{eeg_dir} has no '{{subject}}_123.npz' files.")
-    _check_requested_subjects(wanted, files, eeg_dir)
-
-    trials = []
-    mismatched_labels = []
-    for subject in sorted(files, key=_natural):
-        if wanted is not None and subject not in wanted:
-            continue
-        f = files[subject]
+    def read_subject(self, source, subject, modalities, specs, include_raw, options) -> list[Trial]:
+        f = source.subjects[subject]
         feats_by_modality = {}
         labels = None
         if "eeg" in modalities:
             feats_by_modality["eeg"], labels = _read_container(f, _EEG_DIM)
-        eye_file = eye_dir / f.name
+        eye_file = source.context / f.name
         if "eye" in modalities:
-            if not eye_file.is_file():
-                raise DatasetError(f"{eye_file} is missing; it holds the eye features paired with {f}.")
+            require_file(eye_file, f"it holds the eye features paired with {f}")
             feats_by_modality["eye"], eye_labels = _read_container(eye_file, SEED_V_EYE_DIM)
             labels = labels if labels is not None else eye_labels
+        trials = []
         for k in range(_N_KEYS):
             session, t = k // SEED_V_TRIALS_PER_SESSION + 1, k % SEED_V_TRIALS_PER_SESSION + 1
             feats = {m: v[k] for m, v in feats_by_modality.items()}
@@ -204,36 +201,38 @@ def load(
             label = int(labels[k][0]) if labels[k].size else SEED_V_SESSION_LABELS[session][t - 1]
             if not 0 <= label < len(SEED_V_CLASS_NAMES):
                 raise DatasetError(f"{f}['label'][{k}] is {label}; SEED-V classes are 0..4.")
-            if label != SEED_V_SESSION_LABELS[session][t - 1]:
-                mismatched_labels.append((subject, session, t))
             trials.append(
                 Trial(subject=subject, session=session, trial=t, label=label, ratings={}, features=feats)
             )
-    if mismatched_labels:
-        logger.warning(
-            "SEED-V: labels of %d trials differ from the published session lists (first: %s); using the files' labels.",
-            len(mismatched_labels),
-            mismatched_labels[:3],
-        )
-    infos = {
-        "eeg": _de_modality(
-            _SPACING_S,
-            SmoothingSpec(method="none"),  # the smoothing of SEED-V's released DE is not documented
-            "released DE (SEED-V EEG_DE_features), 4-s windows, smoothing unknown; 62 channels x 5 bands "
-            "(delta..gamma), channel-major: index = channel*5 + band (TorchEEG's reading of the 310 columns)",
-        ),
-        "eye": ModalityInfo(
-            dim=SEED_V_EYE_DIM,
-            spacing_s=_SPACING_S,
-            description="released eye-movement features (SEED-V Eye_movement_features), 33-d, 4-s windows; "
-            "per-index meaning undocumented",
-        ),
-    }
-    logger.info("SEED-V: %d trials from %s", len(trials), root)
-    return EmotionDataset(
-        name=NAME,
-        trials=trials,
-        modalities={m: infos[m] for m in modalities},
-        class_names=SEED_V_CLASS_NAMES,
-        source=str(root),
-    )
+        return trials
+
+    def read(self, source, subjects, modalities, specs, include_raw, options) -> list[Trial]:
+        trials = super().read(source, subjects, modalities, specs, include_raw, options)
+        mismatched = [t.key for t in trials if t.label != SEED_V_SESSION_LABELS[t.session][t.trial - 1]]
+        if mismatched:
+            logger.warning(
+                "SEED-V: labels of %d trials differ from the published session lists (first: %s); using the "
+                "files' labels.",
+                len(mismatched),
+                mismatched[:3],
+            )
+        return trials
+
+    def infos(self, source, modalities, specs, options) -> dict[str, ModalityInfo]:
+        return {
+            "eeg": _de_modality(
+                _SPACING_S,
+                SmoothingSpec(method="none"),  # the smoothing of SEED-V's released DE is not documented
+                "released DE (SEED-V EEG_DE_features), 4-s windows, smoothing unknown; 62 channels x 5 bands "
+                "(delta..gamma), channel-major: index = channel*5 + band (TorchEEG's reading of the 310 columns)",
+            ),
+            "eye": ModalityInfo(
+                dim=SEED_V_EYE_DIM,
+                spacing_s=_SPACING_S,
+                description="released eye-movement features (SEED-V Eye_movement_features), 33-d, 4-s windows; "
+                "per-index meaning undocumented",
+            ),
+        }
+
+
+_LOADER = _SeedV()
