@@ -27,18 +27,17 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from signals.bands import DEAP_BANDS
 from signals.spec import DESpec, PpsSpec
 
-from .base import DatasetError, EmotionDataset, RawSignal, Trial
-from .pairing import check_modalities, modality_info, pair_frames
+from .base import DatasetError, EmotionDataset, Trial
+from .loader import Loader, Source, featurise, find_files, raw_signals
 from .safe_pickle import safe_load
-from .spec_options import resolve_specs
 
 logger = logging.getLogger(__name__)
 
@@ -59,7 +58,7 @@ RATING_SCALE: tuple[float, float] = (1.0, 9.0)
 MODALITIES: tuple[str, ...] = ("eeg", "pps")
 BASELINE_MODES: tuple[str, ...] = ("drop", "subtract_mean", "keep")
 FOLDER = "data_preprocessed_python"
-_FILE_RE = re.compile(r"^s(\d{2})\.dat$")
+_FILE_RE = re.compile(r"s(\d{2})\.dat")
 
 
 def _data_folder(path: Path) -> Path:
@@ -68,7 +67,7 @@ def _data_folder(path: Path) -> Path:
 
 
 def _subject_files(folder: Path) -> dict[str, Path]:
-    return {p.stem: p for p in sorted(folder.iterdir()) if p.is_file() and _FILE_RE.match(p.name)}
+    return {p.stem: p for p in sorted(folder.iterdir()) if p.is_file() and _FILE_RE.fullmatch(p.name)}
 
 
 def detect(path: Path) -> bool:
@@ -107,22 +106,6 @@ def default_specs(*, window_s: float = 1.0, hop_s: float = 1.0, formula: str = "
         ),
         "pps": PpsSpec(sfreq=SFREQ, channels=PPS_CHANNELS, window_s=window_s, hop_s=hop_s),
     }
-
-
-def _subject_ids(subjects, available: Sequence[str], folder: Path) -> list[str]:
-    if subjects is None:
-        return list(available)
-    if isinstance(subjects, (str, int)):
-        subjects = [subjects]
-    ids = []
-    for s in subjects:
-        if isinstance(s, bool) or not isinstance(s, (str, int, np.integer)):
-            raise TypeError(f"subjects must hold str ids ('s01') or ints (1), got {type(s).__name__}.")
-        ids.append(f"s{int(s):02d}" if not isinstance(s, str) else s)
-    missing = [s for s in ids if s not in available]
-    if missing:
-        raise DatasetError(f"{folder} has no DEAP files for subjects {missing}; it has {list(available)}.")
-    return list(dict.fromkeys(ids))
 
 
 def _read_subject(path: Path, n_needed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -207,67 +190,86 @@ def load(
         Missing folder or files, unknown subjects, wrong keys or shapes, or a pickle that asks for
         anything but arrays and builtins (``UnsafePickleError``).
     """
-    if baseline not in BASELINE_MODES:
-        raise ValueError(
-            f"Invalid value for the 'baseline' parameter. Allowed values are {BASELINE_MODES}, "
-            f"but got {baseline!r} instead."
-        )
-    path = Path(path)
-    if not path.is_dir():
-        raise DatasetError(f"DEAP folder {path} does not exist; pass the data_preprocessed_python folder.")
-    folder = _data_folder(path)
-    files = _subject_files(folder)
-    if not files:
-        raise DatasetError(
-            f"{folder} holds no DEAP files s01.dat … s32.dat (contents: "
-            f"{sorted(p.name for p in folder.iterdir())[:10]}). Pass DEAP's data_preprocessed_python "
-            "folder (or its parent)."
-        )
-    wanted = check_modalities(modalities, MODALITIES, "DEAP")
-    chosen = resolve_specs(
-        default_specs(window_s=window_s, hop_s=hop_s, formula=formula), specs, spec_overrides, wanted, "DEAP"
+    return _LOADER.load(
+        path,
+        modalities=modalities,
+        subjects=subjects,
+        include_raw=include_raw,
+        specs=specs,
+        spec_overrides=spec_overrides,
+        window_s=window_s,
+        hop_s=hop_s,
+        formula=formula,
+        baseline=baseline,
     )
-    allowed = {"eeg": EEG_CHANNELS, "pps": PPS_CHANNELS}
-    for m, spec in chosen.items():
-        if spec.sfreq != SFREQ or not set(spec.channels) <= set(allowed[m]):
-            raise DatasetError(
-                f"specs['{m}'] must have sfreq=128 and channels among {allowed[m]}; got sfreq="
-                f"{spec.sfreq}, channels={spec.channels}."
-            )
-    if len({s.hop_s for s in chosen.values()}) > 1:
-        raise DatasetError(f"the specs of {wanted} must share one hop_s to be paired, got "
-                           f"{ {m: s.hop_s for m, s in chosen.items()} }; give each the same hop (--hop-s MOD=SECONDS).")  # fmt: skip
-    rows = {m: [CHANNELS.index(c) for c in s.channels] for m, s in chosen.items()}
-    n_needed = N_BASELINE + max(s.n_window for s in chosen.values())
 
-    trials = []
-    for sid in _subject_ids(subjects, list(files), folder):
-        data, labels = _read_subject(files[sid], n_needed)
+
+_DESCRIPTIONS = {
+    "eeg": "DE of DEAP preprocessed EEG (µV assumed), 32 channels x 4 bands (theta-gamma)",
+    "pps": "Picard statistics of DEAP's 8 peripheral channels (native units), 8 x 6",
+}
+
+
+class _Deap(Loader):
+    """DEAP's ``sXX.dat`` pickles: 40 channels (32 EEG + 8 peripheral) per trial, ratings per trial."""
+
+    name = NAME
+    title = "DEAP"
+    computed = True
+    options = {
+        "window_s": (1.0, None),
+        "hop_s": (1.0, None),
+        "formula": ("bcmi", None),
+        "baseline": ("drop", BASELINE_MODES),
+    }
+
+    def locate(self, path: Path, options: dict[str, Any], specs: dict) -> Source:
+        if not path.is_dir():
+            raise DatasetError(
+                f"DEAP folder {path} does not exist; pass the data_preprocessed_python folder."
+            )
+        folder = _data_folder(path)
+        expected = "DEAP files s01.dat … s32.dat; pass DEAP's data_preprocessed_python folder (or its parent)"
+        files = {
+            m.string.removesuffix(".dat"): folder / m.string for m in find_files(folder, _FILE_RE, expected)
+        }
+        return Source(
+            root=folder,
+            subjects=files,
+            modalities=MODALITIES,
+            rating_scales={r: RATING_SCALE for r in RATINGS},
+            sfreqs={m: SFREQ for m in MODALITIES},
+            channels={"eeg": EEG_CHANNELS, "pps": PPS_CHANNELS},
+        )
+
+    def subject_id(self, subject: Any) -> str:
+        if isinstance(subject, bool) or not isinstance(subject, (str, int, np.integer)):
+            raise TypeError(f"subjects must hold str ids ('s01') or ints (1), got {type(subject).__name__}.")
+        return subject if isinstance(subject, str) else f"s{int(subject):02d}"
+
+    def default_specs(self, source: Source, options: dict[str, Any]) -> dict:
+        return default_specs(window_s=options["window_s"], hop_s=options["hop_s"], formula=options["formula"])
+
+    def read_subject(self, source, subject, modalities, specs, include_raw, options) -> list[Trial]:
+        f, baseline = source.subjects[subject], options["baseline"]
+        rows = {m: [CHANNELS.index(c) for c in specs[m].channels] for m in modalities}
+        data, labels = _read_subject(f, N_BASELINE + max(s.n_window for s in specs.values()))
+        trials = []
         for k in range(data.shape[0]):
             x = data[k]
             if baseline == "drop":
                 x = x[:, N_BASELINE:]
             elif baseline == "subtract_mean":
                 x = x[:, N_BASELINE:] - x[:, :N_BASELINE].mean(axis=1, keepdims=True)
-            frames = {m: chosen[m].compute(x[rows[m]]) for m in wanted}
-            feats, segments = pair_frames(
-                frames, {m: SFREQ for m in wanted}, where=f"{files[sid]} trial {k + 1}"
-            )
-            raw = {}
-            if include_raw:
-                raw = {m: RawSignal(x[rows[m]], SFREQ, chosen[m].channels, chosen[m].unit) for m in wanted}
+            signals = {m: x[rows[m]] for m in modalities}
+            feats, segments = featurise(specs, signals, source.sfreqs, where=f"{f} trial {k + 1}")
+            raw = raw_signals(specs, signals, source.sfreqs) if include_raw else {}
             ratings = {r: float(v) for r, v in zip(RATINGS, labels[k], strict=True)}
-            trials.append(Trial(sid, 1, k + 1, None, ratings, feats, raw, segments))
-        logger.info("DEAP %s: %d trials", sid, data.shape[0])
-    infos = {
-        "eeg": "DE of DEAP preprocessed EEG (µV assumed), 32 channels x 4 bands (theta-gamma)",
-        "pps": "Picard statistics of DEAP's 8 peripheral channels (native units), 8 x 6",
-    }
-    return EmotionDataset(
-        name=NAME,
-        trials=trials,
-        modalities={m: modality_info(chosen[m], f"{infos[m]}; baseline={baseline}") for m in wanted},
-        class_names=None,
-        rating_scales={r: RATING_SCALE for r in RATINGS},
-        source=str(folder),
-    )
+            trials.append(Trial(subject, 1, k + 1, None, ratings, feats, raw, segments))
+        return trials
+
+    def describe(self, source, modality, spec, options) -> str:
+        return f"{_DESCRIPTIONS[modality]}; baseline={options['baseline']}"
+
+
+_LOADER = _Deap()

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import scipy.io
@@ -31,9 +32,8 @@ import scipy.io
 from signals.bands import SEED_BANDS
 from signals.spec import DESpec
 
-from .base import DatasetError, EmotionDataset, RawSignal, Trial
-from .pairing import check_modalities, modality_info, pair_frames
-from .spec_options import resolve_specs
+from .base import DatasetError, EmotionDataset, Trial
+from .loader import Loader, Source, featurise, raw_signals
 
 logger = logging.getLogger(__name__)
 
@@ -112,23 +112,6 @@ def _clips(sub: np.ndarray, modality: str, part: str, where: str) -> list[np.nda
     return [np.asarray(c, dtype=np.float64) for c in np.asarray(cells).ravel()]
 
 
-def _subject_ids(subjects, n: int, path: Path) -> list[int]:
-    if subjects is None:
-        return list(range(1, n + 1))
-    if isinstance(subjects, (str, int)):
-        subjects = [subjects]
-    out = []
-    for s in subjects:
-        try:
-            k = int(s)
-        except (TypeError, ValueError):
-            raise DatasetError(f"DREAMER subject ids are '1'..'{n}', got {s!r}.") from None
-        if not 1 <= k <= n:
-            raise DatasetError(f"{path} has subjects 1..{n}; subject {s!r} does not exist.")
-        out.append(k)
-    return list(dict.fromkeys(out))
-
-
 def default_specs(
     *, eeg_sfreq: float = 128.0, ecg_sfreq: float = 256.0, channels=EEG_CHANNELS, window_s=1.0, hop_s=1.0,
     formula="bcmi",
@@ -139,20 +122,6 @@ def default_specs(
         "eeg": DESpec(modality="eeg", sfreq=eeg_sfreq, channels=tuple(channels), unit="uV", **common),
         "ecg": DESpec(modality="ecg", sfreq=ecg_sfreq, channels=ECG_CHANNELS, unit="native", **common),
     }
-
-
-def _features(
-    specs, parts: dict[str, np.ndarray], sfreqs, where: str
-) -> tuple[dict[str, np.ndarray], np.ndarray]:
-    frames = {m: specs[m].compute(x) for m, x in parts.items()}
-    counts = {m: len(f) for m, f in frames.items()}
-    if max(counts.values()) - min(counts.values()) > 1:
-        lengths = {m: f"{parts[m].shape[1] / sfreqs[m]:.2f} s" for m in parts}
-        raise DatasetError(
-            f"{where}: the modalities give {counts} windows (recordings of {lengths}); they differ by "
-            "more than one window, so they cannot be paired. The clip's recordings do not cover the same time."
-        )
-    return pair_frames(frames, sfreqs, where=where)
 
 
 def load(
@@ -210,55 +179,80 @@ def load(
         Missing or non-MATLAB file, no ``DREAMER`` variable, missing fields, wrong shapes, or EEG
         and ECG of a clip that cannot be paired.
     """
-    if baseline not in BASELINE_MODES:
-        raise ValueError(
-            f"Invalid value for the 'baseline' parameter. Allowed values are {BASELINE_MODES}, "
-            f"but got {baseline!r} instead."
-        )
-    path = Path(path)
-    file = _file(path)
-    if not file.is_file():
-        raise DatasetError(f"{file} does not exist; pass DREAMER.mat or the folder that holds it.")
-    wanted = check_modalities(modalities, MODALITIES, "DREAMER")
-    root = _read(file)
-    data = _field(root, "Data", "DREAMER")
-    entries = np.asarray(data).ravel()
-    sfreqs = {
-        "eeg": _scalar(root, "EEG_SamplingRate", "DREAMER", 128.0),
-        "ecg": _scalar(root, "ECG_SamplingRate", "DREAMER", 256.0),
+    return _LOADER.load(
+        path,
+        modalities=modalities,
+        subjects=subjects,
+        include_raw=include_raw,
+        specs=specs,
+        spec_overrides=spec_overrides,
+        window_s=window_s,
+        hop_s=hop_s,
+        formula=formula,
+        baseline=baseline,
+    )
+
+
+class _Dreamer(Loader):
+    """DREAMER.mat: one struct per subject, EEG and ECG clips (baseline and stimulus) and scores."""
+
+    name = NAME
+    title = "DREAMER"
+    computed = True
+    options = {
+        "window_s": (1.0, None),
+        "hop_s": (1.0, None),
+        "formula": ("bcmi", None),
+        "baseline": ("drop", BASELINE_MODES),
     }
-    channels = {"eeg": _electrodes(root), "ecg": ECG_CHANNELS}
-    defaults = default_specs(
-        eeg_sfreq=sfreqs["eeg"], ecg_sfreq=sfreqs["ecg"], channels=channels["eeg"],
-        window_s=window_s, hop_s=hop_s, formula=formula,
-    )  # fmt: skip
-    specs = resolve_specs(defaults, specs, spec_overrides, wanted, "DREAMER")
-    for m, spec in specs.items():
-        if abs(spec.sfreq - sfreqs[m]) > 1e-9 * sfreqs[m] or not set(spec.channels) <= set(channels[m]):
-            raise DatasetError(
-                f"specs['{m}'] must have sfreq={sfreqs[m]:g} (the file's) and channels among {list(channels[m])}; "
-                f"got sfreq={spec.sfreq:g}, channels={list(spec.channels)}."
-            )
-    if len({s.hop_s for s in specs.values()}) > 1:
-        raise DatasetError(
-            f"the specs of {list(wanted)} must share one hop_s to be paired, got "
-            f"{ {m: sp.hop_s for m, sp in specs.items()} }; give each the same hop (--hop-s MOD=SECONDS)."
+
+    def check_path(self, path: Any) -> Path:
+        return _file(super().check_path(path))
+
+    def locate(self, path: Path, options: dict[str, Any], specs: dict) -> Source:
+        if not path.is_file():
+            raise DatasetError(f"{path} does not exist; pass DREAMER.mat or the folder that holds it.")
+        root = _read(path)
+        entries = np.asarray(_field(root, "Data", "DREAMER")).ravel()
+        return Source(
+            root=path,
+            subjects={str(k): entries[k - 1] for k in range(1, entries.size + 1)},
+            modalities=MODALITIES,
+            rating_scales={r: RATING_SCALE for r in RATINGS},
+            sfreqs={
+                "eeg": _scalar(root, "EEG_SamplingRate", "DREAMER", 128.0),
+                "ecg": _scalar(root, "ECG_SamplingRate", "DREAMER", 256.0),
+            },
+            channels={"eeg": _electrodes(root), "ecg": ECG_CHANNELS},
         )
-    rows = {m: [list(channels[m]).index(c) for c in specs[m].channels] for m in wanted}
-    trials = []
-    for s in _subject_ids(subjects, entries.size, file):
-        where = f"{file} DREAMER.Data{{{s}}}"
-        sub = np.asarray(entries[s - 1])
+
+    def subject_id(self, subject: Any) -> str:
+        try:
+            return str(int(subject))  # '01' and 1 both name subject '1'
+        except (TypeError, ValueError):
+            return str(subject)
+
+    def default_specs(self, source: Source, options: dict[str, Any]) -> dict:
+        return default_specs(
+            eeg_sfreq=source.sfreqs["eeg"], ecg_sfreq=source.sfreqs["ecg"], channels=source.channels["eeg"],
+            window_s=options["window_s"], hop_s=options["hop_s"], formula=options["formula"],
+        )  # fmt: skip
+
+    def read_subject(self, source, subject, modalities, specs, include_raw, options) -> list[Trial]:
+        channels, sfreqs, baseline = source.channels, source.sfreqs, options["baseline"]
+        rows = {m: [list(channels[m]).index(c) for c in specs[m].channels] for m in modalities}
+        where = f"{source.root} DREAMER.Data{{{subject}}}"
+        sub = np.asarray(source.subjects[subject])
         if sub.dtype.names is None:
             raise DatasetError(
                 f"{where} is not a struct (got {sub.dtype}); expected fields {list(_SUBJECT_FIELDS)}."
             )
         sub = sub.reshape(-1)[0:1]
-        stim = {m: _clips(sub, m.upper(), "stimuli", where) for m in wanted}
-        base = {m: _clips(sub, m.upper(), "baseline", where) for m in wanted}
+        stim = {m: _clips(sub, m.upper(), "stimuli", where) for m in modalities}
+        base = {m: _clips(sub, m.upper(), "baseline", where) for m in modalities}
         scores = {r: np.asarray(_field(sub, key, where).flat[0], float).ravel() for r, key in RATINGS.items()}
         n_clips = len(next(iter(stim.values())))
-        for m in wanted:
+        for m in modalities:
             for part, clips in (("stimuli", stim[m]), ("baseline", base[m])):
                 if len(clips) != n_clips:
                     raise DatasetError(
@@ -273,35 +267,33 @@ def load(
         for r, v in scores.items():
             if v.size != n_clips:
                 raise DatasetError(f"{where}.{RATINGS[r]} has {v.size} scores for {n_clips} clips.")
+        trials = []
         for t in range(n_clips):
-            clip_where = f"subject {s} clip {t + 1}"
-            x = {m: stim[m][t].T[rows[m]] for m in wanted}  # (n_channels, n_times), the spec's rows
-            b = {m: base[m][t].T[rows[m]] for m in wanted}
+            clip_where = f"subject {subject} clip {t + 1}"
+            x = {m: stim[m][t].T[rows[m]] for m in modalities}  # (n_channels, n_times), the spec's rows
+            b = {m: base[m][t].T[rows[m]] for m in modalities}
             if baseline == "subtract_mean":
-                x = {m: x[m] - b[m].mean(axis=1, keepdims=True) for m in wanted}
-            feats, segments = _features(specs, x, sfreqs, clip_where)
+                x = {m: x[m] - b[m].mean(axis=1, keepdims=True) for m in modalities}
+            feats, segments = featurise(specs, x, sfreqs, where=clip_where, max_count_gap=1)
             if baseline == "keep":
                 # Two recordings back to back: the stimulus starts a new segment (no window spans both).
-                bfeats, bsegments = _features(specs, b, sfreqs, f"{clip_where} baseline")
-                feats = {m: np.concatenate([bfeats[m], feats[m]]) for m in wanted}
+                bfeats, bsegments = featurise(
+                    specs, b, sfreqs, where=f"{clip_where} baseline", max_count_gap=1
+                )
+                feats = {m: np.concatenate([bfeats[m], feats[m]]) for m in modalities}
                 segments = np.concatenate([bsegments, segments + (bsegments.max() if bsegments.size else 0)])
-                x = {m: np.concatenate([b[m], x[m]], axis=1) for m in wanted}
-            raw = {}
-            if include_raw:
-                raw = {m: RawSignal(x[m], sfreqs[m], tuple(specs[m].channels), specs[m].unit) for m in wanted}
+                x = {m: np.concatenate([b[m], x[m]], axis=1) for m in modalities}
+            raw = raw_signals(specs, x, sfreqs) if include_raw else {}
             ratings = {r: float(v[t]) for r, v in scores.items()}
-            trials.append(Trial(str(s), 1, t + 1, None, ratings, feats, raw, segments))
-        logger.info("DREAMER subject %d: %d clips", s, n_clips)
-    n_eeg = len(specs["eeg"].channels) if "eeg" in specs else len(channels["eeg"])
-    descriptions = {
-        "eeg": f"DE of DREAMER EEG (µV), {n_eeg} channels x 5 bands",
-        "ecg": "DE of DREAMER ECG (native units), 2 leads x 5 bands (our 10-d convention)",
-    }
-    return EmotionDataset(
-        name=NAME,
-        trials=trials,
-        modalities={m: modality_info(specs[m], f"{descriptions[m]}; baseline={baseline}") for m in wanted},
-        class_names=None,
-        rating_scales={r: RATING_SCALE for r in RATINGS},
-        source=str(file),
-    )
+            trials.append(Trial(subject, 1, t + 1, None, ratings, feats, raw, segments))
+        return trials
+
+    def describe(self, source, modality, spec, options) -> str:
+        descriptions = {
+            "eeg": f"DE of DREAMER EEG (µV), {len(spec.channels)} channels x 5 bands",
+            "ecg": "DE of DREAMER ECG (native units), 2 leads x 5 bands (our 10-d convention)",
+        }
+        return f"{descriptions[modality]}; baseline={options['baseline']}"
+
+
+_LOADER = _Dreamer()

@@ -156,7 +156,7 @@ def test_wrong_content_raises(tmp_path, content, match):
 
 def test_unknown_subject_and_options_raise(folder):
     """Unknown subjects, modalities and baseline modes are refused."""
-    with pytest.raises(DatasetError, match=r"subjects \['s07'\]"):
+    with pytest.raises(DatasetError, match=r"subject\(s\) \['s07'\] not in .*it has \['s01', 's02'\]"):
         deap.load(folder, subjects=[7])
     with pytest.raises(DatasetError, match="modalities"):
         deap.load(folder, modalities=["ecg"])

@@ -152,7 +152,7 @@ def test_wrong_shape_raises(tmp_path):
 
 def test_bad_options_raise(mat):
     """Unknown subjects, modalities and baseline modes are refused."""
-    with pytest.raises(DatasetError, match=r"has subjects 1\.\.2; subject 5 does not exist"):
+    with pytest.raises(DatasetError, match=r"subject\(s\) \['5'\] not in .*it has \['1', '2'\]"):
         dreamer.load(mat, subjects=[5])
     with pytest.raises(DatasetError, match="modalities"):
         dreamer.load(mat, modalities=["pps"])
