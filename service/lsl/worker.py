@@ -1,17 +1,18 @@
-"""LSL acquisition: one background worker per attached stream, with resolution, reconnection and health.
+"""LSL acquisition: one background worker per attached stream, with reconnection and health.
 
-:class:`LslStream` owns one pylsl inlet. Its worker thread resolves the stream named by a
-:class:`~service.config.StreamSelector`, opens an inlet with clock synchronisation, dejittering
-and monotonic timestamps, pulls chunks without blocking, regularises the timestamps within each
-continuous segment (:class:`~signals.timing.SegmentDejitter`, with the gap rule of the feature spec the
-stream feeds: a step above ``gap_factor / sfreq`` is a gap) and hands each chunk to ``on_chunk`` as
-``(n_channels, n)`` float64 data plus ``(n,)`` LSL timestamps (local clock domain).
+:class:`LslStream` owns one pylsl inlet. Its worker thread finds the stream named by a
+:class:`~service.config.StreamSelector` (:mod:`service.lsl.resolve`), opens an inlet with clock
+synchronisation and monotonic timestamps, pulls chunks without blocking, regularises the
+timestamps within each continuous segment (:class:`~signals.timing.SegmentDejitter`, with the gap
+rule of the feature spec the stream feeds: a step above ``gap_factor / sfreq`` is a gap) and hands
+each chunk to ``on_chunk`` as ``(n_channels, n)`` float64 data plus ``(n,)`` LSL timestamps (local
+clock domain).
 
 Rules
 -----
 - **Every pylsl call has a timeout** (resolve, ``info``, ``open_stream``, ``time_correction``,
   ``pull_chunk``). Resolution runs in short slices so :meth:`LslStream.stop` is honoured within
-  about ``_RESOLVE_SLICE_S`` plus one pylsl timeout.
+  about one resolve slice plus one pylsl timeout.
 - **Wake on data, never poll.** The worker blocks in ``pull_chunk(min_samples=k)`` (liblsl waits
   with the GIL released) for at most ``wait_s``, wakes as soon as ``k`` samples are there and
   takes whatever else is already buffered. ``k`` is 1 unless the consumer says, through
@@ -22,14 +23,11 @@ Rules
   100 streams, polling every 10 ms was 10 000 wake-ups a second, now it is at most
   ``1 / wait_s`` per stream. ``stop`` and the liveness check react within ``wait_s``; a pull never
   waits past the moment the data turns stale, so the ``stale`` flip is reported within ~2 ms.
-- **Exactly one stream must match.** No match: keep retrying, ``last_error`` says
-  ``"no stream matching ..."``. Several matches: ``last_error`` lists every candidate's
-  name/type/source_id and asks for a narrower selector; the worker keeps retrying in case the
-  extra stream goes away. Candidates are gathered in two phases: wait up to
-  ``resolve_timeout_s`` for a first match, then up to ``_AMBIGUITY_WINDOW_S`` more for a second
-  one (a single ``minimum=1`` resolve can return before every outlet has answered).
-- **Irregular-rate (marker) and string streams are refused** with a clear ``last_error``; they
-  come with the marker-stream work.
+- **Exactly one stream must match** (:func:`~service.lsl.resolve.resolve_stream`). No match:
+  keep retrying, ``last_error`` says ``"no stream matching ..."``. Several matches:
+  ``last_error`` lists every candidate and asks for a narrower selector; the worker keeps
+  retrying in case the extra stream goes away. Irregular-rate (marker) and string streams are
+  refused with a clear ``last_error``.
 - **Re-resolution policy.** The inlet is created with ``recover=False`` so that a lost outlet
   surfaces as pylsl's ``LostError`` here instead of being recovered silently inside liblsl.
   Then the inlet is dropped and the stream re-resolved. Once connected, a stream *with* a
@@ -41,14 +39,19 @@ Rules
   answers, the inlet is kept (the source is merely paused, and the inlet buffers whatever it
   sends meanwhile); otherwise the inlet is dropped and re-resolved. ``n_reconnects`` counts
   successful connections after the first one.
-- **Health.** ``data_age_s = local_clock() - last timestamp`` (None before any sample);
+- **Health.** ``data_age_s = clock() - last timestamp`` (None before any sample);
   ``stale`` is true when not connected, before the first sample, or when ``data_age_s`` exceeds
   ``stale_after_s``. ``effective_srate`` is the number of samples received over the last
-  ``_SRATE_WINDOW_S`` seconds of wall (LSL local) clock, divided by that window (or by the time
+  ``_SRATE_WINDOW_S`` seconds of ``clock``, divided by that window (or by the time
   since connection when shorter); it decays to 0 while the source is silent.
 - **Callbacks never kill the worker.** An exception from ``on_chunk`` or ``on_status`` is logged
   with ``logger.exception`` (at most once per ``_CALLBACK_LOG_EVERY_S`` per callback, with a
   count of the ones not logged) and counted in ``n_callback_errors``.
+- **Time comes from one clock.** Data age, ``stale``, the stale-capped pull, the liveness check,
+  ``effective_srate`` and the callback log rate limit all read ``clock`` (default
+  ``pylsl.local_clock``, the domain of the LSL timestamps). A test passes a clock it moves by hand
+  to make data old or silence long without waiting; the worker still wakes every ``wait_s`` of
+  real time (liblsl's pull timeout), so it notices a moved clock within ``wait_s``.
 - Timestamps jump forward across a reconnection (the new outlet stamps with the current
   clock): consumers see that as a gap, exactly as they should.
 """
@@ -60,7 +63,7 @@ import math
 import threading
 from collections import deque
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from typing import Any
 
 import numpy as np
@@ -69,6 +72,14 @@ from pylsl.util import LostError
 from pylsl.util import TimeoutError as LslTimeoutError
 
 from service.config import StreamSelector
+from service.lsl.resolve import (
+    StreamInfo,
+    StreamResolutionError,
+    find_streams,
+    read_stream_info,
+    resolve_stream,
+    selector_predicate,
+)
 from signals._checks import check_range, check_type
 from signals.timing import DEFAULT_GAP_FACTOR, SegmentDejitter
 
@@ -78,238 +89,10 @@ logger = logging.getLogger(__name__)
 # samples (a 1 s pause became 6.7 ms steps), hiding the gap from the extractor so windows spanned it.
 # signals.timing.SegmentDejitter smooths jitter only inside continuous segments and keeps gaps as gaps.
 _PROCESSING_FLAGS = pylsl.proc_clocksync | pylsl.proc_monotonize
-_AMBIGUITY_WINDOW_S = 0.5  # extra wait for a second matching outlet once one has answered
-_RESOLVE_SLICE_S = 0.25  # one resolve call; resolution loops over slices so stop() is prompt
 _RETRY_INTERVAL_S = 0.5  # pause between failed connection attempts
 _SRATE_WINDOW_S = 5.0  # sliding window of effective_srate
 _CALLBACK_LOG_EVERY_S = 5.0  # rate limit for tracebacks of a callback that keeps raising
 _STALE_MARGIN_S = 0.002  # a pull capped at the stale moment returns this much after it, so it sees the flip
-
-
-@dataclass(frozen=True)
-class StreamInfo:
-    """What an LSL stream says about itself, read once at connection.
-
-    Parameters
-    ----------
-    name, type, source_id : str
-        The stream's LSL name, content type and source_id (``""`` when the outlet set none).
-    channels : tuple of str, length n_channels
-        Channel labels from ``desc/channels/channel/label``; ``"ch0"``, ``"ch1"``, ... when the
-        description has none (or not one per channel).
-    units : tuple of str, length n_channels
-        Channel units from ``desc/channels/channel/unit``, else the stream-level ``desc/unit``,
-        else ``"unknown"``.
-    sfreq : float
-        Nominal sampling rate in Hz (always > 0: irregular-rate streams are refused).
-    n_channels : int
-        Number of channels.
-    """
-
-    name: str
-    type: str
-    source_id: str
-    channels: tuple[str, ...]
-    units: tuple[str, ...]
-    sfreq: float
-    n_channels: int
-
-
-class StreamResolutionError(RuntimeError):
-    """No stream, or more than one stream, matches a selector.
-
-    Attributes
-    ----------
-    candidates : tuple of (name, type, source_id)
-        The matching streams (empty when none matched).
-    """
-
-    def __init__(self, message: str, candidates: tuple[tuple[str, str, str], ...] = ()):
-        super().__init__(message)
-        self.candidates = candidates
-
-
-def selector_predicate(selector: StreamSelector, *, source_id: str | None = None) -> str:
-    """Build the XPath predicate that pylsl's ``resolve_bypred`` matches a selector with.
-
-    Parameters
-    ----------
-    selector : StreamSelector
-        Which stream (at least one of type/name/source_id is set).
-    source_id : str | None
-        An extra source_id condition (used to re-resolve the very source seen before).
-
-    Returns
-    -------
-    predicate : str
-        E.g. ``"type='EEG' and source_id='amp-1'"``.
-    """
-    check_type(selector, StreamSelector, "selector")
-    conditions = [(k, getattr(selector, k)) for k in ("type", "name", "source_id")]
-    if source_id is not None:
-        conditions.append(("source_id", source_id))
-    parts = [f"{key}={_xpath_literal(value, key)}" for key, value in conditions if value is not None]
-    if not parts:
-        raise ValueError("The selector sets none of type, name, source_id; set at least one.")
-    return " and ".join(dict.fromkeys(parts))  # a repeated source_id condition appears once
-
-
-def _xpath_literal(value: str, key: str) -> str:
-    # XPath 1.0 has no escapes: quote with whichever quote the value does not contain.
-    if "'" not in value:
-        return f"'{value}'"
-    if '"' not in value:
-        return f'"{value}"'
-    raise ValueError(f"The selector's {key} {value!r} contains both ' and \"; LSL cannot match it.")
-
-
-def find_streams(predicate: str, *, timeout: float, should_stop: Callable[[], bool] | None = None) -> list:
-    """Return every outlet matching an XPath predicate (pylsl StreamInfo objects, empty desc).
-
-    Waits up to ``timeout`` seconds for a first match, then up to ``_AMBIGUITY_WINDOW_S`` more
-    for a second one, so that an ambiguous selector is noticed. Duplicates (same uid) are merged.
-
-    Parameters
-    ----------
-    predicate : str
-        XPath predicate, e.g. from :func:`selector_predicate`.
-    timeout : float
-        Seconds to wait for the first match.
-    should_stop : callable | None
-        Polled between resolve slices; returning True abandons the search (returns ``[]``).
-    """
-    check_type(predicate, str, "predicate")
-    check_range(timeout, "timeout", low=0, low_inclusive=False, unit="s")
-    should_stop = should_stop or (lambda: False)
-    found: dict[str, Any] = {}
-    deadline = pylsl.local_clock() + timeout
-    while not found and not should_stop():
-        remaining = deadline - pylsl.local_clock()
-        if remaining <= 0:
-            return []
-        for info in pylsl.resolve_bypred(predicate, 1, min(_RESOLVE_SLICE_S, remaining)):
-            found[info.uid()] = info
-    if should_stop():
-        return []
-    if len(found) == 1:
-        window = min(_AMBIGUITY_WINDOW_S, timeout)
-        for info in pylsl.resolve_bypred(predicate, 2, window):
-            found[info.uid()] = info
-    return list(found.values())
-
-
-def resolve_stream(
-    selector: StreamSelector,
-    *,
-    timeout: float,
-    source_id: str | None = None,
-    should_stop: Callable[[], bool] | None = None,
-):
-    """Return the one outlet matching ``selector`` (a pylsl StreamInfo with an empty desc).
-
-    Parameters
-    ----------
-    selector : StreamSelector
-        Which stream.
-    timeout : float
-        Seconds to wait for a first match.
-    source_id : str | None
-        Also require this source_id (re-resolution of a known source).
-    should_stop : callable | None
-        See :func:`find_streams`.
-
-    Raises
-    ------
-    StreamResolutionError
-        When no stream or several streams match; the message lists the candidates.
-    """
-    predicate = selector_predicate(selector, source_id=source_id)
-    what = selector.describe()
-    if source_id is not None and selector.source_id is None:
-        what += f", source_id={source_id!r}"
-    infos = find_streams(predicate, timeout=timeout, should_stop=should_stop)
-    if not infos:
-        raise StreamResolutionError(
-            f"no stream matching {what} found within {timeout:g} s; check that the outlet is "
-            "running and reachable (same subnet, multicast allowed), the worker keeps retrying."
-        )
-    if len(infos) > 1:
-        candidates = tuple(sorted((i.name(), i.type(), i.source_id()) for i in infos))
-        listing = "; ".join(f"name={n!r} type={t!r} source_id={s!r}" for n, t, s in candidates)
-        raise StreamResolutionError(
-            f"{len(infos)} streams match {what}: {listing}. Make the selector match exactly one, "
-            "e.g. by adding name= or source_id=.",
-            candidates,
-        )
-    return infos[0]
-
-
-def read_stream_info(info) -> StreamInfo:
-    """Read name, type, source_id, channel labels/units and rate from a pylsl StreamInfo.
-
-    Parameters
-    ----------
-    info : pylsl.StreamInfo
-        Preferably the full info from ``StreamInlet.info(timeout)``, which carries ``desc()``.
-
-    Returns
-    -------
-    stream_info : StreamInfo
-
-    Raises
-    ------
-    ValueError
-        For an irregular-rate (marker) stream or a string-valued stream: not supported yet.
-    """
-    check_type(info, pylsl.StreamInfo, "info")
-    name, stype, source_id = info.name(), info.type(), info.source_id()
-    sfreq = float(info.nominal_srate())
-    if sfreq == pylsl.IRREGULAR_RATE:
-        raise ValueError(
-            f"Stream name={name!r} type={stype!r} source_id={source_id!r} has an irregular rate "
-            "(nominal_srate=0, e.g. a marker stream); only regular-rate signal streams can be "
-            "attached for now. Select the signal stream instead."
-        )
-    if info.channel_format() == pylsl.cf_string:
-        raise ValueError(
-            f"Stream name={name!r} type={stype!r} source_id={source_id!r} carries strings; only "
-            "numeric signal streams can be attached. Select the signal stream instead."
-        )
-    n_channels = int(info.channel_count())
-    labels, units = _read_channels(info.desc(), n_channels, name)
-    return StreamInfo(
-        name=name,
-        type=stype,
-        source_id=source_id,
-        channels=labels,
-        units=units,
-        sfreq=sfreq,
-        n_channels=n_channels,
-    )
-
-
-def _read_channels(desc, n_channels: int, stream_name: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
-    entries = []
-    channel = desc.child("channels").child("channel")
-    while not channel.empty():
-        entries.append((channel.child_value("label").strip(), channel.child_value("unit").strip()))
-        channel = channel.next_sibling("channel")
-    if entries and len(entries) != n_channels:
-        logger.warning(
-            "Stream %r describes %d channels but has %d; ignoring its channel labels and units.",
-            stream_name,
-            len(entries),
-            n_channels,
-        )
-        entries = []
-    stream_unit = desc.child_value("unit").strip() or "unknown"
-    labels = tuple(label or f"ch{i}" for i, (label, _) in enumerate(entries)) or tuple(
-        f"ch{i}" for i in range(n_channels)
-    )
-    units = tuple(unit or stream_unit for _, unit in entries) or (stream_unit,) * n_channels
-    if len(set(labels)) != len(labels):
-        logger.warning("Stream %r has duplicate channel labels %s.", stream_name, labels)
-    return labels, units
 
 
 class LslStream:
@@ -341,6 +124,11 @@ class LslStream:
         The consumer's gap rule (its feature spec's ``gap_factor``): a timestamp step above
         ``gap_factor / sfreq`` is a gap the consumer sees, smaller deviations are jitter and
         smoothed (:class:`~signals.timing.SegmentDejitter`).
+    clock : callable
+        ``clock() -> float``, the current time in seconds in the domain of the LSL timestamps
+        (default ``pylsl.local_clock``). Every health decision reads it (module docstring, "Time
+        comes from one clock"); tests pass a clock they move by hand. Blocking waits (pylsl
+        timeouts, the retry pause) stay in real time.
 
     Attributes
     ----------
@@ -364,10 +152,13 @@ class LslStream:
         max_buffer_s: float = 30,
         reresolve_after_s: float | None = None,
         gap_factor: float = DEFAULT_GAP_FACTOR,
+        clock: Callable[[], float] = pylsl.local_clock,
     ) -> None:
         check_type(selector, StreamSelector, "selector")
         if not callable(on_chunk):
             raise TypeError(f"on_chunk must be callable, got {type(on_chunk).__name__} instead.")
+        if not callable(clock):
+            raise TypeError(f"clock must be callable, got {type(clock).__name__} instead.")
         check_range(resolve_timeout_s, "resolve_timeout_s", low=0, low_inclusive=False, unit="s")
         check_range(stale_after_s, "stale_after_s", low=0, low_inclusive=False, unit="s")
         check_range(wait_s, "wait_s", low=0, high=1, low_inclusive=False, unit="s")
@@ -386,6 +177,7 @@ class LslStream:
         self.reresolve_after_s = float(reresolve_after_s)
         self.gap_factor = float(check_range(gap_factor, "gap_factor", low=1, low_inclusive=False))
         self._dejitter: SegmentDejitter | None = None
+        self._clock = clock
 
         self._lock = threading.Lock()
         self._stop_event = threading.Event()
@@ -395,11 +187,11 @@ class LslStream:
         self._uid: str | None = None
         self._buffer: np.ndarray | None = None
         self._connected_at: float | None = None
-        self._last_receive: float | None = None  # local_clock() of the last non-empty pull
+        self._last_receive: float | None = None  # clock() at the last non-empty pull
         # Health, read by other threads under the lock.
         self._info: StreamInfo | None = None
         self._last_timestamp: float | None = None
-        self._recent: deque[tuple[float, int]] = deque()  # (local_clock() at pull, n samples)
+        self._recent: deque[tuple[float, int]] = deque()  # (clock() at pull, n samples)
         self._n_connections = 0
         self._last_error: str | None = None
         self._reported_stale: bool | None = None
@@ -469,22 +261,22 @@ class LslStream:
 
     @property
     def data_age_s(self) -> float | None:
-        """``local_clock()`` minus the newest sample's timestamp, s; None before any sample."""
+        """``clock()`` minus the newest sample's timestamp, s; None before any sample."""
         with self._lock:
             last = self._last_timestamp
-        return None if last is None else pylsl.local_clock() - last
+        return None if last is None else self._clock() - last
 
     @property
     def stale(self) -> bool:
         """True when not connected, before the first sample, or when data_age_s > stale_after_s."""
         with self._lock:
             connected, last = self._connected_at is not None, self._last_timestamp
-        return not connected or last is None or pylsl.local_clock() - last > self.stale_after_s
+        return not connected or last is None or self._clock() - last > self.stale_after_s
 
     @property
     def effective_srate(self) -> float | None:
         """Samples received per second over the last few seconds, Hz; None when not connected."""
-        now = pylsl.local_clock()
+        now = self._clock()
         with self._lock:
             if self._connected_at is None:
                 return None
@@ -549,7 +341,7 @@ class LslStream:
             return
         n = self._pull()
         self._report_if_stale_flipped()
-        if n == 0 and pylsl.local_clock() - self._last_receive > self.reresolve_after_s:
+        if n == 0 and self._clock() - self._last_receive > self.reresolve_after_s:
             self._check_alive()
 
     def _should_stop(self) -> bool:
@@ -582,7 +374,7 @@ class LslStream:
             self._set_error(f"connecting to {selector_text} failed ({type(err).__name__}: {err}); retrying")
             return False
 
-        now = pylsl.local_clock()
+        now = self._clock()
         self._inlet = inlet
         self._uid = resolved.uid()
         self._dejitter = SegmentDejitter(info.sfreq, gap_factor=self.gap_factor)
@@ -655,7 +447,7 @@ class LslStream:
         last = self._last_timestamp  # written by this thread only
         if last is None:
             return self.wait_s
-        until_stale = last + self.stale_after_s - pylsl.local_clock()
+        until_stale = last + self.stale_after_s - self._clock()
         if until_stale < 0:
             return self.wait_s  # already stale: reported after this pull
         return min(self.wait_s, until_stale + _STALE_MARGIN_S)
@@ -672,7 +464,7 @@ class LslStream:
         n = len(timestamps)
         if n == 0:
             return 0
-        now = pylsl.local_clock()
+        now = self._clock()
         timestamps = self._dejitter(np.array(timestamps, dtype=np.float64))
         data = np.array(buffer[:n].T, dtype=np.float64, order="C")  # (n_channels, n), a copy
         self._last_receive = now
@@ -694,9 +486,9 @@ class LslStream:
             logger.info(
                 "No data from %s for %.1f s but its outlet is still there; keeping the inlet.",
                 self.selector.describe(),
-                pylsl.local_clock() - self._last_receive,
+                self._clock() - self._last_receive,
             )
-            self._last_receive = pylsl.local_clock()  # check again after another reresolve_after_s
+            self._last_receive = self._clock()  # check again after another reresolve_after_s
             return
         self._disconnect(
             f"no data for {self.reresolve_after_s:g} s and the outlet no longer answers; re-resolving"
@@ -741,7 +533,7 @@ class LslStream:
         try:
             callback(*args)
         except Exception:
-            now = pylsl.local_clock()
+            now = self._clock()
             with self._lock:
                 self._callback_errors[which] += 1
                 due = now - self._callback_logged_at[which] >= _CALLBACK_LOG_EVERY_S
