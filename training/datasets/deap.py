@@ -36,8 +36,8 @@ from signals.bands import DEAP_BANDS
 from signals.spec import DESpec, PpsSpec
 
 from .base import DatasetError, EmotionDataset, Trial
-from .loader import Loader, Source, featurise, find_files, raw_signals
 from .safe_pickle import safe_load
+from .skeleton import Loader, Source, featurise, find_files, raw_signals
 
 logger = logging.getLogger(__name__)
 

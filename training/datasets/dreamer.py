@@ -33,7 +33,7 @@ from signals.bands import SEED_BANDS
 from signals.spec import DESpec
 
 from .base import DatasetError, EmotionDataset, Trial
-from .loader import Loader, Source, featurise, raw_signals
+from .skeleton import Loader, Source, featurise, raw_signals
 
 logger = logging.getLogger(__name__)
 

@@ -50,8 +50,8 @@ from .constants import (
     SEED_SFREQ,
     SEED_TRIAL_LABELS_RAW,
 )
-from .loader import Loader, Source, find_files, require_file
 from .safe_pickle import npz_keys, safe_load, safe_load_npz, safe_loads
+from .skeleton import Loader, Source, find_files, require_file
 
 logger = logging.getLogger(__name__)
 

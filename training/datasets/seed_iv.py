@@ -22,7 +22,6 @@ import numpy as np
 
 from .base import DatasetError, EmotionDataset, ModalityInfo, Trial
 from .constants import SEED_IV_CLASS_NAMES, SEED_IV_EYE_DIM, SEED_IV_N_TRIALS, SEED_IV_SESSION_LABELS
-from .loader import Loader, Source, find_files, require_file
 from .seed import (
     _channel_band_to_vectors,
     _de_modality,
@@ -32,6 +31,7 @@ from .seed import (
     _smoothing_of,
     _wrong_folder,
 )
+from .skeleton import Loader, Source, find_files, require_file
 
 logger = logging.getLogger(__name__)
 

@@ -31,7 +31,6 @@ from .constants import (
     SEED_V_SESSION_LABELS,
     SEED_V_TRIALS_PER_SESSION,
 )
-from .loader import Loader, Source, find_files, require_file
 from .safe_pickle import npz_keys, safe_load_npz, safe_loads
 from .seed import (
     _de_modality,
@@ -39,6 +38,7 @@ from .seed import (
     _natural,
     _wrong_folder,
 )
+from .skeleton import Loader, Source, find_files, require_file
 
 logger = logging.getLogger(__name__)
 
