@@ -3,7 +3,9 @@
 Every loader module (``training.datasets.<kind>``) exposes ``NAME``, ``detect(path) -> bool`` and
 ``load(path, *, modalities=None, subjects=None, include_raw=False, **options) -> EmotionDataset``;
 those that compute their features from raw signals (:data:`COMPUTED`) also take ``specs`` and
-(except recordings) ``spec_overrides`` (:mod:`training.datasets.spec_options`).
+``spec_overrides`` (:mod:`training.datasets.spec_options`). Each fills the one skeleton of
+:mod:`training.datasets.skeleton` (:class:`~training.datasets.skeleton.Loader`): argument checks,
+subject and modality selection, spec checks and logging are the same for every kind.
 Loader modules are imported only when needed (:func:`loader`), so importing this package stays
 cheap and a broken loader does not break the others. A loader that fails to import is a bug: the
 error propagates, it is never skipped silently.

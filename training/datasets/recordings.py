@@ -19,9 +19,11 @@ a model is trained on what a replay of the same file streams: the same rates (ED
 rates: each channel at its header rate), the same timestamps (XDF: regularised with the modality
 spec's ``gap_factor``, :mod:`signals.timing`, the rule the live worker applies) and markers as
 recorded (never snapped to samples). Channels are matched as live
-(:func:`signals.channels.map_channels`: case ignored). Units are converted once, here, through the
-one unit table (:func:`signals.units.unit_scale`): every channel from the unit the file declares
-to the spec's (a ``'native'`` spec keeps each channel in its own unit).
+(:func:`signals.channels.map_channels`: case ignored). Units are converted once, here, by the
+live service's per-channel rule (:func:`signals.units.channel_factors`): every channel from the
+unit the file declares to the unit the spec needs for it (a ``'native'`` spec keeps each channel in
+its own unit; an eye spec's ``'deg,mm'`` checks gaze channels against degrees and pupils against
+mm), so a recording is refused or converted exactly as the same stream would be live.
 """
 
 from __future__ import annotations
@@ -29,7 +31,9 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -42,11 +46,12 @@ from signals.recording import (
     recording_extension,
 )
 from signals.spec import DESpec, EyeSpec, HrvSpec, PpsSpec
-from signals.streaming import FeatureFrames
-from signals.units import unit_scale
+from signals.units import channel_factors, unit_scale
 
-from .base import DatasetError, EmotionDataset, RawSignal, Trial
-from .pairing import AnySpec, check_modalities, modality_info, pair_frames
+from .base import DatasetError, EmotionDataset, Trial
+from .pairing import AnySpec
+from .skeleton import Loader, Source, check_specs, featurise, raw_signals
+from .spec_options import resolve_specs
 
 logger = logging.getLogger(__name__)
 
@@ -137,20 +142,15 @@ def _markers(rec: Recording, path: Path, marker_stream: str | None, xdf: bool) -
         raise DatasetError(f"marker_stream: {err}") from None
 
 
-def _unit_factors(source: Stream, unit: str, path: Path, modality: str) -> np.ndarray:
-    """Per-channel factors from the units the file declares to the spec's ``unit`` (signals.units)."""
-    if unit.strip().casefold() in ("native", "a.u.") or "," in unit:
-        return np.ones(source.n_channels)  # each channel in its own unit (composite units: as recorded)
-    factors = np.ones(source.n_channels)
-    for i, u in enumerate(source.units):
-        try:
-            factors[i] = unit_scale(u, unit)
-        except ValueError as err:
-            raise DatasetError(
-                f"{path}: modality '{modality}' channel {source.channels[i]!r}: {err} Or give the modality a "
-                "spec whose unit is 'native'."
-            ) from None
-    return factors
+def _unit_factors(source: Stream, spec: AnySpec, path: Path, modality: str) -> np.ndarray:
+    """Per-channel factors from the units the file declares to the spec's (the live rule, signals.units)."""
+    try:
+        return channel_factors(source.units, spec)
+    except ValueError as err:
+        raise DatasetError(
+            f"{path}: modality '{modality}' {err} For a recording, fix the unit in the file's header, or give "
+            "the modality a spec whose unit is 'native'."
+        ) from None
 
 
 def _is_voltage(unit: str) -> bool:
@@ -217,17 +217,6 @@ def _default_spec(modality: str, source: Stream, path: Path) -> DESpec:
         ) from None
 
 
-def _check_spec(spec, modality: str, source: Stream, path: Path) -> AnySpec:
-    if not isinstance(spec, (DESpec, EyeSpec, HrvSpec, PpsSpec)):
-        raise TypeError(f"specs['{modality}'] must be a FeatureSpec, got {type(spec).__name__}.")
-    if abs(spec.sfreq - source.sfreq) > 1e-6 * source.sfreq:
-        raise DatasetError(
-            f"{path}: specs['{modality}'].sfreq is {spec.sfreq} Hz but the data is sampled at "
-            f"{source.sfreq} Hz. Give a spec with sfreq={source.sfreq}."
-        )
-    return spec
-
-
 def load(
     path,
     *,
@@ -236,6 +225,7 @@ def load(
     include_raw: bool = False,
     picks: Mapping[str, str | Sequence[str]] | None = None,
     specs: Mapping[str, AnySpec] | None = None,
+    spec_overrides: Mapping[str, Mapping[str, Any]] | None = None,
     start_pattern: str = DEFAULT_START_PATTERN,
     end_pattern: str = DEFAULT_END_PATTERN,
     marker_stream: str | None = None,
@@ -265,6 +255,10 @@ def load(
         Feature spec per modality (sfreq must equal the data's; its ``channels`` pick the rows).
         Missing entries default to DE (BCMI formula, SEED bands, 1-s windows, 1-s hop; unit µV
         for voltage channels).
+    spec_overrides : dict of str to dict | None
+        Per modality, fields replaced in its spec (the one in ``specs``, else the default), e.g.
+        ``{'eeg': {'window_s': 4.0, 'hop_s': 0.5}}`` (:func:`training.datasets.spec_options.override_spec`).
+        Paired modalities must end with one ``hop_s``.
     start_pattern, end_pattern : str
         Regular expressions (``re.match``) for trial start and end markers. A named group
         ``label`` in ``start_pattern`` gives the trial's class name.
@@ -288,28 +282,74 @@ def load(
     ------
     DatasetError
         Unknown extension, unreadable file, missing channels or streams (the message lists what
-        exists), no trial markers, unmatched start/end markers, sfreq mismatch with a spec.
+        exists), no trial markers, unmatched start/end markers, sfreq mismatch with a spec,
+        modalities with different hops, or a channel unit the spec's cannot be converted from.
     """
-    path = Path(path)
-    ext = recording_extension(path)
-    if ext not in EXTENSIONS:
-        raise DatasetError(
-            f"{path}: unknown recording extension {ext!r}; supported are {', '.join(EXTENSIONS)}."
-        )
-    if not path.is_file():
-        raise DatasetError(f"{path} does not exist or is not a file.")
-    if subjects is not None and str(subject) not in {str(s) for s in subjects}:
-        raise DatasetError(
-            f"{path} is a recording of subject {subject!r}, which subjects={subjects} excludes."
-        )
-    start_re, end_re = re.compile(start_pattern), re.compile(end_pattern)
-    specs = dict(specs or {})
-    picks = dict(picks) if picks is not None else None
-    rec = _read(path)
-    xdf = ext in XDF_EXTENSIONS
+    return _LOADER.load(
+        path,
+        modalities=modalities,
+        subjects=subjects,
+        include_raw=include_raw,
+        specs=specs,
+        spec_overrides=spec_overrides,
+        picks=picks,
+        start_pattern=start_pattern,
+        end_pattern=end_pattern,
+        marker_stream=marker_stream,
+        class_names=class_names,
+        subject=subject,
+        session=session,
+    )
 
-    if xdf:
-        if picks is None:
+
+@dataclass
+class _Opened:
+    """A read recording: the file, its picks and trial spans; the streams once the specs are known."""
+
+    rec: Recording
+    xdf: bool
+    picks: dict
+    spans: list[tuple[float, float, str | None]]
+    session: int
+    streams: dict[str, Stream] = field(default_factory=dict)
+    data: dict[str, np.ndarray] = field(default_factory=dict)
+
+
+class _Recordings(Loader):
+    """One EDF/BDF/FIF/XDF file: streams per modality (picks), trials from markers."""
+
+    name = NAME
+    title = "recording"
+    computed = True
+    options = {
+        "picks": (None, None),
+        "start_pattern": (DEFAULT_START_PATTERN, None),
+        "end_pattern": (DEFAULT_END_PATTERN, None),
+        "marker_stream": (None, None),
+        "class_names": (None, None),
+        "subject": ("1", None),
+        "session": (1, None),
+    }
+
+    def check_path(self, path: Any) -> Path:
+        return Path(path)
+
+    def where(self, source: Source) -> str:
+        return str(source.root)
+
+    def locate(self, path: Path, options: dict[str, Any], specs: dict) -> Source:
+        ext = recording_extension(path)
+        if ext not in EXTENSIONS:
+            raise DatasetError(
+                f"{path}: unknown recording extension {ext!r}; supported are {', '.join(EXTENSIONS)}."
+            )
+        if not path.is_file():
+            raise DatasetError(f"{path} does not exist or is not a file.")
+        start_re, end_re = re.compile(options["start_pattern"]), re.compile(options["end_pattern"])
+        picks = dict(options["picks"]) if options["picks"] is not None else None
+        rec = _read(path)
+        xdf = ext in XDF_EXTENSIONS
+        if xdf and picks is None:
             eeg = [s.name for s in rec.streams if s.type.upper() == "EEG"]
             if len(eeg) != 1:
                 raise DatasetError(
@@ -317,10 +357,7 @@ def load(
                     "picks={'<modality>': '<stream name>'}."
                 )
             picks = {"eeg": eeg[0]}
-        wanted = check_modalities(modalities, list(dict.fromkeys([*picks, *specs])), str(path))
-        sources = {m: _xdf_source(rec, path, m, picks.get(m)) for m in wanted}
-    else:
-        if picks is None and not specs:
+        elif not xdf and picks is None and not specs:
             eeg = [s for s in rec.streams if "EEG" in s.channel_types]
             if len(eeg) != 1:
                 raise DatasetError(
@@ -333,71 +370,84 @@ def load(
                 "eeg": [c for c, t in zip(eeg[0].channels, eeg[0].channel_types, strict=True) if t == "EEG"]
             }
         picks = picks or {}
-        wanted = check_modalities(modalities, list(dict.fromkeys([*picks, *specs])), str(path))
-        sources = {}
-        for m in wanted:
-            chans = picks.get(m) or (specs[m].channels if m in specs else None)
+        markers = _markers(rec, path, options["marker_stream"], xdf)
+        spans = _trials_from_markers(markers, start_re, end_re, path)
+        labels = [lab for _, _, lab in spans]
+        if all(lab is None for lab in labels):
+            names = None
+        elif any(lab is None for lab in labels):
+            raise DatasetError(f"{path}: some trial start markers carry a label and some do not: {labels}.")
+        else:
+            given = options["class_names"]
+            names = tuple(given) if given is not None else tuple(sorted(set(labels)))
+            unknown = sorted(set(labels) - set(names))
+            if unknown:
+                raise DatasetError(f"{path}: trial labels {unknown} are not in class_names {list(names)}.")
+        return Source(
+            root=path,
+            subjects={str(options["subject"]): None},
+            modalities=tuple(dict.fromkeys([*picks, *specs])),
+            class_names=names,
+            context=_Opened(rec, xdf, picks, spans, int(options["session"])),
+        )
+
+    def resolve_specs(self, source, modalities, specs, spec_overrides, options) -> dict[str, AnySpec]:
+        """Each modality's stream (picks), its spec (given, else DE on the stream), units converted once."""
+        opened, path, specs = source.context, source.root, dict(specs or {})
+        for m, spec in specs.items():
+            if not isinstance(spec, (DESpec, EyeSpec, HrvSpec, PpsSpec)):
+                raise TypeError(f"specs['{m}'] must be a FeatureSpec, got {type(spec).__name__}.")
+        streams = {}
+        for m in modalities:
+            if opened.xdf:
+                streams[m] = _xdf_source(opened.rec, path, m, opened.picks.get(m))
+                continue
+            chans = opened.picks.get(m) or (specs[m].channels if m in specs else None)
             chans = [chans] if isinstance(chans, str) else list(chans or [])
             if not chans:
                 raise DatasetError(f"{path}: modality '{m}' has no channels; give picks['{m}'].")
-            sources[m] = _channel_source(rec, path, m, chans)
-    markers = _markers(rec, path, marker_stream, xdf)
-
-    final_specs: dict[str, AnySpec] = {}
-    for m in wanted:
-        if m in specs:
-            spec = _check_spec(specs[m], m, sources[m], path)
+            streams[m] = _channel_source(opened.rec, path, m, chans)
+        defaults = {m: _default_spec(m, streams[m], path) for m in modalities if m not in specs}
+        overrides = {  # modalities of the file not being loaded: nothing to override
+            m: u for m, u in (spec_overrides or {}).items() if m in modalities or m not in source.modalities
+        }
+        chosen = resolve_specs({**specs, **defaults}, specs, overrides, modalities, str(path))
+        check_specs(chosen, {m: streams[m].sfreq for m in modalities}, {})
+        for m, spec in chosen.items():
             try:
-                sources[m] = sources[m].pick(spec.channels)
+                stream = streams[m].pick(spec.channels)
             except ValueError as err:
                 raise DatasetError(f"{path}: modality '{m}': {err}") from None
-        else:
-            spec = _default_spec(m, sources[m], path)
-        final_specs[m] = spec
-        if xdf:  # the live worker's rule, with this modality's gap_factor
-            sources[m] = sources[m].dejittered(spec.gap_factor)
-    data = {
-        m: sources[m].data * _unit_factors(sources[m], final_specs[m].unit, path, m)[:, None] for m in wanted
-    }
+            if opened.xdf:  # the live worker's rule, with this modality's gap_factor
+                stream = stream.dejittered(spec.gap_factor)
+            opened.streams[m] = stream
+            opened.data[m] = stream.data * _unit_factors(stream, spec, path, m)[:, None]
+        return chosen
 
-    spans = _trials_from_markers(markers, start_re, end_re, path)
-    labels = [lab for _, _, lab in spans]
-    if all(lab is None for lab in labels):
-        names = None
-    elif any(lab is None for lab in labels):
-        raise DatasetError(f"{path}: some trial start markers carry a label and some do not: {labels}.")
-    else:
-        names = tuple(class_names) if class_names is not None else tuple(sorted(set(labels)))
-        unknown = sorted(set(labels) - set(names))
-        if unknown:
-            raise DatasetError(f"{path}: trial labels {unknown} are not in class_names {list(names)}.")
+    def read_subject(self, source, subject, modalities, specs, include_raw, options) -> list[Trial]:
+        opened, path = source.context, source.root
+        names = source.class_names
+        sfreqs = {m: opened.streams[m].sfreq for m in modalities}
+        trials = []
+        for k, (t0, t1, lab) in enumerate(opened.spans, start=1):
+            signals, times = {}, {}
+            for m in modalities:
+                ts = opened.streams[m].timestamps
+                sel = (ts >= t0) & (ts < t1)
+                signals[m], times[m] = opened.data[m][:, sel], ts[sel]
+            feats, segments = featurise(specs, signals, sfreqs, where=f"{path} trial {k}", timestamps=times)
+            if next(iter(feats.values())).shape[0] == 0:
+                logger.warning(
+                    "%s: trial %d (%.3f-%.3f s) is shorter than one window; skipped", path, k, t0, t1
+                )
+                continue
+            raw = raw_signals(specs, signals, sfreqs) if include_raw else {}
+            label = None if names is None else names.index(lab)
+            trials.append(Trial(subject, opened.session, k, label, {}, feats, raw, segments))
+        return trials
 
-    trials = []
-    for k, (t0, t1, lab) in enumerate(spans, start=1):
-        frames, raws = {}, {}
-        for m in wanted:
-            ts = sources[m].timestamps
-            sel = (ts >= t0) & (ts < t1)
-            x, t = data[m][:, sel], ts[sel]
-            frames[m] = (
-                final_specs[m].compute(x, t)
-                if t.size
-                else FeatureFrames.concatenate([], final_specs[m].n_features)
-            )
-            if include_raw:
-                raws[m] = RawSignal(x, sources[m].sfreq, final_specs[m].channels, final_specs[m].unit)
-        feats, segments = pair_frames(
-            frames, {m: sources[m].sfreq for m in wanted}, where=f"{path} trial {k}"
-        )
-        if next(iter(feats.values())).shape[0] == 0:
-            logger.warning("%s: trial %d (%.3f-%.3f s) is shorter than one window; skipped", path, k, t0, t1)
-            continue
-        label = None if names is None else names.index(lab)
-        trials.append(Trial(str(subject), int(session), k, label, {}, feats, raws, segments))
-    infos = {
-        m: modality_info(
-            final_specs[m], f"{final_specs[m].kind} features of {path.name} ({picks.get(m, '')})"
-        )
-        for m in wanted
-    }
-    return EmotionDataset(NAME, trials, infos, class_names=names, source=str(path))
+    def describe(self, source, modality, spec, options) -> str:
+        return f"{spec.kind} features of {source.root.name} ({source.context.picks.get(modality, '')})"
+
+
+_LOADER = _Recordings()

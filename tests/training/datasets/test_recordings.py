@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 import pyxdf
 
-from signals.spec import DESpec, PpsSpec
+from signals.eye import EYE_CHANNELS
+from signals.spec import DESpec, EyeSpec, PpsSpec
 from tests.fixtures.recordings import (
     EEG_CHANNELS,
     XdfStream,
@@ -332,3 +333,35 @@ def test_units_convert_through_the_one_table(tmp_path, files):
     with pytest.raises(DatasetError, match=r"channel 'C3'.*declares no unit.*'native'"):
         recordings.load(path, specs={"eeg": spec})
     assert recordings.load(path).modalities["eeg"].spec.unit == "native"  # default spec: as recorded
+
+
+def test_spec_overrides_set_window_and_hop(files):
+    """spec_overrides (--window-s/--hop-s) replace fields of a recording's spec, through load_dataset too."""
+    from training.datasets import load_dataset
+
+    overrides = {"eeg": {"window_s": 2.0, "hop_s": 0.5}}
+    ds = load_dataset(files["fif"], spec_overrides=overrides, picks={"eeg": list(EEG_CHANNELS)})
+    spec = ds.modalities["eeg"].spec
+    assert (spec.window_s, spec.hop_s, ds.modalities["eeg"].spacing_s) == (2.0, 0.5, 0.5)
+    start, end, _ = REC.trials[0]
+    np.testing.assert_allclose(ds.trials[0].features["eeg"], _expected_eeg(spec, start, end), rtol=1e-5)
+    with pytest.raises(DatasetError, match="share one hop_s"):
+        recordings.load(files["fif"], picks=PICKS, spec_overrides={"eeg": {"hop_s": 0.5}})
+
+
+def test_units_are_checked_per_channel_as_live(tmp_path):
+    """An eye spec's 'deg,mm' checks each channel by the live rule: aliases pass, a pupil in cm is refused."""
+    rng = np.random.default_rng(0)
+    n = 30 * 60
+    t = 100 + np.arange(n) / 60
+    x = np.column_stack([rng.normal(0, 2, (n, 2)), 3.5 + rng.normal(0, 0.1, (n, 2)), np.ones((n, 1))])
+    markers = XdfStream("M", "Markers", 0.0, np.array([101.0, 129.0]), ["trial_start", "trial_end"])
+
+    def load(units):
+        eye = XdfStream("Eye", "Gaze", 60.0, t, x, EYE_CHANNELS, units)
+        path = write_xdf_streams(tmp_path / "eye.xdf", [eye, markers])
+        return recordings.load(path, picks={"eye": "Eye"}, specs={"eye": EyeSpec(sfreq=60.0)})
+
+    assert load(("degrees", "deg", "millimeters", "mm", "")).trials[0].n_windows > 0
+    with pytest.raises(DatasetError, match=r"channel 'pupil_left'.*unit 'cm' to the model's unit 'mm'"):
+        load(("deg", "deg", "cm", "mm", ""))
