@@ -29,10 +29,13 @@ attaches by source_id finds the same stream again on every replay of that file.
 Timing
 ------
 All streams share one origin, ``t_first``, the earliest timestamp in the file. A sample recorded
-at ``t_i`` is stamped ``start_time + (t_i - t_first)`` (``start_time`` is ``pylsl.local_clock()``
-at :meth:`Replayer.start`): the recording's own spacing, at every speed. It is pushed when
-``(t_i - t_first) / speed`` seconds have passed since the start; due times are computed from one
-monotonic start, never by accumulating sleeps, so pacing does not drift.
+at ``t_i`` is stamped ``start_time + (t_i - t_first)`` (``start_time`` is ``clock()`` at
+:meth:`Replayer.start`, by default ``pylsl.local_clock()``): the recording's own spacing, at every
+speed. It is pushed when ``(t_i - t_first) / speed`` seconds have passed since the start on the
+same clock; due times are computed from that one start, never by accumulating sleeps, so pacing
+does not drift and a late wake-up is caught up at the next push. The clock and the wait between
+pushes (``sleep``, default the stop event's ``wait``) are constructor arguments, so tests can play
+a file in fake time.
 
 So at ``speed > 1`` the timestamps run ahead of the wall clock (by ``(1 - 1/speed)`` of the
 playback time), while every stream keeps its nominal sample spacing. That is a deliberate choice:
@@ -54,8 +57,7 @@ from __future__ import annotations
 import logging
 import re
 import threading
-import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -248,11 +250,17 @@ class Replayer:
         Start over after the end instead of stopping.
     chunk_s : float
         Recording seconds pushed per wake-up (0.005-1).
+    clock : callable
+        ``clock() -> float``, seconds: ``start_time`` and every due time are read from it (default
+        ``pylsl.local_clock``, so timestamps are LSL times).
+    sleep : callable | None
+        ``sleep(seconds) -> bool``: how the playback thread waits until the next push is due; True
+        ends playback. None: the stop event's ``wait`` (returns True once :meth:`stop` is called).
 
     Attributes
     ----------
     start_time : float | None
-        ``pylsl.local_clock()`` at :meth:`start`: the LSL time of the file's first sample; a sample
+        ``clock()`` at :meth:`start`: the LSL time of the file's first sample; a sample
         recorded at ``t`` is stamped ``start_time + t - t_first`` at every speed.
     t_first : float
         The earliest recorded timestamp in ``streams`` (s, the file's clock).
@@ -267,12 +275,17 @@ class Replayer:
         speed: float = 1.0,
         loop: bool = False,
         chunk_s: float = 0.05,
+        clock: Callable[[], float] = pylsl.local_clock,
+        sleep: Callable[[float], bool] | None = None,
     ):
         streams = list(streams)
         if not streams or not all(isinstance(s, ReplayStream) for s in streams):
             raise TypeError("streams must be a non-empty sequence of ReplayStream (see load_recording).")
         check_range(speed, "speed", low=0, high=MAX_SPEED, low_inclusive=False)
         check_range(chunk_s, "chunk_s", low=_MIN_CHUNK_S, high=_MAX_CHUNK_S, unit="s")
+        for fn, name in ((clock, "clock"), (sleep, "sleep")):
+            if fn is not None and not callable(fn):
+                raise TypeError(f"{name} must be callable, got {type(fn).__name__} instead.")
         self.streams = streams
         self.speed = float(speed)
         self.loop = bool(loop)
@@ -287,6 +300,8 @@ class Replayer:
         self._pushed = [0] * len(streams)  # samples pushed, counted over loops
         self._outlets: list[pylsl.StreamOutlet] = []
         self._stop = threading.Event()
+        self._clock = clock
+        self._sleep = self._stop.wait if sleep is None else sleep
         self._thread: threading.Thread | None = None
 
     @property
@@ -304,8 +319,7 @@ class Replayer:
         if self._thread is not None:
             raise RuntimeError("this Replayer was already started; create a new one to play again.")
         self._outlets = [pylsl.StreamOutlet(s.info()) for s in self.streams]
-        self.start_time = pylsl.local_clock()
-        self._mono_start = time.monotonic()
+        self.start_time = self._clock()
         self._thread = threading.Thread(target=self._run, name="m2s-replay", daemon=True)
         self._thread.start()
         return self
@@ -342,9 +356,9 @@ class Replayer:
         end = float("inf") if self.loop else self.period_s
         while not self._stop.is_set():
             position = min(position + self.chunk_s, end)
-            due = self._mono_start + position / self.speed
-            delay = due - time.monotonic()
-            if delay > 0 and self._stop.wait(delay):
+            due = self.start_time + position / self.speed
+            delay = due - self._clock()
+            if delay > 0 and self._sleep(delay):
                 return
             for k in range(len(self.streams)):
                 self._push(k, position)

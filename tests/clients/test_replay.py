@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 import uuid
 
 import httpx
@@ -12,6 +11,7 @@ import pytest
 
 from clients.cli import main
 from clients.replay import Replayer, load_recording
+from tests.clock import FakeClock
 from tests.fixtures.recordings import make_recording, write_edf, write_fif, write_xdf
 
 SPEED = 20.0
@@ -114,15 +114,36 @@ def test_channels_and_names(tmp_path):
 
 
 def test_loop_continues_timestamps(tmp_path):
-    """With loop=True the file starts over one sample period after its end, timestamps increasing."""
+    """With loop=True the file starts over one sample period after its end, and keeps going until stopped."""
     rec = make_recording(duration_s=1.0, trials=())
     streams = load_recording(write_xdf(tmp_path / "r.xdf", rec), channels=["Fz"])
-    player = Replayer(streams, speed=50.0, loop=True, chunk_s=0.01)
+    clock = FakeClock()
+    clock.stop_at = clock() + 0.1  # 0.1 s at x50: 5 passes of the 1-s file, in fake time
+    player = Replayer(streams, speed=50.0, loop=True, chunk_s=0.01, clock=clock, sleep=clock.sleep)
     with player:
-        time.sleep(0.1)  # > 2 passes of 0.02 s
-    n = player.n_pushed["EEG"]
-    assert n > 2 * rec.eeg.shape[1]
+        assert player.wait(5)
     assert player.period_s == pytest.approx(1.0)
+    assert 4 * rec.eeg.shape[1] < player.n_pushed["EEG"] <= 5 * rec.eeg.shape[1]
+    assert player.error is None
+
+
+def test_pushes_are_paced_by_due_times_and_a_late_wake_up_is_caught_up(tmp_path):
+    """Each push waits until start + position / speed; after a late wake-up the overdue pushes go at once.
+
+    Fake time: the third wait oversleeps by 0.1 s (four pushes' worth at 0.05 s per push, x2); the
+    next pushes do not wait, and playback still ends exactly period / speed after the start.
+    """
+    rec = make_recording(duration_s=1.0, trials=())
+    streams = load_recording(write_xdf(tmp_path / "r.xdf", rec), channels=["Fz"])
+    clock = FakeClock()
+    clock.late_s = [0.0, 0.0, 0.1]
+    player = Replayer(streams, speed=2.0, chunk_s=0.05, clock=clock, sleep=clock.sleep)
+    with player:
+        assert player.wait(5)
+    waits = [s for s in clock.sleeps if s > 1e-9]
+    assert waits == pytest.approx([0.025] * 16)  # 20 pushes, 4 of them overdue after the late wake-up
+    assert clock() - player.start_time == pytest.approx(player.period_s / 2.0)  # no accumulated delay
+    assert player.n_pushed["EEG"] == rec.eeg.shape[1] and player.error is None
 
 
 def test_errors(tmp_path):
