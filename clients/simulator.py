@@ -59,8 +59,10 @@ timestamps run ahead of the wall clock (data age is negative, nothing turns stal
 at ``speed = 1`` LSL time follows the wall clock exactly. Chunks of
 ``chunk_s`` playback seconds are pushed when their last sample is due; due times are computed
 from the start (not by accumulating sleeps), as MNE-LSL's player does, so a late wake-up is
-caught up on the next chunk and never accumulates. ``start_time`` is ``pylsl.local_clock()`` at
-:meth:`Simulator.start`.
+caught up on the next chunk and never accumulates. ``start_time`` is ``clock()`` at
+:meth:`Simulator.start`. The clock (default ``pylsl.local_clock``) and the wait between chunks
+(``sleep``, default: the stop event's ``wait``) are constructor arguments, so a test can run the schedule in
+fake time: due times, catch-up after a late wake-up and the behind-schedule warning without sleeping.
 
 Faults
 ------
@@ -83,7 +85,7 @@ import json
 import logging
 import math
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
@@ -281,6 +283,13 @@ class Simulator:
         Stream names are ``{name_prefix}-EEG``, ``-Gaze``, ``-ECG``, ``-PPS``, ``-Markers``.
     source_id_prefix : str
         Source ids are ``{source_id_prefix}-{modality}-s{subject}-seed{seed}`` (:func:`source_id`).
+    clock : callable
+        ``clock() -> float``, seconds: ``start_time`` and every due time are read from it (default
+        ``pylsl.local_clock``, so timestamps are LSL times).
+    sleep : callable | None
+        ``sleep(seconds) -> bool``: how the playback thread waits until the next chunk is due; True
+        ends playback. None: the stop event's ``wait`` (returns True once :meth:`stop` is called).
+        A test passes a fake clock's sleep, which moves the clock instead of waiting.
 
     Attributes
     ----------
@@ -303,6 +312,8 @@ class Simulator:
         faults: Sequence[Fault] = (),
         name_prefix: str = "M2S-Sim",
         source_id_prefix: str = "m2s-sim",
+        clock: Callable[[], float] = pylsl.local_clock,
+        sleep: Callable[[float], bool] | None = None,
     ):
         self.config = SyntheticConfig() if config is None else check_type(config, SyntheticConfig, "config")
         self.subject = ensure_int(subject, "subject")
@@ -341,6 +352,10 @@ class Simulator:
         self.name_prefix = _non_empty(name_prefix, "name_prefix")
         self.source_id_prefix = _non_empty(source_id_prefix, "source_id_prefix")
         self.start_time: float | None = None
+        for fn, name in ((clock, "clock"), (sleep, "sleep")):
+            if fn is not None and not callable(fn):
+                raise TypeError(f"{name} must be callable, got {type(fn).__name__} instead.")
+        self._clock = clock
 
         self._outlets: dict[str, pylsl.StreamOutlet | None] = {}
         self._marker_outlet: pylsl.StreamOutlet | None = None
@@ -350,6 +365,7 @@ class Simulator:
         self._executor: ThreadPoolExecutor | None = None
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
+        self._sleep = self._stop.wait if sleep is None else sleep
         self._done = threading.Event()
         self._lock = threading.Lock()
         self._timeline: list[TrialMarker] = []
@@ -456,7 +472,7 @@ class Simulator:
             self._outlets[m] = pylsl.StreamOutlet(self._data_info(m))
         self._marker_outlet = pylsl.StreamOutlet(self._marker_info())
         self._thread = threading.Thread(target=self._run, name="m2s-simulator", daemon=True)
-        self.start_time = pylsl.local_clock()
+        self.start_time = self._clock()
         logger.info(
             "Simulating subject %d (seed %d) from trial %d at x%g: %s; source_ids %s",
             self.subject,
@@ -590,9 +606,9 @@ class Simulator:
             playback = tick * self.chunk_s  # one product, no accumulated rounding
             if self.duration_s:
                 playback = min(playback, self.duration_s)
-            delay = t0 + playback / self.speed - pylsl.local_clock()
+            delay = t0 + playback / self.speed - self._clock()
             if delay > 0:
-                if self._stop.wait(delay):
+                if self._sleep(delay):
                     break
             elif -delay > _BEHIND_WARN_S and not warned_behind:
                 warned_behind = True

@@ -12,6 +12,7 @@ from pylsl.util import LostError
 
 from clients.simulator import Fault, Simulator, StreamSpec, TrialMarker, source_id
 from synthetic import SyntheticConfig, generate_trial
+from tests.clock import FakeClock
 
 CONFIG = SyntheticConfig(n_subjects=3, n_trials=3, trial_duration_s=2.0)
 SUBJECT = 1
@@ -263,21 +264,55 @@ def test_nan_fault_blanks_eeg_and_ecg_but_not_gaze():
 
 def test_duration_stops_playback_after_exactly_that_many_samples():
     """With duration_s the simulator ends by itself after floor(duration · sfreq) samples per stream."""
-    sim = _sim(duration_s=0.5, speed=2.0).start()
+    clock = FakeClock()
+    sim = _sim(duration_s=0.5, speed=2.0, clock=clock, sleep=clock.sleep).start()
     try:
         assert sim.wait(5.0)
         assert not sim.running and sim.error is None
         assert sim.n_pushed == {"eeg": 100, "eye": 60, "ecg": 128}
         assert [m.trial for m in sim.labels_timeline] == [CONFIG.n_trials]
+        assert clock() - sim.start_time == pytest.approx(0.25)  # 0.5 playback s at x2
     finally:
         sim.stop()
+
+
+def test_chunks_are_pushed_at_their_due_times_and_a_late_wake_up_is_caught_up(caplog):
+    """Chunk k is due at start + k · chunk_s / speed; after a late wake-up the overdue chunks go at once.
+
+    Fake time: the third wait oversleeps by 0.1 s (four chunks' worth); those chunks do not wait,
+    the schedule ends exactly duration / speed after the start, and every sample is sent.
+    """
+    clock = FakeClock()
+    clock.late_s = [0.0, 0.0, 0.1]
+    sim = _sim(modalities=["ecg"], duration_s=1.0, speed=2.0, chunk_s=0.05, clock=clock, sleep=clock.sleep)
+    with sim:
+        assert sim.wait(5.0) and sim.error is None
+    waits = [s for s in clock.sleeps if s > 1e-9]
+    assert waits == pytest.approx([0.025] * 16)  # 20 chunks, 4 of them overdue after the late wake-up
+    assert clock() - sim.start_time == pytest.approx(0.5)  # the delay did not accumulate
+    assert sim.n_pushed == {"ecg": 256}
+    assert sim.labels_timeline[0].lsl_time == sim.start_time
+    assert "behind schedule" not in caplog.text
+
+
+def test_falling_far_behind_is_logged_once_and_caught_up(caplog):
+    """A wake-up more than 1 s late logs one warning; the chunks then catch up and no sample is lost."""
+    clock = FakeClock()
+    clock.late_s = [1.5]
+    sim = _sim(modalities=["ecg"], duration_s=2.0, chunk_s=0.05, clock=clock, sleep=clock.sleep)
+    with sim:
+        assert sim.wait(5.0) and sim.error is None
+    assert caplog.text.count("behind schedule") == 1
+    assert clock() - sim.start_time == pytest.approx(2.0)
+    assert sim.n_pushed == {"ecg": 512}
 
 
 def test_first_trial_can_be_chosen():
     """first_trial picks where playback starts (default: the config's n_trials, unseen in training)."""
     assert _sim().first_trial == CONFIG.n_trials
-    sim = _sim(first_trial=1, duration_s=0.1).start()
-    sim.wait(5.0)
+    clock = FakeClock()
+    sim = _sim(first_trial=1, duration_s=0.1, clock=clock, sleep=clock.sleep).start()
+    assert sim.wait(5.0)
     sim.stop()
     expected = generate_trial(CONFIG, SUBJECT, 0, 1, modalities=["eeg"]).class_name
     assert sim.labels_timeline[0].trial == 1 and sim.labels_timeline[0].label == expected
