@@ -1,4 +1,4 @@
-"""What every loader that computes features from raw signals shares: modality choice, ModalityInfo, pairing.
+"""What every loader that computes features from raw signals shares: ModalityInfo and pairing in time.
 
 A trial's modalities are featurised separately (each at its own sampling rate and window), then
 paired in time by :func:`pair_frames` so that vector ``i`` of every modality covers the same moment.
@@ -7,14 +7,14 @@ paired in time by :func:`pair_frames` so that vector ``i`` of every modality cov
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 
 import numpy as np
 
 from signals.spec import DESpec, EyeSpec, HrvSpec, PpsSpec
 from signals.streaming import FeatureFrames
 
-from .base import DatasetError, ModalityInfo
+from .base import ModalityInfo
 
 logger = logging.getLogger(__name__)
 
@@ -97,21 +97,4 @@ def modality_info(spec: AnySpec, description: str) -> ModalityInfo:
     )
 
 
-def check_modalities(modalities, available: Sequence[str], dataset: str) -> tuple[str, ...]:
-    """Return the requested modalities (None = all ``available``) or raise a DatasetError naming the options."""
-    if modalities is None:
-        return tuple(available)
-    if isinstance(modalities, str):
-        modalities = (modalities,)
-    if not isinstance(modalities, (list, tuple)):
-        raise TypeError(f"modalities must be a list or tuple of str, got {type(modalities).__name__}.")
-    unknown = [m for m in modalities if m not in available]
-    if unknown or not modalities:
-        raise DatasetError(
-            f"{dataset} has modalities {list(available)}; got {list(modalities)}. "
-            "Pass a non-empty subset of them (or None for all)."
-        )
-    return tuple(dict.fromkeys(modalities))
-
-
-__all__ = ["AnySpec", "check_modalities", "modality_info", "pair_frames"]
+__all__ = ["AnySpec", "modality_info", "pair_frames"]

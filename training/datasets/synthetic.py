@@ -33,9 +33,8 @@ from typing import Any
 from signals.spec import DESpec, EyeSpec, HrvSpec, PpsSpec
 from synthetic import MODALITIES, PPS_CHANNELS, SyntheticConfig, SyntheticTrial, iter_trials
 
-from .base import DatasetError, EmotionDataset, RawSignal, Trial
-from .pairing import check_modalities, modality_info, pair_frames
-from .spec_options import resolve_specs
+from .base import DatasetError, EmotionDataset, Trial
+from .skeleton import Loader, Source, featurise, raw_signals
 
 logger = logging.getLogger(__name__)
 
@@ -89,39 +88,14 @@ def _config(path_or_config) -> SyntheticConfig:
     )
 
 
-def _check_specs(config: SyntheticConfig, specs: Mapping[str, AnySpec], wanted) -> None:
-    channels = {"eeg": config.eeg.channel_names, "ecg": config.ecg.channel_names, "pps": PPS_CHANNELS}
-    for m, spec in specs.items():
-        if not isinstance(spec, (DESpec, EyeSpec, HrvSpec, PpsSpec)):
-            raise TypeError(f"specs['{m}'] must be a FeatureSpec, got {type(spec).__name__}.")
-        sfreq = getattr(config, m).sfreq
-        if abs(spec.sfreq - sfreq) > 1e-9 * sfreq:
-            raise DatasetError(
-                f"specs['{m}'].sfreq is {spec.sfreq} Hz; the generator's {m} runs at {sfreq} Hz."
-            )
-        if m in channels and not set(spec.channels) <= set(channels[m]):
-            raise DatasetError(
-                f"specs['{m}'] asks for channels {sorted(set(spec.channels) - set(channels[m]))} that the "
-                f"generator's {m} does not have; it has {list(channels[m])}."
-            )
-    hops = {m: specs[m].hop_s for m in wanted}
-    if len(set(hops.values())) > 1:
-        raise DatasetError(
-            f"all modalities must share one hop_s to be paired; got {hops}. Give each the same hop "
-            "(--hop-s MOD=SECONDS for every modality, or spec_overrides)."
-        )
-
-
 def _trial(gen: SyntheticTrial, specs: dict[str, AnySpec], include_raw: bool) -> Trial:
-    frames, raw = {}, {}
+    signals = {}
     for m, spec in specs.items():
         names = gen.channel_names[m]
-        x = gen.signals[m][[names.index(c) for c in spec.channels]]
-        frames[m] = spec.compute(x)
-        if include_raw:
-            raw[m] = RawSignal(x, gen.sfreq[m], tuple(spec.channels), spec.unit)
+        signals[m] = gen.signals[m][[names.index(c) for c in spec.channels]]
     where = f"synthetic subject {gen.subject} session {gen.session + 1} trial {gen.trial + 1}"
-    feats, segments = pair_frames(frames, gen.sfreq, where=where)
+    feats, segments = featurise(specs, signals, gen.sfreq, where=where)
+    raw = raw_signals(specs, signals, gen.sfreq) if include_raw else {}
     return Trial(str(gen.subject), gen.session + 1, gen.trial + 1, gen.label, {}, feats, raw, segments)
 
 
@@ -182,43 +156,76 @@ def load(
     33 s with ``n_jobs=1``. One subject (15 trials) takes about 2.3 s on an idle core, 80 % of it in
     the generator (its EEG above all) and 20 % in the features (eye 15 %).
     """
-    config = _config(path_or_config)
-    wanted = check_modalities(modalities, MODALITIES, "the synthetic generator")
-    chosen = resolve_specs(default_specs(config, hop_s=hop_s), specs, spec_overrides, wanted, "the generator")
-    _check_specs(config, chosen, wanted)
-    if subjects is None:
-        subject_ids = list(range(config.n_subjects))
-    else:
-        if isinstance(subjects, (str, int)):
-            subjects = [subjects]
-        try:
-            subject_ids = [int(s) for s in subjects]
-        except (TypeError, ValueError):
-            raise DatasetError(
-                f"synthetic subjects are '0'..'{config.n_subjects - 1}', got {subjects}."
-            ) from None
-        bad = [s for s in subject_ids if not 0 <= s < config.n_subjects]
-        if bad:
-            raise DatasetError(
-                f"subjects {bad} do not exist; the config has subjects 0..{config.n_subjects - 1}."
-            )
-    if n_jobs is None:
-        n_jobs = _available_cores()
-    elif isinstance(n_jobs, bool) or not isinstance(n_jobs, int) or n_jobs < 1:
-        raise ValueError(f"n_jobs must be an int >= 1 or None, got {n_jobs!r}.")
-    n_jobs = min(n_jobs, len(subject_ids))
-    if n_jobs == 1:
-        per_subject = [_subject_trials(config, s, chosen, include_raw) for s in subject_ids]
-    else:
-        with ProcessPoolExecutor(max_workers=n_jobs) as pool:
-            futures = [pool.submit(_subject_trials, config, s, chosen, include_raw) for s in subject_ids]
-            per_subject = [f.result() for f in futures]
-    trials = [t for ts in per_subject for t in ts]
-    logger.info("synthetic: %d subjects, %d trials, modalities %s", len(subject_ids), len(trials), wanted)
-    infos = {m: modality_info(chosen[m], f"synthetic {m}, {chosen[m].kind} features") for m in wanted}
-    return EmotionDataset(
-        NAME, trials, infos, class_names=tuple(config.class_names), source=_source(path_or_config)
+    return _LOADER.load(
+        path_or_config,
+        modalities=modalities,
+        subjects=subjects,
+        include_raw=include_raw,
+        specs=specs,
+        spec_overrides=spec_overrides,
+        hop_s=hop_s,
+        n_jobs=n_jobs,
     )
+
+
+class _Synthetic(Loader):
+    """The generator: a config instead of files, one process per subject."""
+
+    name = NAME
+    title = "synthetic"
+    computed = True
+    options = {"hop_s": (DEFAULT_HOP_S, None), "n_jobs": (None, None)}
+
+    def check_path(self, path: Any) -> Any:
+        return path  # a config, its JSON file or None: locate() tells them apart
+
+    def locate(self, path: Any, options: dict[str, Any], specs: dict) -> Source:
+        config = _config(path)
+        return Source(
+            root=_source(path),
+            subjects={str(s): s for s in range(config.n_subjects)},
+            modalities=MODALITIES,
+            class_names=tuple(config.class_names),
+            sfreqs={m: getattr(config, m).sfreq for m in MODALITIES},
+            channels={"eeg": config.eeg.channel_names, "ecg": config.ecg.channel_names, "pps": PPS_CHANNELS},
+            context=config,
+        )
+
+    def where(self, source: Source) -> str:
+        return "the synthetic generator"
+
+    def subject_id(self, subject: Any) -> str:
+        try:
+            return str(int(subject))  # '0' and 0 both name subject '0'
+        except (TypeError, ValueError):
+            return str(subject)
+
+    def default_specs(self, source: Source, options: dict[str, Any]) -> dict[str, AnySpec]:
+        return default_specs(source.context, hop_s=options["hop_s"])
+
+    def read_subject(self, source, subject, modalities, specs, include_raw, options) -> list[Trial]:
+        return _subject_trials(source.context, source.subjects[subject], specs, include_raw)
+
+    def read(self, source, subjects, modalities, specs, include_raw, options) -> list[Trial]:
+        """Subjects in worker processes (``n_jobs``); the result does not depend on it."""
+        n_jobs = options["n_jobs"]
+        if n_jobs is None:
+            n_jobs = _available_cores()
+        elif isinstance(n_jobs, bool) or not isinstance(n_jobs, int) or n_jobs < 1:
+            raise ValueError(f"n_jobs must be an int >= 1 or None, got {n_jobs!r}.")
+        n_jobs = min(n_jobs, len(subjects))
+        if n_jobs == 1:
+            return super().read(source, subjects, modalities, specs, include_raw, options)
+        indices = [source.subjects[s] for s in subjects]
+        with ProcessPoolExecutor(max_workers=n_jobs) as pool:
+            futures = [pool.submit(_subject_trials, source.context, s, specs, include_raw) for s in indices]
+            return [t for f in futures for t in f.result()]
+
+    def describe(self, source, modality, spec, options) -> str:
+        return f"synthetic {modality}, {spec.kind} features"
+
+
+_LOADER = _Synthetic()
 
 
 def _available_cores() -> int:

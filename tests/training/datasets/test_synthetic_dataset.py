@@ -107,7 +107,7 @@ def test_invalid_options_raise():
     """Mismatched hops, sfreq, channels, modalities and subjects are refused."""
     with pytest.raises(DatasetError, match="share one hop_s"):
         synthetic.load(CONFIG, specs={"eeg": DESpec(modality="eeg", sfreq=200, channels=("CZ",), hop_s=1)})
-    with pytest.raises(DatasetError, match="runs at 200.0 Hz"):
+    with pytest.raises(DatasetError, match="sampled at 200.0 Hz"):
         synthetic.load(
             CONFIG, modalities=["eeg"], specs={"eeg": DESpec(modality="eeg", sfreq=100, channels=("CZ",))}
         )
@@ -117,7 +117,7 @@ def test_invalid_options_raise():
         )
     with pytest.raises(DatasetError, match="modalities"):
         synthetic.load(CONFIG, modalities=["emg"])
-    with pytest.raises(DatasetError, match=r"subjects \[5\] do not exist"):
+    with pytest.raises(DatasetError, match=r"subject\(s\) \['5'\] not in the synthetic generator"):
         synthetic.load(CONFIG, subjects=[5])
     with pytest.raises(TypeError, match="path_or_config"):
         synthetic.load(3.0)
