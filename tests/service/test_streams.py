@@ -55,18 +55,26 @@ def eeg_trial():
 
 
 class _Recorder:
-    """An LslStream factory that also keeps every chunk the manager receives (thread-safe)."""
+    """An LslStream factory that also keeps every chunk the manager receives (thread-safe).
+
+    A chunk is recorded once the manager has processed it, so :meth:`wait_samples` returning means
+    every state those samples produce has been published.
+    """
 
     def __init__(self):
-        self.lock = threading.Lock()
+        self.lock = threading.Condition()
         self.chunks: list[tuple[np.ndarray, np.ndarray, float]] = []
         self.streams: list[LslStream] = []
 
     def __call__(self, selector, on_chunk, **kwargs):
         def recording(data, timestamps):
-            with self.lock:
-                self.chunks.append((data.copy(), timestamps.copy(), time.perf_counter()))
-            on_chunk(data, timestamps)
+            chunk = (data.copy(), timestamps.copy(), time.perf_counter())
+            try:
+                on_chunk(data, timestamps)
+            finally:
+                with self.lock:
+                    self.chunks.append(chunk)
+                    self.lock.notify_all()
 
         stream = LslStream(selector, recording, **kwargs)
         self.streams.append(stream)
@@ -77,6 +85,12 @@ class _Recorder:
             return np.concatenate([c[0] for c in self.chunks], axis=1), np.concatenate(
                 [c[1] for c in self.chunks]
             )
+
+    def wait_samples(self, n, timeout=10):
+        """Block until ``n`` samples have been received and processed."""
+        with self.lock:
+            if not self.lock.wait_for(lambda: sum(c[1].size for c in self.chunks) >= n, timeout):
+                raise AssertionError(f"timed out after {timeout} s waiting for {n} samples")
 
 
 class _Collector:
@@ -252,7 +266,7 @@ def test_states_match_offline_path(engine, bundle, eeg_trial):
         n = int(18 * SFREQ)
         _push(outlet, order, eeg_trial.signals["eeg"], 0, n, _anchor(n))
         _wait_until(lambda: len(collector.snapshot()) >= 5, 10, "5 states")
-        time.sleep(0.3)
+        recorder.wait_samples(n)  # the last chunks reach the worker
         public = manager.get(sid)
         # The worker is told how many samples the next vector needs: 2 s windows, 2 s hop, 18 s received.
         assert recorder.streams[0].samples_wanted() == int(2 * SFREQ)
@@ -331,7 +345,7 @@ def test_reconnect_never_spanned_and_stale_flag(engine, bundle, eeg_trial):
         _push(outlet, order, signal, first, second, t_resume)
         _wait_until(lambda: not manager.get(sid).stale, 5, "stale to clear")
         _wait_until(lambda: len(collector.snapshot()) >= 4, 10, "2 states after the reconnection")
-        time.sleep(0.3)
+        recorder.wait_samples(first + second)
     finally:
         manager.close()
     states = collector.snapshot()
@@ -371,7 +385,7 @@ def test_pause_never_spanned_and_stale_flag(engine, bundle, eeg_trial):
             10,
             "states after the pause",
         )
-        time.sleep(0.3)
+        recorder.wait_samples(first + second)
     finally:
         manager.close()
     states = collector.snapshot()
