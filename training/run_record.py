@@ -42,7 +42,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from signals.spec import DESpec, EyeSpec, HrvSpec, PpsSpec
 from training.datasets.base import EmotionDataset, Trial
-from training.protocols import Normaliser, Split, Task, Windows, make_windows
+from training.protocols import Normaliser, Split, Task, Windows
 
 logger = logging.getLogger(__name__)
 
@@ -410,14 +410,11 @@ class RunData:
 
     def windows(self, part: str, modalities: Sequence[str] | None = None) -> Windows:
         """Windows of one split part ('train', 'val', 'test'), T from the record, recorded normalisation."""
-        if part not in ("train", "val", "test"):
-            raise ValueError(f"part must be 'train', 'val' or 'test', got {part!r}.")
-        return make_windows(
-            getattr(self.split, part),
-            self.task,
+        return self.split.windows(
+            part,
             self.record.seq_len,
-            normaliser=self.normaliser,
             modalities=list(modalities or self.record.modality_names),
+            normaliser=self.normaliser,
         )
 
 

@@ -650,6 +650,17 @@ def test_split_windows_use_the_split_normaliser():
         split.windows("all", 5)
 
 
+def test_split_windows_take_a_given_normaliser():
+    """Split.windows(normaliser=...) normalises with those statistics (a run record's), not the refitted ones."""
+    ds = make_dataset()
+    split = subject_dependent_splits(ds, make_task(ds))[1]
+    recorded = identity_normaliser(ds)
+    got = split.windows("val", 5, normaliser=recorded)
+    expected = make_windows(split.val, split.task, 5, normaliser=recorded)
+    np.testing.assert_array_equal(got.x["eeg"], expected.x["eeg"])
+    assert not np.array_equal(got.x["eeg"], split.windows("val", 5).x["eeg"])
+
+
 def test_make_windows_errors():
     """Bad seq_len, stride, modality, trials or normaliser raise."""
     ds = make_dataset(n_subjects=1)

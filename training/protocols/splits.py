@@ -89,15 +89,25 @@ class Split:
         object.__setattr__(self, "normaliser", Normaliser.fit(self.train))
 
     def windows(
-        self, part: str, seq_len: int, *, modalities: Sequence[str] | None = None, stride: int = 1
+        self,
+        part: str,
+        seq_len: int,
+        *,
+        modalities: Sequence[str] | None = None,
+        stride: int = 1,
+        normaliser: Normaliser | None = None,
     ) -> Windows:
-        """Windows of one part ('train', 'val' or 'test'), normalised with the training statistics."""
+        """Windows of one part ('train', 'val' or 'test'), normalised with the training statistics.
+
+        ``normaliser`` replaces the statistics refitted on ``train`` (e.g. a run record's recorded
+        ones, :class:`training.run_record.RunData`); None uses :attr:`normaliser`.
+        """
         check_option("part", part, ("train", "val", "test"))
         return make_windows(
             getattr(self, part),
             self.task,
             seq_len,
-            normaliser=self.normaliser,
+            normaliser=self.normaliser if normaliser is None else normaliser,
             modalities=modalities,
             stride=stride,
         )
