@@ -49,7 +49,7 @@ EXPECTS: dict[str, str] = {
     "deap": "a DEAP data_preprocessed_python/ folder of s01.dat ... s32.dat, or its parent",
     "dreamer": "the DREAMER.mat file or a folder holding it",
     "recording": "one raw recording file (.edf, .bdf, .fif, .fif.gz, .xdf, .xdfz)",
-    "synthetic": "a .json file holding a signals.synthetic.SyntheticConfig",
+    "synthetic": "a .json file holding a synthetic.SyntheticConfig",
 }
 
 

@@ -1,4 +1,4 @@
-"""The synthetic multimodal dataset (:mod:`signals.synthetic`) as featurised, paired trials.
+"""The synthetic multimodal dataset (:mod:`synthetic`) as featurised, paired trials.
 
 Raw EEG, eye-tracker, ECG and peripheral signals come from the generator; each modality goes
 through its :class:`~signals.spec.FeatureSpec` (``spec.compute``, the live service's path) with
@@ -239,7 +239,7 @@ def _source(path_or_config) -> str:
     if isinstance(path_or_config, (str, Path)):
         return str(path_or_config)
     return (
-        "signals.synthetic (config object)" if path_or_config is not None else "signals.synthetic (defaults)"
+        "synthetic (config object)" if path_or_config is not None else "synthetic (defaults)"
     )
 
 
