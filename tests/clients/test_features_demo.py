@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from signals.demo import main, run
+from clients.features_demo import main, run
 from synthetic import SyntheticConfig
 
 
@@ -32,12 +32,12 @@ def test_demo_streams_one_line_per_second_with_all_modalities():
 
 
 def test_demo_command_runs_as_a_process():
-    """`python -m signals.demo` runs to completion and reports the vectors it computed."""
+    """`python -m clients.features_demo` runs to completion and reports the vectors it computed."""
     proc = subprocess.run(
         [
             sys.executable,
             "-m",
-            "signals.demo",
+            "clients.features_demo",
             "--duration",
             "3",
             "--speed",

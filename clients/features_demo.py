@@ -5,7 +5,7 @@ trial in small chunks with stream timestamps, the way LSL delivers it. Each moda
 the extractor its FeatureSpec builds (the same code training uses), and one line per second shows
 the emotion the generator is expressing and a few of the live features.
 
-Run it with ``scripts/demo`` (or ``m2s-features-demo``); ``--help`` lists the options.
+Run it with ``scripts/features-demo`` (or ``m2s-features-demo``); ``--help`` lists the options.
 """
 
 from __future__ import annotations
@@ -17,10 +17,9 @@ from pathlib import Path
 
 import numpy as np
 
+from signals.spec import DESpec, EyeSpec, HrvSpec, PpsSpec
+from signals.streaming import StreamingExtractor
 from synthetic import MODALITIES, SyntheticConfig, SyntheticTrial, generate_trial
-
-from .spec import DESpec, EyeSpec, HrvSpec, PpsSpec
-from .streaming import StreamingExtractor
 
 
 def demo_specs(trial: SyntheticTrial) -> dict[str, DESpec | EyeSpec | HrvSpec | PpsSpec]:
