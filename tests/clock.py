@@ -1,8 +1,9 @@
 """Test helpers for time: a clock tests move by hand, and waiting for something to happen without sleeping.
 
-- :class:`FakeClock` goes into the ``clock=`` / ``sleep=`` arguments of :class:`~service.lsl.LslStream`,
-  :class:`~clients.simulator.Simulator` and :class:`~clients.replay.Replayer`, so that "stale after
-  N s", due times or a late wake-up are driven explicitly instead of waited for.
+- :class:`FakeClock` goes into the ``clock=`` argument of :class:`~service.lsl.LslStream` and the
+  ``clock=`` / ``sleep=`` arguments of :class:`~clients.simulator.Simulator` and
+  :class:`~clients.replay.Replayer`, so that "stale after N s", due times or a late wake-up are
+  driven explicitly instead of waited for.
 - :class:`Recorder` is a callback (``on_chunk``, ``on_status``...) that keeps what it is called with
   and lets a test block on a condition variable until that satisfies a predicate.
 - :func:`wait_until` polls a predicate; use it only where nothing calls back when the state changes.
