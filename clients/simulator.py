@@ -653,9 +653,7 @@ class Simulator:
             if self.duration_s and played * duration >= self.duration_s:
                 return
             trial = self._trial(played)
-            marker = TrialMarker(
-                self.start_time + played * duration, trial.trial, trial.class_name
-            )
+            marker = TrialMarker(self.start_time + played * duration, trial.trial, trial.class_name)
             self._marker_outlet.push_sample([marker.to_json()], marker.lsl_time)
             with self._lock:
                 self._timeline.append(marker)
