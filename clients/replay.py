@@ -67,7 +67,7 @@ import pylsl
 from signals._checks import check_range, check_type
 from signals.recording import EXTENSIONS as RECORDING_EXTENSIONS
 from signals.recording import read_recording, recording_extension
-from signals.timing import DEFAULT_GAP_FACTOR
+from signals.timing import DEFAULT_GAP_FACTOR, DEFAULT_JITTER_S
 
 from .outlets import described_info
 
@@ -135,6 +135,7 @@ def load_recording(
     source_id_prefix: str | None = None,
     channels: Sequence[str] | None = None,
     gap_factor: float = DEFAULT_GAP_FACTOR,
+    jitter_s: float = DEFAULT_JITTER_S,
 ) -> list[ReplayStream]:
     """Read ``path`` into the streams :class:`Replayer` plays (module docstring, "Streams").
 
@@ -149,8 +150,9 @@ def load_recording(
     channels : sequence of str | None
         Keep only these channel labels in the numeric streams, matched ignoring case (streams left
         without channels are dropped; marker streams are kept). None = all channels.
-    gap_factor : float
-        The gap rule XDF timestamps are regularised with (:func:`signals.recording.read_recording`).
+    gap_factor, jitter_s : float
+        The gap rule XDF timestamps are regularised with (:func:`signals.recording.read_recording`);
+        the defaults are the feature spec's. Give the attached model's spec values when they differ.
 
     Returns
     -------
@@ -173,7 +175,7 @@ def load_recording(
         raise ValueError(
             f"{path}: cannot replay files with extension {ext or '(none)'!r}; give one of {', '.join(EXTENSIONS)}."
         )
-    rec = read_recording(path, gap_factor=gap_factor)
+    rec = read_recording(path, gap_factor=gap_factor, jitter_s=jitter_s)
     if source_id_prefix is None:
         stem = path.name[: -len(ext)] if path.name.lower().endswith(ext) else path.stem
         source_id_prefix = f"m2s-replay-{_slug(stem)}"

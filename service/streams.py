@@ -104,7 +104,9 @@ class _AttachedStream:
             self._on_chunk,
             resolve_timeout_s=settings.resolve_timeout_s,
             stale_after_s=settings.stale_after_s,
-            gap_factor=graph.feature_spec.gap_factor,  # the worker's dejitter keeps the spec's gaps
+            # The worker's dejitter follows the spec's gap rule: the extractor sees the gaps training saw.
+            gap_factor=graph.feature_spec.gap_factor,
+            jitter_s=graph.feature_spec.jitter_s,
         )
         self.lsl.on_status = self._on_status
         # Nothing can come out before the extractor's next vector: let the worker sleep until then.
@@ -285,7 +287,7 @@ class StreamManager:
         Inference latency, states emitted and per-stream health gauges (refreshed at scrape).
     stream_factory : callable
         Builds the acquisition worker, ``stream_factory(selector, on_chunk, resolve_timeout_s=,
-        stale_after_s=, gap_factor=)`` (``gap_factor``: the modality's feature spec's); :class:`~service.lsl.LslStream` (tests wrap it to observe chunks).
+        stale_after_s=, gap_factor=, jitter_s=)`` (the modality's feature spec's gap rule); :class:`~service.lsl.LslStream` (tests wrap it to observe chunks).
 
     Notes
     -----

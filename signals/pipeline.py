@@ -29,8 +29,11 @@ Rules
   the run's length (INFO) when finite vectors resume; ``n_nonfinite_`` counts them.
 - Vectors are normalised once, with the pipeline's :class:`Normalisation`, in float64, then cast to
   float32 (the model's input type).
+- Timestamps follow the spec's gap rule (:mod:`signals.timing`): :meth:`windows` regularises the
+  timestamps it is given, live streams arrive regularised by the LSL worker's
+  :class:`~signals.timing.SegmentDejitter` with the same rule.
 - Input must already be in the spec's channel order and unit (:func:`signals.channels.map_channels`
-  and :func:`signals.units.unit_scale` give the rows and the factor, once per stream).
+  and :func:`signals.units.channel_factors` give the rows and the factors, once per stream).
 
 Live windows sit on the stream's hop grid (counted from the start of the stream's current segment);
 ``windows`` of a trial sits on the trial's grid (counted from its first sample). They coincide when
@@ -50,6 +53,7 @@ import numpy as np
 from ._checks import check_array, ensure_int
 from .normalisation import Normalisation
 from .streaming import FeatureFrames
+from .timing import dejitter
 
 logger = logging.getLogger(__name__)
 
@@ -235,6 +239,11 @@ class FeaturePipeline:
         """Samples of one gap-free stretch the first window needs: one feature window plus the spacing."""
         return self.spec.n_window + (self.span - 1) * self.spec.n_hop
 
+    @property
+    def seconds_needed(self) -> float:
+        """:attr:`samples_needed` in seconds at the nominal rate."""
+        return self.samples_needed / self.sfreq
+
     def features(self, data, timestamps=None) -> FeatureFrames:
         """Feature vectors of a whole recording (``spec.compute``; offline smoothing allowed)."""
         return self.spec.compute(data, timestamps)
@@ -263,7 +272,9 @@ class FeaturePipeline:
         data : array, shape (n_channels, n_times)
             The recording in :attr:`channels` order and :attr:`unit`, time last.
         timestamps : array, shape (n_times,) | None
-            Sample times in seconds; None means one continuous segment at the nominal rate.
+            Sample times in seconds, increasing; None means one continuous segment at the nominal
+            rate. They are regularised with the spec's gap rule (:func:`signals.timing.dejitter`,
+            ``gap_factor`` and ``jitter_s``), as the live worker regularises a stream's.
         stride : int
             Keep every ``stride``-th window of each run (1 = all, as live).
 
@@ -271,6 +282,10 @@ class FeaturePipeline:
         -------
         FeatureWindows
         """
+        if timestamps is not None:
+            timestamps = dejitter(
+                timestamps, self.sfreq, gap_factor=self.spec.gap_factor, jitter_s=self.spec.jitter_s
+            )
         return self.cut(self.features(data, timestamps), stride=stride)
 
     # -- live --------------------------------------------------------------------------------------

@@ -60,7 +60,7 @@ import numpy as np
 
 from ._checks import check_type
 from .channels import map_channels
-from .timing import DEFAULT_GAP_FACTOR, dejitter
+from .timing import DEFAULT_GAP_FACTOR, DEFAULT_JITTER_S, dejitter
 from .units import unit_scale
 from .windowing import segment_breaks
 
@@ -171,13 +171,15 @@ class Stream:
             data=self.data[rows],
         )
 
-    def dejittered(self, gap_factor: float) -> Stream:
+    def dejittered(self, gap_factor: float, jitter_s: float = DEFAULT_JITTER_S) -> Stream:
         """The stream with its timestamps regularised by :func:`signals.timing.dejitter` (rate > 0 only)."""
         if self.sfreq <= 0:
             raise ValueError(
                 f"stream {self.name!r} has an irregular rate; only regular streams are dejittered."
             )
-        return replace(self, timestamps=dejitter(self.timestamps, self.sfreq, gap_factor=gap_factor))
+        return replace(
+            self, timestamps=dejitter(self.timestamps, self.sfreq, gap_factor=gap_factor, jitter_s=jitter_s)
+        )
 
 
 @dataclass(frozen=True, eq=False)
@@ -289,7 +291,9 @@ def recording_extension(path: str | Path) -> str:
     return path.suffix.lower()
 
 
-def read_recording(path: str | Path, *, gap_factor: float | None = DEFAULT_GAP_FACTOR) -> Recording:
+def read_recording(
+    path: str | Path, *, gap_factor: float | None = DEFAULT_GAP_FACTOR, jitter_s: float = DEFAULT_JITTER_S
+) -> Recording:
     """Read an XDF, EDF, BDF or FIF file (module docstring: streams, units, timing, markers).
 
     Parameters
@@ -299,6 +303,8 @@ def read_recording(path: str | Path, *, gap_factor: float | None = DEFAULT_GAP_F
     gap_factor : float | None
         The gap rule XDF timestamps are regularised with (a step above ``gap_factor / sfreq`` is a
         gap; the feature spec's ``gap_factor``). None: XDF timestamps as recorded.
+    jitter_s : float
+        Deviations up to this many seconds are jitter, not gaps (the feature spec's ``jitter_s``).
 
     Returns
     -------
@@ -323,7 +329,7 @@ def read_recording(path: str | Path, *, gap_factor: float | None = DEFAULT_GAP_F
     if not path.is_file():
         raise FileNotFoundError(f"{path} does not exist or is not a file; check the path.")
     if ext in XDF_EXTENSIONS:
-        return _read_xdf(path, gap_factor)
+        return _read_xdf(path, gap_factor, jitter_s)
     return _read_mne(path, ext)
 
 
@@ -339,7 +345,7 @@ def _xdf_text(info: dict, key: str, default: str = "") -> str:
     return default if value is None else str(value)
 
 
-def _read_xdf(path: Path, gap_factor: float | None) -> Recording:
+def _read_xdf(path: Path, gap_factor: float | None, jitter_s: float) -> Recording:
     try:
         import pyxdf
     except ImportError as err:
@@ -373,7 +379,7 @@ def _read_xdf(path: Path, gap_factor: float | None) -> Recording:
         sfreq = float(_xdf_text(info, "nominal_srate", "0"))
         data = np.asarray(s["time_series"]).reshape(ts.shape[0], n).T
         if gap_factor is not None and sfreq > 0 and ts.shape[0]:
-            ts = dejitter(ts, sfreq, gap_factor=gap_factor)
+            ts = dejitter(ts, sfreq, gap_factor=gap_factor, jitter_s=jitter_s)
             n_gaps = int(np.count_nonzero(segment_breaks(ts, sfreq, gap_factor)[1:]))
             if n_gaps:
                 logger.info(

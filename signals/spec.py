@@ -38,7 +38,7 @@ from .eye import EYE_CHANNELS, EyeParams, eye_feature_names, eye_features
 from .pps import PICARD_STATISTICS, PPS_STATISTICS, pps_statistics
 from .smoothing import KalmanFilter, MovingAverage, lds_smooth
 from .streaming import FeatureFrames, StreamingExtractor
-from .timing import DEFAULT_GAP_FACTOR
+from .timing import DEFAULT_GAP_FACTOR, DEFAULT_JITTER_S
 from .windowing import seconds_to_samples
 
 SPEC_SCHEMA_VERSION = 1
@@ -101,7 +101,15 @@ class _SpecBase(BaseModel):
     hop_s: float = Field(gt=0, description="Time between consecutive feature vectors in seconds.")
     smoothing: SmoothingSpec = SmoothingSpec()
     gap_factor: float = Field(
-        DEFAULT_GAP_FACTOR, gt=1, description="A timestamp step above gap_factor/sfreq is a gap: windows restart after it."
+        DEFAULT_GAP_FACTOR,
+        gt=1,
+        description="A timestamp step above gap_factor/sfreq is a gap: windows restart after it.",
+    )
+    jitter_s: float = Field(
+        DEFAULT_JITTER_S,
+        ge=0,
+        description="Raw timestamps may deviate this many seconds from the regular line (device or transport "
+        "jitter) without being a gap; 0 makes every step above gap_factor/sfreq a gap (signals.timing).",
     )
     schema_version: int = SPEC_SCHEMA_VERSION
 

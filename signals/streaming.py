@@ -30,6 +30,7 @@ import numpy as np
 
 from ._checks import check_array, check_option, check_range, check_sfreq, ensure_int
 from .buffer import RingBuffer
+from .timing import DEFAULT_GAP_FACTOR
 from .windowing import segment_breaks
 
 # Bound on windows computed in one call, so a long recording never materialises all its windows at once.
@@ -112,7 +113,7 @@ class StreamingExtractor:
         n_window: int,
         n_hop: int,
         smoother=None,
-        gap_factor: float = 1.5,
+        gap_factor: float = DEFAULT_GAP_FACTOR,
         nonfinite: str = "gap",
     ):
         self.transform = transform

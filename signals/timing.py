@@ -19,10 +19,15 @@ a gap can never disagree:
   timestamp, so the output steps by exactly that amount and the extractor downstream sees the
   same gap (a step above ``gap_factor / sfreq``, or one <= 0).
 
-Jitter of more than ``(gap_factor - 1) / sfreq`` (2.5 ms at 200 Hz with the default 1.5) cannot
-be told from lost samples and is a gap. A device whose timestamps jitter more needs a feature spec
-with a larger ``gap_factor`` (``gap_factor = 1 + jitter_s * sfreq``), which then bridges losses of
-up to that many samples in training and live alike.
+Jitter: timestamps stamped at arrival (USB or Bluetooth bursts, chunked pushes) deviate from the
+regular line by milliseconds to tens of milliseconds, which cannot be told from lost samples at the
+moment they arrive. The spec's ``jitter_s`` (default :data:`DEFAULT_JITTER_S` = 0.1 s, the live
+worker's tolerance before the rule was unified) widens both limits: a step is a gap only when it is
+late by more than ``max((gap_factor - 1) / sfreq, jitter_s)`` or early by more than
+``max(1 / sfreq, (gap_factor - 1) / sfreq, jitter_s)``. The price is that a loss shorter than
+``jitter_s`` is bridged (the windows around it span it), in training and live alike; a spec with
+``jitter_s=0`` makes every step above ``gap_factor / sfreq`` a gap (2.5 ms at 200 Hz with the
+default 1.5), for devices that stamp from their own sample counter.
 
 :class:`SegmentDejitter` is the causal, chunk-by-chunk form the LSL worker runs;
 :func:`dejitter` runs the very same object over a whole recorded stream, in chunks of
@@ -39,6 +44,7 @@ from ._checks import check_range, check_sfreq
 
 DEFAULT_GAP_FACTOR = 1.5  # FeatureSpec.gap_factor's default: a step above 1.5 sample periods is a gap
 DEFAULT_TIME_CONSTANT_S = 1.0  # seconds of signal over which the anchor follows the timestamps
+DEFAULT_JITTER_S = 0.1  # FeatureSpec.jitter_s's default: deviations up to 0.1 s are jitter, not gaps
 
 
 class SegmentDejitter:
@@ -51,6 +57,9 @@ class SegmentDejitter:
     gap_factor : float
         A step larger than ``gap_factor / sfreq`` (or a step <= 0) is a gap; the feature spec's
         ``gap_factor``, > 1.
+    jitter_s : float
+        Deviations from the regular line up to this many seconds are jitter, not gaps (module
+        docstring); the feature spec's ``jitter_s``, >= 0.
     time_constant_s : float
         Seconds of signal over which the anchor follows the input timestamps (clock drift,
         clock-sync corrections), > 0.
@@ -66,16 +75,19 @@ class SegmentDejitter:
         sfreq: float,
         *,
         gap_factor: float = DEFAULT_GAP_FACTOR,
+        jitter_s: float = DEFAULT_JITTER_S,
         time_constant_s: float = DEFAULT_TIME_CONSTANT_S,
     ) -> None:
         self.sfreq = check_sfreq(sfreq)
         self.gap_factor = float(check_range(gap_factor, "gap_factor", low=1, low_inclusive=False))
+        self.jitter_s = float(check_range(jitter_s, "jitter_s", low=0, unit="s"))
         self.time_constant_s = float(
             check_range(time_constant_s, "time_constant_s", low=0, low_inclusive=False, unit="s")
         )
         self.period = 1.0 / self.sfreq
-        self.max_step = self.gap_factor * self.period  # a longer step is a gap (samples lost)
-        self.min_step = min(0.0, 2.0 - self.gap_factor) * self.period  # a step <= this: the clock went back
+        # A longer step is a gap (samples lost); a step <= min_step: the clock went back.
+        self.max_step = max(self.gap_factor * self.period, self.period + self.jitter_s)
+        self.min_step = min(min(0.0, 2.0 - self.gap_factor) * self.period, self.period - self.jitter_s)
         self.max_move = 0.5 * min(1.0, self.gap_factor - 1.0) * self.period  # largest anchor move per chunk
         self.reset()
 
@@ -142,6 +154,7 @@ def dejitter(
     sfreq: float,
     *,
     gap_factor: float = DEFAULT_GAP_FACTOR,
+    jitter_s: float = DEFAULT_JITTER_S,
     chunk_s: float = 0.1,
 ) -> np.ndarray:
     """Regularise a whole recorded stream's timestamps with :class:`SegmentDejitter`.
@@ -152,8 +165,8 @@ def dejitter(
         Raw sample times in s, in recording order.
     sfreq : float
         Nominal sampling rate in Hz.
-    gap_factor : float
-        The gap rule (module docstring), > 1.
+    gap_factor, jitter_s : float
+        The gap rule (module docstring).
     chunk_s : float
         The stream is fed in chunks of this many seconds of samples (at least one sample), as the
         live worker is fed LSL chunks.
@@ -169,7 +182,7 @@ def dejitter(
         raise ValueError(
             "timestamps contain NaN or infinite values; a recording's sample times must be finite."
         )
-    dj = SegmentDejitter(sfreq, gap_factor=gap_factor)
+    dj = SegmentDejitter(sfreq, gap_factor=gap_factor, jitter_s=jitter_s)
     check_range(chunk_s, "chunk_s", low=0, low_inclusive=False, unit="s")
     step = max(1, int(round(chunk_s * dj.sfreq)))
     if ts.shape[0] == 0:
@@ -177,4 +190,4 @@ def dejitter(
     return np.concatenate([dj(ts[i : i + step]) for i in range(0, ts.shape[0], step)])
 
 
-__all__ = ["DEFAULT_GAP_FACTOR", "SegmentDejitter", "dejitter"]
+__all__ = ["DEFAULT_GAP_FACTOR", "DEFAULT_JITTER_S", "SegmentDejitter", "dejitter"]

@@ -81,7 +81,7 @@ from service.lsl.resolve import (
     selector_predicate,
 )
 from signals._checks import check_range, check_type
-from signals.timing import DEFAULT_GAP_FACTOR, SegmentDejitter
+from signals.timing import DEFAULT_GAP_FACTOR, DEFAULT_JITTER_S, SegmentDejitter
 
 logger = logging.getLogger(__name__)
 
@@ -120,10 +120,11 @@ class LslStream:
     reresolve_after_s : float | None
         Silence after which the worker checks that the outlet still exists and re-resolves it
         if not, s. None: ``max(5, 2 * stale_after_s)``.
-    gap_factor : float
-        The consumer's gap rule (its feature spec's ``gap_factor``): a timestamp step above
-        ``gap_factor / sfreq`` is a gap the consumer sees, smaller deviations are jitter and
-        smoothed (:class:`~signals.timing.SegmentDejitter`).
+    gap_factor, jitter_s : float
+        The consumer's gap rule (its feature spec's ``gap_factor`` and ``jitter_s``): a timestamp
+        step above ``gap_factor / sfreq`` that is also more than ``jitter_s`` off the regular line
+        is a gap the consumer sees; smaller deviations are jitter and smoothed
+        (:class:`~signals.timing.SegmentDejitter`).
     clock : callable
         ``clock() -> float``, the current time in seconds in the domain of the LSL timestamps
         (default ``pylsl.local_clock``). Every health decision reads it (module docstring, "Time
@@ -152,6 +153,7 @@ class LslStream:
         max_buffer_s: float = 30,
         reresolve_after_s: float | None = None,
         gap_factor: float = DEFAULT_GAP_FACTOR,
+        jitter_s: float = DEFAULT_JITTER_S,
         clock: Callable[[], float] = pylsl.local_clock,
     ) -> None:
         check_type(selector, StreamSelector, "selector")
@@ -176,6 +178,7 @@ class LslStream:
         self.max_buffer_s = int(math.ceil(max_buffer_s))
         self.reresolve_after_s = float(reresolve_after_s)
         self.gap_factor = float(check_range(gap_factor, "gap_factor", low=1, low_inclusive=False))
+        self.jitter_s = float(check_range(jitter_s, "jitter_s", low=0, unit="s"))
         self._dejitter: SegmentDejitter | None = None
         self._clock = clock
 
@@ -377,7 +380,7 @@ class LslStream:
         now = self._clock()
         self._inlet = inlet
         self._uid = resolved.uid()
-        self._dejitter = SegmentDejitter(info.sfreq, gap_factor=self.gap_factor)
+        self._dejitter = SegmentDejitter(info.sfreq, gap_factor=self.gap_factor, jitter_s=self.jitter_s)
         self._buffer = np.empty(
             (max(1, int(math.ceil(info.sfreq * self.max_buffer_s))), info.n_channels), dtype=inlet.np_dtype
         )

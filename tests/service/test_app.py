@@ -148,6 +148,20 @@ def test_predict_signal_reports_window_end_on_given_timestamps(http, bundle):
     assert r.json()["lsl_time"] == pytest.approx(t0 + end, abs=1e-9)
 
 
+def test_predict_signal_dejitters_timestamps_like_a_live_stream(http, bundle, direct):
+    """Per-chunk jitter of ±1.5 ms (steps up to 1.8 sample periods at 256 Hz) is smoothed, not a gap."""
+    data, sfreq = _synthetic_signal("ecg", 13.0)
+    n = data.shape[1]
+    jitter = np.repeat(np.random.default_rng(3).uniform(-1.5e-3, 1.5e-3, -(-n // 32)), 32)[:n]
+    timestamps = 1000.0 + np.arange(n) / sfreq + jitter
+    channels = list(bundle.manifest.graph("ecg").feature_spec.channels)
+    body = {"sfreq": sfreq, "channels": channels, "data": data.tolist(), "timestamps": timestamps.tolist()}
+    r = http.post("/predict", json={"modality": "ecg", "signal": body})
+    assert r.status_code == 200, r.text
+    expected = direct("ecg", _offline_last_window(bundle, "ecg", data)[0])
+    np.testing.assert_allclose(list(r.json()["probabilities"].values()), expected, rtol=1e-4, atol=1e-5)
+
+
 # -- the bad-input table -----------------------------------------------------------------------------
 
 ECG_CH = ["ECG1", "ECG2"]
@@ -358,7 +372,7 @@ BAD_INPUTS = [
         "signal-bad-unit",
         {"json": _ecg_signal(unit="deg")},
         422,
-        "signal: cannot convert the stream's unit 'deg' to the model's unit 'mV': voltages convert between V, mV, "
+        "signal: channel 'ECG1': cannot convert the stream's unit 'deg' to the model's unit 'mV': voltages convert between V, mV, "
         "uV/µV and nV (any common spelling); other units must match exactly. Send the signal in the model's unit.",
     ),
     (

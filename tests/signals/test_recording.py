@@ -89,13 +89,15 @@ def test_xdf_timestamps_follow_the_gap_rule(tmp_path):
     raw = true + rng.uniform(-1e-3, 1e-3, true.size)
     x = rng.standard_normal((1000, 2))
     path = write_xdf_streams(tmp_path / "j.xdf", [XdfStream("EEG", "EEG", fs, raw, x, ("A", "B"), "uV")])
-    s = read_recording(path).stream("EEG")
+    s = read_recording(path, jitter_s=0).stream("EEG")  # the strict rule: every lost sample is a gap
     assert np.flatnonzero(segment_breaks(s.timestamps, fs, 1.5)).tolist() == [0, 400, 700]
     inside = np.delete(np.diff(s.timestamps), [399, 699])
     np.testing.assert_allclose(inside, 1 / fs, rtol=0, atol=2e-4)  # anchor moves at chunk boundaries
     assert np.max(np.abs(s.timestamps - true)) < 2e-3
-    bridged = read_recording(path, gap_factor=4.0).stream("EEG")  # two lost samples are jitter at 4
+    bridged = read_recording(path, gap_factor=4.0, jitter_s=0).stream("EEG")  # two lost samples are jitter at 4
     assert np.flatnonzero(segment_breaks(bridged.timestamps, fs, 4.0)).tolist() == [0, 700]
+    default = read_recording(path).stream("EEG")  # 20 ms is within the default jitter_s (0.1 s)
+    assert np.flatnonzero(segment_breaks(default.timestamps, fs, 1.5)).tolist() == [0, 700]
     np.testing.assert_array_equal(read_recording(path, gap_factor=None).stream("EEG").timestamps, raw)
 
 

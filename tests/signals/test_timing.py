@@ -16,13 +16,13 @@ def _chunked(dj: SegmentDejitter, ts: np.ndarray, size: int) -> np.ndarray:
 
 
 def test_smooths_jitter_and_keeps_gaps():
-    """±1 ms jitter comes out regular; a 1-s pause and one lost sample stay gaps; time going back re-anchors."""
+    """Strict rule (jitter_s=0): ±1 ms jitter comes out regular; a 1-s pause and one lost sample stay gaps."""
     rng = np.random.default_rng(0)
     true = 100.0 + np.arange(4000) / FS
     true[1200:] += 1.0  # a 1-s pause before sample 1200
     true[3000:] += 1 / FS  # one lost sample before sample 3000
     jittered = true + rng.uniform(-1e-3, 1e-3, true.size)
-    dj = SegmentDejitter(FS)
+    dj = SegmentDejitter(FS, jitter_s=0)
     out = _chunked(dj, jittered, 37)
     steps = np.diff(out)
     inside = np.delete(steps, [1199, 2999])
@@ -33,7 +33,8 @@ def test_smooths_jitter_and_keeps_gaps():
     assert dj(np.array([50.0]))[0] == 50.0 and dj.n_segments_ == 4  # time going back re-anchors
 
 
-def test_breaks_are_the_feature_specs_breaks():
+@pytest.mark.parametrize("jitter_s", [0.0, 0.1])
+def test_breaks_are_the_feature_specs_breaks(jitter_s):
     """Whatever the input, segment_breaks on the output marks exactly the dejitter's segment starts."""
     rng = np.random.default_rng(1)
     for gap_factor in (1.5, 3.0, 20.0):
@@ -43,7 +44,7 @@ def test_breaks_are_the_feature_specs_breaks():
         steps[rng.choice(6000, 5, replace=False)] = -0.5  # clock going backwards
         ts = 10.0 + np.cumsum(steps)
         starts = []
-        dj = SegmentDejitter(FS, gap_factor=gap_factor)
+        dj = SegmentDejitter(FS, gap_factor=gap_factor, jitter_s=jitter_s)
         out = []
         for i in range(0, ts.size, 53):
             before = dj.n_segments_
@@ -57,26 +58,33 @@ def test_breaks_are_the_feature_specs_breaks():
 
 
 def test_gap_factor_decides_what_a_lost_sample_is():
-    """One lost sample is a gap at gap_factor 1.5 and bridged at 3 (the spec's knob, offline and live)."""
+    """Strict rule: one lost sample is a gap at gap_factor 1.5 and bridged at 3 (offline and live)."""
     ts = np.concatenate([np.arange(100), np.arange(101, 200)]) / FS
-    assert SegmentDejitter(FS, gap_factor=1.5)(ts) is not None
-    assert dejitter(ts, FS, gap_factor=1.5)[100] == ts[100]  # a new segment starts at its raw time
-    bridged = dejitter(ts, FS, gap_factor=3.0)
+    assert dejitter(ts, FS, gap_factor=1.5, jitter_s=0)[100] == ts[100]  # a new segment starts at its raw time
+    bridged = dejitter(ts, FS, gap_factor=3.0, jitter_s=0)
     assert segment_breaks(bridged, FS, 3.0).sum() == 1
-    assert segment_breaks(dejitter(ts, FS, gap_factor=1.5), FS, 1.5).sum() == 2
+    assert segment_breaks(dejitter(ts, FS, gap_factor=1.5, jitter_s=0), FS, 1.5).sum() == 2
 
 
-def test_jittery_device_needs_a_larger_gap_factor():
-    """±20 ms jitter at 200 Hz breaks every few samples at 1.5, and is one segment at 1 + 0.04 * sfreq."""
+def test_jitter_tolerance():
+    """±20 ms per-chunk push jitter at 200 Hz: one segment by default (jitter_s 0.1 s), a gap every few
+    chunks with the strict rule; the default still sees a 0.3-s pause, and bridges a 50-ms loss."""
     rng = np.random.default_rng(2)
     true = np.arange(2000) / FS
     jittered = true + np.repeat(rng.uniform(-0.02, 0.02, 100), 20)  # per-chunk push jitter
-    strict = SegmentDejitter(FS)
+    strict = SegmentDejitter(FS, jitter_s=0)
     _chunked(strict, jittered, 20)
     assert strict.n_segments_ > 20
-    loose = SegmentDejitter(FS, gap_factor=1 + 0.04 * FS)
-    out = _chunked(loose, jittered, 20)
-    assert loose.n_segments_ == 1 and np.max(np.abs(out - true)) < 0.03
+    default = SegmentDejitter(FS)
+    out = _chunked(default, jittered, 20)
+    assert default.n_segments_ == 1 and np.max(np.abs(out - true)) < 0.03
+    assert np.all(np.diff(out) > 0) and np.all(np.diff(out) <= 1.5 / FS)
+    paused = true.copy()
+    paused[1000:] += 0.3
+    assert segment_breaks(dejitter(paused, FS), FS, 1.5).sum() == 2
+    lost = true.copy()
+    lost[1000:] += 0.05
+    assert segment_breaks(dejitter(lost, FS), FS, 1.5).sum() == 1
 
 
 @pytest.mark.parametrize("chunk", [20, 400])

@@ -418,8 +418,8 @@ class _Recordings(Loader):
                 stream = streams[m].pick(spec.channels)
             except ValueError as err:
                 raise DatasetError(f"{path}: modality '{m}': {err}") from None
-            if opened.xdf:  # the live worker's rule, with this modality's gap_factor
-                stream = stream.dejittered(spec.gap_factor)
+            if opened.xdf:  # the live worker's rule, with this modality's spec
+                stream = stream.dejittered(spec.gap_factor, spec.jitter_s)
             opened.streams[m] = stream
             opened.data[m] = stream.data * _unit_factors(stream, spec, path, m)[:, None]
         return chosen

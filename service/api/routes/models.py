@@ -129,7 +129,7 @@ def _modality(manifest: BundleManifest, modality: str, provider: str | None) -> 
             window_s=spec.window_s,
             hop_s=spec.hop_s,
             n_features=spec.n_features,
-            min_signal_s=spec.window_s + (graph.seq_len - 1) * graph.spacing_s,
+            min_signal_s=graph.feature_pipeline().seconds_needed,
         ),
         provider=provider,
     )

@@ -36,7 +36,7 @@ from service.engine import InferenceEngine
 from service.metrics import ServiceMetrics
 from service.schemas import EmotionState, ModelRef, PredictRequest, SignalIn, Timing
 from signals.channels import map_channels
-from signals.units import unit_scale
+from signals.units import channel_factors
 
 logger = logging.getLogger(__name__)
 
@@ -163,7 +163,8 @@ def _signal_window(signal: SignalIn, graph: ModalityGraph, label: str) -> tuple[
     n_samples = lengths.pop()
     try:
         rows = map_channels(signal.channels, spec.channels)
-        factor = 1.0 if signal.unit is None else unit_scale(signal.unit, spec.unit)
+        # The live rule, per channel (signals.units); no unit means the model's units.
+        factors = None if signal.unit is None else channel_factors([signal.unit] * len(rows), spec)
     except ValueError as err:
         raise _invalid(f"signal: {err}") from None
     if signal.timestamps is None:
@@ -177,7 +178,9 @@ def _signal_window(signal: SignalIn, graph: ModalityGraph, label: str) -> tuple[
             )
         if not np.isfinite(timestamps).all() or np.any(np.diff(timestamps) <= 0):
             raise _invalid("signal.timestamps must be finite and strictly increasing (seconds).")
-    data = np.asarray(signal.data, dtype=np.float64)[rows] * factor
+    data = np.asarray(signal.data, dtype=np.float64)[rows]
+    if factors is not None:
+        data = data * factors[:, np.newaxis]
     # NaN/inf samples are gaps for every spec but the eye spec (NaN gaze = blink), read from the spec itself.
     if spec._nonfinite == "gap" and not np.isfinite(data).all():
         n_bad = int(data.size - np.count_nonzero(np.isfinite(data)))
@@ -189,8 +192,7 @@ def _signal_window(signal: SignalIn, graph: ModalityGraph, label: str) -> tuple[
         pipeline = graph.feature_pipeline(live=True)
     except ValueError as err:
         raise _invalid(str(err)) from None
-    n_needed = pipeline.samples_needed
-    needed_s = spec.window_s + (graph.seq_len - 1) * graph.spacing_s
+    n_needed, needed_s = pipeline.samples_needed, pipeline.seconds_needed
     if n_samples < n_needed:
         raise _invalid(
             f"signal is too short: {n_samples} samples ({n_samples / spec.sfreq:g} s) but {label} needs at "
