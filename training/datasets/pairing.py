@@ -22,7 +22,11 @@ AnySpec = DESpec | EyeSpec | HrvSpec | PpsSpec
 
 
 def pair_frames(
-    frames: Mapping[str, FeatureFrames], sfreqs: Mapping[str, float], *, where: str
+    frames: Mapping[str, FeatureFrames],
+    sfreqs: Mapping[str, float],
+    *,
+    where: str,
+    tolerance_s: float | None = None,
 ) -> tuple[dict[str, np.ndarray], np.ndarray]:
     """Keep the feature vectors whose windows end at the same time in every modality.
 
@@ -40,6 +44,11 @@ def pair_frames(
         Sampling frequency (Hz) of each modality's input.
     where : str
         What is being paired (named in errors), e.g. "subject s01 trial 3".
+    tolerance_s : float | None
+        Largest difference of window end times that still pairs two vectors; None: one sample
+        period of the slowest modality. Loaders pass half the common hop: after a gap or NaN burst
+        in one modality only, that modality's hop grid restarts at its own first sample, and a
+        tolerance of one sample would drop every later vector of the trial.
 
     Returns
     -------
@@ -55,7 +64,7 @@ def pair_frames(
         only = frames[names[0]]
         return {names[0]: only.features}, np.asarray(only.segments, dtype=np.int64)
     ends = {m: np.asarray(frames[m].timestamps) + 1.0 / sfreqs[m] for m in names}
-    tol = max(1.0 / sfreqs[m] for m in names) * (1 + 1e-6)
+    tol = (max(1.0 / sfreqs[m] for m in names) if tolerance_s is None else float(tolerance_s)) * (1 + 1e-6)
     ref = min(names, key=lambda m: len(frames[m]))
     keep = np.ones(len(frames[ref]), dtype=bool)
     index = {ref: np.arange(len(frames[ref]), dtype=np.int64)}
@@ -82,6 +91,19 @@ def pair_frames(
     segments = 1 + np.cumsum(breaks, dtype=np.int64)
     lost = {m: len(frames[m]) - int(keep.sum()) for m in names}
     logger.debug("%s: paired %d vectors; dropped per modality %s", where, int(keep.sum()), lost)
+    inner = {}  # vectors dropped between the first and the last pair: not a leading/trailing trim
+    for m in names:
+        used = index[m][keep]
+        if used.size:
+            inner[m] = int(used[-1] - used[0] + 1 - np.unique(used).size)
+    if any(inner.values()):
+        logger.warning(
+            "%s: %s vector(s) inside the trial found no partner in every modality and were dropped "
+            "(their windows end more than %.3g s apart); the modalities' timestamps disagree there.",
+            where,
+            {m: n for m, n in inner.items() if n},
+            tol,
+        )
     return out, segments
 
 

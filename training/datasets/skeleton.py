@@ -460,7 +460,8 @@ def featurise(
             f"more than {'one window' if max_count_gap == 1 else f'{max_count_gap} windows'}, so they "
             "cannot be paired. The recordings do not cover the same time."
         )
-    return pair_frames(frames, {m: sfreqs[m] for m in signals}, where=where)
+    hop_s = min(specs[m].hop_s for m in signals)  # one shared hop (check_specs)
+    return pair_frames(frames, {m: sfreqs[m] for m in signals}, where=where, tolerance_s=0.5 * hop_s)
 
 
 def raw_signals(

@@ -226,6 +226,22 @@ def test_pair_frames_trims_leading_vectors():
     assert segments.tolist() == [1] * len(long)
 
 
+def test_pair_frames_after_a_nan_burst_in_one_modality(caplog):
+    """A NaN burst in one modality restarts its hop grid; half a hop of tolerance keeps pairing after it."""
+    rng = np.random.default_rng(2)
+    x = rng.standard_normal((1, 128 * 20))
+    y = rng.standard_normal((1, 128 * 20))
+    y[0, 128 * 8 + 37 : 128 * 8 + 50] = np.nan  # 0.1 s of NaN in b only, off its 1-s grid
+    a = DESpec(modality="a", sfreq=128, channels=("x",), window_s=1, hop_s=1).compute(x)
+    b = DESpec(modality="b", sfreq=128, channels=("x",), window_s=1, hop_s=1).compute(y)
+    with caplog.at_level("WARNING", logger="training.datasets.pairing"):
+        strict, _ = pair_frames({"a": a, "b": b}, {"a": 128.0, "b": 128.0}, where="strict")
+    assert len(strict["a"]) == 8  # one sample of tolerance: everything after the burst is lost
+    assert "inside the trial found no partner" not in caplog.text  # a trailing loss, not an inner one
+    out, segments = pair_frames({"a": a, "b": b}, {"a": 128.0, "b": 128.0}, where="t", tolerance_s=0.5)
+    assert len(out["a"]) == len(b) and segments.tolist() == [1] * 8 + [2] * (len(b) - 8)
+
+
 def test_pair_frames_segments_follow_gaps_and_unpaired_vectors():
     """A gap in either modality, or a vector without a partner, starts a new segment of the pairs."""
     rng = np.random.default_rng(1)
