@@ -135,8 +135,17 @@ def window_ends(
     """
     segments = np.asarray(segments)
     finite = np.asarray(finite, dtype=bool)
+    seq_len, step, stride = (
+        ensure_int(v, name) for v, name in ((seq_len, "seq_len"), (step, "step"), (stride, "stride"))
+    )
+    if min(seq_len, step, stride) < 1:
+        raise ValueError(f"seq_len, step and stride must be >= 1, got {seq_len}, {step} and {stride}.")
+    if segments.ndim != 1 or finite.shape != segments.shape:
+        raise ValueError(
+            f"segments and finite must both have shape (W,), got {segments.shape} and {finite.shape}."
+        )
     n = segments.shape[0]
-    span = (ensure_int(seq_len, "seq_len") - 1) * ensure_int(step, "step") + 1
+    span = (seq_len - 1) * step + 1
     if n < span:
         return np.empty(0, dtype=np.int64)
     index = np.arange(n, dtype=np.int64)
@@ -146,7 +155,7 @@ def window_ends(
     offset = index - run_start - (span - 1)  # 0 for the first window of a run
     valid = finite & (offset >= 0)
     if stride != 1:
-        valid &= offset % ensure_int(stride, "stride") == 0
+        valid &= offset % stride == 0
     return index[valid]
 
 

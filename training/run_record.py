@@ -286,7 +286,8 @@ def _key_text(key: TrialKey) -> str:
 
 
 def trial_digest(trial: Trial, modalities: Sequence[str]) -> str:
-    """SHA-256 of one trial: key, label, ratings and the features of ``modalities`` (float64 LE)."""
+    """SHA-256 of one trial: key, label, ratings, the features of ``modalities`` (float64 LE) and the
+    segments (where the trial's gaps are: they decide which windows exist)."""
     h = hashlib.sha256()
     label = None if trial.label is None else int(trial.label)  # plain types: repr is version-independent
     ratings = sorted((str(k), float(v)) for k, v in trial.ratings.items())
@@ -295,6 +296,7 @@ def trial_digest(trial: Trial, modalities: Sequence[str]) -> str:
         x = np.ascontiguousarray(trial.features[m], dtype="<f8")
         h.update(f"|{m}:{x.shape}|".encode())
         h.update(x.tobytes())
+    h.update(b"|segments|" + np.ascontiguousarray(trial.segment_ids, dtype="<i8").tobytes())
     return h.hexdigest()
 
 

@@ -262,6 +262,10 @@ def test_window_ends_stride_counts_from_each_run():
     assert window_ends(segments, finite, 3, stride=2).tolist() == [2, 7, 9, 12, 14, 16]
     assert window_ends(segments, finite, 2, step=2).tolist() == [2, 3, 7, 8, 9, *range(12, 17)]
     assert window_ends(segments[:2], finite[:2], 3).tolist() == []
+    with pytest.raises(ValueError, match="seq_len, step and stride must be >= 1, got 0, 1 and 1"):
+        window_ends(segments, finite, 0)
+    with pytest.raises(ValueError, match="must both have shape \\(W,\\)"):
+        window_ends(segments, finite[:3], 2)
 
 
 def test_mapped_and_scaled_stream_gives_the_same_windows(bundle, trial):
