@@ -205,7 +205,7 @@ def median_ms(fn: Callable[[], object], repeats: int) -> float:
 def build_payloads(engine: InferenceEngine, ref: str, modality: str, names: list[str]) -> dict[str, Payload]:
     """The request bodies and their in-process floors for ``modality`` of the loaded model ``ref``."""
     graph = engine.get(ref).bundle.manifest.graph(modality)
-    mean, std = np.asarray(graph.normalisation.mean), np.asarray(graph.normalisation.std)
+    mean, std = graph.normalisation.mean_array, graph.normalisation.std_array
     rng = np.random.default_rng(0)
     payloads = {}
     if "features" in names:
@@ -214,7 +214,7 @@ def build_payloads(engine: InferenceEngine, ref: str, modality: str, names: list
         windows64 = rng.standard_normal((64, graph.seq_len, graph.dim)).astype(np.float32)  # normalised
 
         def features_floor() -> np.ndarray:
-            window = ((raw - mean) / std).astype(np.float32)  # what the route does once the body is parsed
+            window = graph.normalisation.apply(raw)  # what the route does once the body is parsed
             return engine.predict(ref, modality, window[np.newaxis])[0]
 
         payloads["features"] = Payload(
@@ -225,7 +225,7 @@ def build_payloads(engine: InferenceEngine, ref: str, modality: str, names: list
         )
     if "signal" in names:
         spec = graph.feature_spec
-        n_needed = spec.n_window + (graph.seq_len - 1) * round(graph.spacing_s * spec.sfreq)
+        n_needed = graph.feature_pipeline().samples_needed
         trial = generate_trial(
             SyntheticConfig(trial_duration_s=max(30.0, np.ceil(n_needed / spec.sfreq) + 1)),
             0,

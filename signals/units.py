@@ -71,12 +71,13 @@ def unit_scale(stream_unit: str, spec_unit: str) -> float:
     src, dst = stream_unit.strip().casefold(), spec_unit.strip().casefold()
     if not src:
         raise ValueError(
-            f"the stream declares no unit but the model needs '{spec_unit}'. Declare the channel unit in "
-            "the outlet's metadata (desc/channels/channel/unit), e.g. 'microvolts'."
+            f"the stream declares no unit but the model needs '{spec_unit}'. Declare the channel unit (an LSL "
+            "outlet: desc/channels/channel/unit; a file: its header; POST /predict: signal.unit), e.g. "
+            "'microvolts'."
         )
     if src in _VOLTS and dst in _VOLTS:
         return _VOLTS[src] / _VOLTS[dst]
-    if src == dst:
+    if _UNIT_ALIASES.get(src, src) == _UNIT_ALIASES.get(dst, dst):  # 'degrees' is 'deg'
         return 1.0
     if src in _DIMENSIONLESS or dst in _DIMENSIONLESS:
         why = "'native' and 'a.u.' have no physical scale, so they convert only to themselves"
@@ -169,8 +170,6 @@ def channel_factors(stream_units: Sequence[str], spec) -> np.ndarray:
                     "would silently corrupt the features."
                 )
             unknown.append(channel)
-            continue
-        if _UNIT_ALIASES.get(have_key, have_key) == _UNIT_ALIASES.get(need_key, need_key):
             continue
         try:
             factors[i] = unit_scale(have, need)

@@ -326,6 +326,8 @@ def test_map_channels_types():
         ("native", "native", 1.0),
         ("a.u.", "A.U.", 1.0),
         ("deg,mm", "deg,mm", 1.0),
+        ("degrees", "deg", 1.0),  # one alias table for every input
+        ("millimetres", "mm", 1.0),
     ],
 )
 def test_unit_scale(stream_unit, spec_unit, factor):
