@@ -65,6 +65,7 @@ import numpy as np
 import pylsl
 
 from signals._checks import check_range, check_type
+from signals.channels import map_channels
 from signals.recording import EXTENSIONS as RECORDING_EXTENSIONS
 from signals.recording import read_recording, recording_extension
 from signals.timing import DEFAULT_GAP_FACTOR, DEFAULT_JITTER_S
@@ -122,6 +123,14 @@ class ReplayStream:
         )  # fmt: skip
         info.desc().append_child("acquisition").append_child_value("model", "m2s replay")
         return info
+
+
+def _rows(names: Sequence[str], channel: str) -> int | None:
+    """Row of ``channel`` in ``names`` by the one matching rule (:func:`signals.channels.map_channels`), or None."""
+    try:
+        return int(map_channels(names, [channel])[0])
+    except ValueError:
+        return None
 
 
 def _slug(text: str) -> str:
@@ -182,17 +191,24 @@ def load_recording(
     check_type(source_id_prefix, str, "source_id_prefix")
     wanted = None
     if channels is not None:
-        wanted = {c.casefold() for c in channels}
-        have = {c.casefold(): c for s in rec.streams for c in s.channels}
-        missing = [c for c in channels if c.casefold() not in have]
-        if missing or not wanted:
+        channels = list(channels)
+        have = [c for s in rec.streams for c in s.channels]
+        found = [c for c in channels if _rows(have, c) is not None]
+        if len(found) != len(channels) or not channels:
+            missing = [c for c in channels if c not in found]
             raise ValueError(
-                f"{path}: --channels asks for {missing or list(channels)}, which the file does not have; "
-                f"its channels are {sorted(have.values())}."
+                f"{path}: --channels asks for {missing or channels}, which the file does not have; "
+                f"its channels are {sorted(have)}."
             )
+        wanted = channels
     out = []
     for s in rec.streams:
-        keep = [i for i, c in enumerate(s.channels) if wanted is None or c.casefold() in wanted]
+        # The one channel-matching rule (signals.channels, case-insensitive): each asked channel once.
+        keep = (
+            list(range(len(s.channels)))
+            if wanted is None
+            else sorted(r for c in wanted if (r := _rows(s.channels, c)) is not None)
+        )
         if not keep:
             continue
         if s.n_times == 0:

@@ -85,15 +85,12 @@ def _read(path: Path) -> Recording:
 def _xdf_source(rec: Recording, path: Path, modality: str, stream_name) -> Stream:
     if not isinstance(stream_name, str):
         raise DatasetError(f"{path}: for XDF, picks['{modality}'] must be the name of a stream.")
-    hits = [s for s in rec.streams if s.name == stream_name]
-    if len(hits) != 1:
-        problem = "no signal stream" if not hits else f"{len(hits)} signal streams"
+    try:
+        source = rec.stream(stream_name)
+    except ValueError as err:
         raise DatasetError(
-            f"{path}: modality '{modality}' names stream {stream_name!r}, but the file has {problem} of that "
-            f"name. Its signal streams are {[s.name for s in rec.streams]} (marker streams: "
-            f"{[m.name for m in rec.markers]})."
-        )
-    source = hits[0]
+            f"modality '{modality}': {err} Its marker streams are {[m.name for m in rec.markers]}."
+        ) from None
     if source.sfreq <= 0:
         raise DatasetError(
             f"{path}: stream {stream_name!r} has an irregular sampling rate; features need a "

@@ -145,7 +145,7 @@ def test_missing_xdf_stream_lists_streams(files):
     """An absent XDF stream name lists the streams."""
     with pytest.raises(
         DatasetError,
-        match=r"stream 'EMG'.*signal streams are \['EEG', 'ECG'\] \(marker streams: \['Markers'\]\)",
+        match=r"modality 'emg': .*no signal stream named 'EMG'; its signal streams are \['EEG', 'ECG'\]\. Its marker streams are \['Markers'\]\.",
     ):
         recordings.load(files["xdf"], picks={"emg": "EMG"})
 
