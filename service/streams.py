@@ -32,16 +32,9 @@ Rules
 
 Units
 -----
-Per channel, the stream's declared unit must match the spec's meaning for that channel:
-
-- single-unit specs (EEG ``'uV'``, ECG ``'mV'``): voltages convert between V/mV/µV/nV
-  (:func:`~signals.units.unit_scale`); a stream that declares no unit (``'unknown'``) is
-  refused, because a wrong voltage scale (1e6 for V vs µV) silently ruins DE features.
-- ``'native'`` specs (PPS: each channel in its own unit): any declared unit is accepted as is.
-- the eye spec's composite ``'deg,mm'``: gaze rows must be in the params' ``gaze_unit``
-  (``'deg'`` / ``'norm'``, common spellings accepted), pupil rows in mm, validity in anything.
-  A non-voltage channel whose stream declares no unit (``'unknown'``) is accepted with a
-  warning (factor 1): eye trackers rarely describe their channels.
+Per channel, the stream's declared unit must match the spec's meaning for that channel: the rules
+of :func:`signals.units.channel_factors`, which the recording loader and ``POST /predict`` follow
+too.
 """
 
 from __future__ import annotations

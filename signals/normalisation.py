@@ -1,7 +1,7 @@
 """Feature normalisation: per-feature z-scoring, and the one function that computes its statistics.
 
 Statistics are computed in one place, :class:`FeatureStatistics`, whatever the vectors are: the
-training trials of a split (offline), a participant's calibration data (live, accumulated chunk by
+training trials of a split (offline) and, by design, a participant's calibration data (live, accumulated chunk by
 chunk). :func:`fit_normalisation` is the batch front end of the same accumulator. Rules:
 
 - a vector with any NaN or inf entry is skipped: such vectors never reach a model (the feature
@@ -31,18 +31,14 @@ MIN_STD: float = 1e-6
 
 
 class Normalisation(BaseModel):
-    """Per-feature z-scoring ``(x - mean) / std``; serialised in every bundle manifest.
-
-    Attributes
-    ----------
-    mean, std : tuple of float, length D
-        Statistics of each feature; every std is finite and > 0 (floored, see the module notes).
-    """
+    """Per-feature z-scoring ``(x - mean) / std`` fitted on training data; in every bundle manifest."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    mean: tuple[float, ...] = Field(min_length=1)
-    std: tuple[float, ...] = Field(min_length=1)
+    mean: tuple[float, ...] = Field(min_length=1, description="Mean of each of the D features.")
+    std: tuple[float, ...] = Field(
+        min_length=1, description="Standard deviation of each feature; finite and > 0 (floored at min_std)."
+    )
     _mean: np.ndarray = PrivateAttr()
     _std: np.ndarray = PrivateAttr()
 

@@ -4,7 +4,7 @@
 (:mod:`training.datasets.recordings`) and ``m2s replay`` (:mod:`clients.replay`) both use it, and a
 writer (sessions recorded to XDF) will take the same :class:`Recording`. It needs ``pyxdf`` (XDF)
 or ``mne`` (EDF/BDF/FIF), imported when a file is read (``pip install 'm2s-live[recordings]'``);
-the module itself is numpy-only.
+the module itself needs only the base install (numpy, scipy, pydantic through :mod:`signals`).
 
 Streams
 -------

@@ -5,6 +5,19 @@
 converts here, once, at ingestion: live LSL streams (their channel metadata), recordings
 read for training and replay (EDF/BDF/FIF headers via MNE, XDF stream headers), and ``POST /predict``
 signals.
+
+Units
+-----
+Per channel, the declared unit (stream, file or request) must match the spec's meaning for that channel:
+
+- single-unit specs (EEG ``'uV'``, ECG ``'mV'``): voltages convert between V/mV/µV/nV
+  (:func:`~signals.units.unit_scale`); a stream that declares no unit (``'unknown'``) is
+  refused, because a wrong voltage scale (1e6 for V vs µV) silently ruins DE features.
+- ``'native'`` specs (PPS: each channel in its own unit): any declared unit is accepted as is.
+- the eye spec's composite ``'deg,mm'``: gaze rows must be in the params' ``gaze_unit``
+  (``'deg'`` / ``'norm'``, common spellings accepted), pupil rows in mm, validity in anything.
+  A non-voltage channel whose stream declares no unit (``'unknown'``) is accepted with a
+  warning (factor 1): eye trackers rarely describe their channels.
 """
 
 from __future__ import annotations

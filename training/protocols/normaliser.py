@@ -22,7 +22,7 @@ class Normaliser:
 
     Build it with :meth:`fit`; :class:`Split` does so on its training trials. The statistics come
     from :func:`signals.normalisation.fit_normalisation`, the one function that computes them (a
-    participant's live calibration uses it too): over every finite feature vector of every training
+    participant's live calibration is to use it too): over every finite feature vector of every training
     trial (a long trial weighs more, as in the authors' ``StandardScaler`` on concatenated windows),
     with the population std (ddof 0); vectors with a NaN or inf entry are skipped, as they never
     reach a model.
@@ -115,7 +115,7 @@ class Normaliser:
             missing = [t.key for t in trials if m not in t.features]
             if missing:
                 raise ValueError(f"modality '{m}' is missing from trial(s) {missing[:3]}; cannot fit it.")
-            try:  # the one statistics function, shared with a participant's live calibration
+            try:  # the one statistics function (signals.normalisation)
                 norm = fit_normalisation((t.features[m] for t in trials), min_std=min_std)
             except ValueError as err:
                 raise ValueError(f"modality '{m}' of the training trials: {err}") from None
