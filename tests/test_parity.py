@@ -19,8 +19,8 @@ from __future__ import annotations
 
 import os
 import threading
-import time
 
+import httpx
 import numpy as np
 import onnxruntime as ort
 
@@ -30,6 +30,7 @@ from service.config import AttachRequest
 from signals.spec import DESpec, EyeSpec, HrvSpec, PpsSpec
 from synthetic import PPS_CHANNELS, SyntheticConfig, generate_trial
 from tests.bundles import write_linear_bundle
+from tests.clock import wait_until
 from tests.fixtures.recordings import XdfStream, write_xdf_streams
 from tests.service.conftest import make_settings, run_server
 from training.datasets import recordings
@@ -144,7 +145,17 @@ def test_live_windows_equal_training_windows(tmp_path):
             _wait_connected(base, len(STREAMS))
             assert replayer.wait(timeout=(LEAD_S + 2 * (PAUSE_S + PART_S)) / SPEED + 30)
             t0 = replayer.start_time
-        time.sleep(0.5)  # the last chunks reach the streams' workers
+
+        def n_trial_states(m):
+            times = np.array(spy.times.get(m, [])) - t0 + T_FIRST
+            return int(np.count_nonzero((times > start) & (times < end)))
+
+        # The last chunks reach the streams' workers: wait for as many states as training has windows.
+        wait_until(
+            lambda: all(n_trial_states(m) >= len(offline[m]) for m in specs),
+            timeout=20,
+            what="the service's states of the trial",
+        )
     for m in specs:
         windows, probs = np.array(spy.windows.get(m, [])), np.array(spy.probabilities.get(m, []))
         times = np.array(spy.times.get(m, [])) - t0 + T_FIRST  # on the recording's clock
@@ -161,12 +172,8 @@ def test_live_windows_equal_training_windows(tmp_path):
 
 
 def _wait_connected(base, n, timeout=20.0):
-    import httpx
-
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+    def connected():
         streams = httpx.get(f"{base}/streams", timeout=5).json()["data"]
-        if len(streams) == n and all(s["connected"] for s in streams):
-            return
-        time.sleep(0.1)
-    raise AssertionError(f"streams did not connect within {timeout} s: {streams}")
+        return len(streams) == n and all(s["connected"] for s in streams)
+
+    wait_until(connected, timeout, f"{n} attached streams to connect", interval=0.1)
