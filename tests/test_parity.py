@@ -1,7 +1,8 @@
 """Parity: the windows training cuts from a recording are the windows the live service feeds ONNX Runtime.
 
 One XDF recording holds the four kinds of modality the service serves (DE EEG, eye features from
-raw gaze, HRV from ECG, PPS statistics), with a pause and a NaN burst inside the trial. Offline,
+raw gaze, HRV from ECG, PPS statistics), with a pause and a NaN burst inside the trial, and
+timestamps jittered per chunk as outlets that stamp at arrival produce. Offline,
 the dataset loader reads it, the training normaliser is fitted on it and ``make_windows`` cuts the
 windows. Online, the same file is replayed over real LSL into the real service (uvicorn, attached
 streams, ONNX Runtime on the CPU) serving a bundle with those specs and that normalisation; a spy
@@ -56,12 +57,12 @@ def _specs(trial) -> dict:
 
 
 def _write_recording(path, trial):
-    """Lead-in, pause, part 1, pause, part 2 with a NaN burst; one trial over both parts."""
+    """Lead-in, pause, part 1, pause, part 2 with a NaN burst; one trial over both parts; jittered stamps."""
     lead_end = T_FIRST + LEAD_S
     start = lead_end + PAUSE_S
     resume = start + PART_S + PAUSE_S
     end = resume + PART_S
-    streams = []
+    streams, rng = [], np.random.default_rng(7)
     for m, (name, kind) in STREAMS.items():
         x, sf = trial.signals[m], trial.sfreq[m]
         n_lead, n_part = round(LEAD_S * sf), round(PART_S * sf)
@@ -73,6 +74,11 @@ def _write_recording(path, trial):
                 resume + np.arange(n_part) / sf,
             ]
         )
+        # Stamped at arrival, as many outlets are: ±2 ms per 16-sample chunk (the gap rule's jitter_s
+        # smooths it the same way in the loader and in replay; the first sample of a part stays exact).
+        jitter = np.repeat(rng.uniform(-2e-3, 2e-3, -(-times.size // 16)), 16)[: times.size]
+        jitter[[0, n_lead, n_lead + n_part]] = 0.0
+        times = times + jitter
         burst = n_lead + n_part + round(NAN_AT_S * sf)
         data[burst : burst + round(NAN_S * sf)] = np.nan
         units = UNITS.get(m) or tuple(trial.units[m])
