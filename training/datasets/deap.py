@@ -268,6 +268,11 @@ class _Deap(Loader):
             trials.append(Trial(subject, 1, k + 1, None, ratings, feats, raw, segments))
         return trials
 
+    def offline_only(self, options) -> str | None:
+        if options["baseline"] == "subtract_mean":
+            return "each trial's baseline mean is subtracted, which a live stream has no baseline for"
+        return None
+
     def describe(self, source, modality, spec, options) -> str:
         return f"{_DESCRIPTIONS[modality]}; baseline={options['baseline']}"
 

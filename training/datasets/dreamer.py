@@ -288,6 +288,11 @@ class _Dreamer(Loader):
             trials.append(Trial(subject, 1, t + 1, None, ratings, feats, raw, segments))
         return trials
 
+    def offline_only(self, options) -> str | None:
+        if options["baseline"] == "subtract_mean":
+            return "each trial's baseline mean is subtracted, which a live stream has no baseline for"
+        return None
+
     def describe(self, source, modality, spec, options) -> str:
         descriptions = {
             "eeg": f"DE of DREAMER EEG (µV), {len(spec.channels)} channels x 5 bands",

@@ -26,7 +26,7 @@ import logging
 import re
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -195,8 +195,25 @@ class Loader(ABC):
     def infos(
         self, source: Source, modalities: tuple[str, ...], specs: dict[str, AnySpec], options: dict[str, Any]
     ) -> dict[str, ModalityInfo]:
-        """What each modality's vectors are; computed loaders: the spec's, described by :meth:`describe`."""
-        return {m: modality_info(specs[m], self.describe(source, m, specs[m], options)) for m in modalities}
+        """What each modality's vectors are; computed loaders: the spec's, described by :meth:`describe`.
+
+        Features that depend on preprocessing the live service does not do (:meth:`offline_only`)
+        are marked ``reproducible_online=False``, so a bundle says so and the service warns.
+        """
+        infos = {m: modality_info(specs[m], self.describe(source, m, specs[m], options)) for m in modalities}
+        reason = self.offline_only(options)
+        if reason is None:
+            return infos
+        return {
+            m: replace(
+                info, reproducible_online=False, description=f"{info.description}; offline only: {reason}"
+            )
+            for m, info in infos.items()
+        }
+
+    def offline_only(self, options: dict[str, Any]) -> str | None:
+        """Why the loader's preprocessing with ``options`` cannot be reproduced live, or None."""
+        return None
 
     def describe(self, source: Source, modality: str, spec: AnySpec, options: dict[str, Any]) -> str:
         """``ModalityInfo.description`` of a computed modality."""

@@ -102,7 +102,12 @@ def test_subtract_mean_removes_the_baseline_level(folder):
     """baseline='subtract_mean' shifts each channel by its baseline mean (PPS mean drops by it, std unchanged)."""
     raw = _read(folder / "s01.dat")["data"][0, 32:]
     drop = deap.load(folder, subjects=["s01"], modalities=["pps"]).trials[0].features["pps"]
-    sub = deap.load(folder, subjects=["s01"], modalities=["pps"], baseline="subtract_mean").trials[0]
+    ds = deap.load(folder, subjects=["s01"], modalities=["pps"], baseline="subtract_mean")
+    sub = ds.trials[0]
+    # The live service has no trial baseline to subtract: the features are marked offline-only.
+    assert not ds.modalities["pps"].reproducible_online
+    assert "offline only" in ds.modalities["pps"].description
+    assert deap.load(folder, subjects=["s01"], modalities=["pps"]).modalities["pps"].reproducible_online
     shift = raw[:, :384].mean(axis=1)
     np.testing.assert_allclose(sub.features["pps"][:, 0::6], drop[:, 0::6] - shift, atol=1e-9)
     np.testing.assert_allclose(sub.features["pps"][:, 1::6], drop[:, 1::6], atol=1e-9)
