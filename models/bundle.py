@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import logging
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +26,6 @@ from signals.spec import FeatureSpec
 
 BUNDLE_SCHEMA_VERSION = 1
 MANIFEST_NAME = "manifest.json"
-logger = logging.getLogger(__name__)
 _NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
 
 
@@ -59,15 +57,9 @@ class ModalityGraph(BaseModel):
     def feature_pipeline(self, *, live: bool = False) -> FeaturePipeline:
         """The pipeline that turns this modality's raw signal into the model's normalised windows.
 
-        ``live=True`` refuses (ValueError) features that cannot be computed live, and warns when the
-        manifest says the live features are not exactly those the model was trained on.
+        ``live=True`` refuses (ValueError) features that cannot be computed live. (Features the
+        manifest marks not reproducible online are served; the engine warns once when it loads them.)
         """
-        if live and not self.reproducible_online:
-            logger.warning(
-                "The '%s' model was trained on features the live extractor does not reproduce exactly "
-                "(reproducible_online is false in its manifest); its live predictions may be degraded.",
-                self.modality,
-            )
         return FeaturePipeline(
             self.feature_spec,
             seq_len=self.seq_len,

@@ -406,8 +406,9 @@ class InferenceEngine:
                 for modality, graph in bundle.manifest.graphs.items():
                     if not graph.reproducible_online:
                         logger.warning(
-                            "%s/%s was trained on features that cannot be computed live (offline smoothing); "
-                            "live predictions will not match its reported accuracy.",
+                            "%s/%s was trained on features the live path does not reproduce exactly (e.g. offline "
+                            "smoothing or a trial-baseline subtraction: reproducible_online is false in its "
+                            "manifest); live predictions will not match its reported accuracy.",
                             bundle.ref,
                             modality,
                         )

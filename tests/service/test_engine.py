@@ -453,3 +453,26 @@ def test_service_core_works_without_torch():
     out = run_without(_WITHOUT_TORCH, timeout=120, env=env)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "ok"
+
+
+def test_offline_only_features_are_warned_about_once_per_load(tmp_path, caplog):
+    """A bundle whose manifest says its features are not reproducible online loads with one warning."""
+    from signals.normalisation import Normalisation
+    from signals.spec import PpsSpec
+    from tests.bundles import write_linear_bundle
+
+    spec = PpsSpec(sfreq=128, channels=("GSR",))
+    folder = write_linear_bundle(
+        tmp_path, "offline", {"pps": (spec, 2, 1.0, Normalisation.identity(spec.n_features))}
+    )
+    manifest = json.loads((folder / "manifest.json").read_text())
+    manifest["graphs"]["pps"]["reproducible_online"] = False  # e.g. a trial-baseline subtraction
+    (folder / "manifest.json").write_text(json.dumps(manifest))
+    with (
+        InferenceEngine(ModelRepository(tmp_path)) as eng,
+        caplog.at_level(logging.WARNING, "service.engine"),
+    ):
+        eng.load("offline")
+        eng.load("offline")  # cached: no second warning
+    warnings = [r.getMessage() for r in caplog.records if "does not reproduce exactly" in r.getMessage()]
+    assert len(warnings) == 1 and "offline:1/pps" in warnings[0]

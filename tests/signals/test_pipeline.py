@@ -18,7 +18,6 @@ from tests.no_torch import run_without
 
 T0 = 1000.0  # LSL clocks do not start at zero
 LOGGER = "signals.pipeline"
-BUNDLE_LOGGER = "models.bundle"
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -414,14 +413,6 @@ def test_offline_only_features_are_refused(bundle):
     offline = _graph(graph, feature_spec=spec.model_dump(mode="json"), reproducible_online=False)
     with pytest.raises(ValueError, match="cannot run on a live stream.*'lds'"):
         offline.feature_pipeline(live=True)
-
-
-def test_not_reproducible_warns(bundle, caplog):
-    """A manifest that says its features are not reproducible online is served with a warning."""
-    graph = _graph(bundle.manifest.graph("ecg"), reproducible_online=False)
-    with caplog.at_level(logging.WARNING, logger=BUNDLE_LOGGER):
-        graph.feature_pipeline(live=True)
-    assert "reproducible_online is false" in caplog.text
 
 
 def test_imports_without_torch():
