@@ -127,6 +127,15 @@ class StreamPublic(BaseModel):
     data_age_s: float | None = None
     effective_srate: float | None = Field(None, description="Measured sampling rate in Hz.")
     n_reconnects: int = 0
+    n_gaps: int = Field(
+        0,
+        description="Gaps (timestamp gaps by the model's gap rule, NaN bursts) since the last (re)connection.",
+    )
+    n_incomplete_segments: int = Field(
+        0,
+        description="Gap-free stretches since the last (re)connection that ended before a window completed: "
+        "many means no states (check the stream's timestamp jitter against the model spec's jitter_s).",
+    )
     n_states: int = Field(0, description="EmotionStates emitted so far.")
     last_error: str | None = None
     channels: list[str] | None = Field(None, description="The stream's channel labels, once connected.")

@@ -113,6 +113,7 @@ class _AttachedStream:
         self._factors: np.ndarray | None = None
         self._logged_at = -float("inf")
         self._unlogged = 0
+        self._incomplete_logged_at = -float("inf")
 
     # -- worker thread -----------------------------------------------------------------------------
 
@@ -179,7 +180,10 @@ class _AttachedStream:
         x = data[self._rows]
         if self._factors is not None:
             x = x * self._factors
+        incomplete = self.pipeline.n_incomplete_segments_
         ready = self.pipeline.push(x, timestamps)
+        if self.pipeline.n_incomplete_segments_ > incomplete:
+            self._note_incomplete()
         if not ready:
             return
         t_features = time.perf_counter()
@@ -214,6 +218,24 @@ class _AttachedStream:
                 self._runtime_error = None
             if self.metrics is not None:
                 self.metrics.state_emitted(self.id)
+
+    def _note_incomplete(self) -> None:
+        """Warn (at most once per ``_LOG_EVERY_S``) that gaps keep windows from completing."""
+        now = time.monotonic()
+        if now - self._incomplete_logged_at < _LOG_EVERY_S:
+            return
+        self._incomplete_logged_at = now
+        spec = self.graph.feature_spec
+        logger.warning(
+            "%s: %d gap-free stretch(es) ended before a window completed (%d gap(s) since connecting); a window "
+            "needs %.3g s without a gap. If the source's timestamps jitter more than the model's jitter_s "
+            "(%.3g s), it gets no states: fix the source's timestamps or use a model whose spec tolerates it.",
+            self.id,
+            self.pipeline.n_incomplete_segments_,
+            self.pipeline.n_gaps_,
+            self.pipeline.seconds_needed,
+            spec.jitter_s,
+        )
 
     def _note_failure(self, err: Exception) -> None:
         message = f"processing a chunk failed ({type(err).__name__}: {err})"
@@ -252,6 +274,8 @@ class _AttachedStream:
             data_age_s=status["data_age_s"],
             effective_srate=status["effective_srate"],
             n_reconnects=status["n_reconnects"],
+            n_gaps=self.pipeline.n_gaps_,
+            n_incomplete_segments=self.pipeline.n_incomplete_segments_,
             n_states=n_states,
             last_error=error,
             channels=None if info is None else list(info["channels"]),

@@ -198,6 +198,10 @@ class FeaturePipeline:
         Windows :meth:`push` emitted since construction or :meth:`reset`.
     n_nonfinite_ : int
         Non-finite vectors :meth:`push` dropped since construction or :meth:`reset`.
+    n_incomplete_segments_ : int
+        Live: gap-free stretches that ended (a gap followed) before a window completed in them.
+        Many of them mean a stream that produces nothing: too many gaps, e.g. timestamps that jitter
+        more than the spec's ``jitter_s``.
     """
 
     def __init__(
@@ -316,6 +320,14 @@ class FeaturePipeline:
         self._nonfinite_run = 0
         self.n_windows_ = 0
         self.n_nonfinite_ = 0
+        self.n_incomplete_segments_ = 0
+        self._segments_seen = 0  # the extractor's segment count at the end of the last push
+        self._window_segment = 0  # the segment of the last window emitted (0: none)
+
+    @property
+    def n_gaps_(self) -> int:
+        """Live: gaps (timestamp gaps, NaN/inf sample bursts) since construction or :meth:`reset`."""
+        return max(0, self._live_extractor().n_segments_ - 1)
 
     @property
     def samples_until_next_vector(self) -> int:
@@ -353,6 +365,7 @@ class FeaturePipeline:
             )
         new = extractor.push(data, timestamps)
         if not len(new):
+            self._count_incomplete(())
             return []
         finite = np.isfinite(new.features).all(axis=1)
         if self._nonfinite_run or not finite.all():
@@ -370,7 +383,19 @@ class FeaturePipeline:
             window.setflags(write=False)
             ready.append(WindowReady(window=window, lsl_time=float(lsl_time), segment=int(segment)))
         self.n_windows_ += len(ready)
+        self._count_incomplete(ready)
         return ready
+
+    def _count_incomplete(self, ready: list[WindowReady]) -> None:
+        """Count the segments that ended (a gap followed) before any window completed in them."""
+        current = self._extractor.n_segments_
+        with_windows = {w.segment for w in ready} | {self._window_segment}
+        for segment in range(max(self._segments_seen, 1), current):  # the segments that ended
+            if segment not in with_windows:
+                self.n_incomplete_segments_ += 1
+        if ready:
+            self._window_segment = ready[-1].segment
+        self._segments_seen = current
 
     def _report_nonfinite(self, frames: FeatureFrames, finite: np.ndarray) -> None:
         """Count dropped vectors; warn once per run and kind of non-finite values, note when a run ends."""

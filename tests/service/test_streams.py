@@ -346,6 +346,8 @@ def test_reconnect_never_spanned_and_stale_flag(engine, bundle, eeg_trial):
         _wait_until(lambda: not manager.get(sid).stale, 5, "stale to clear")
         _wait_until(lambda: len(collector.snapshot()) >= 4, 10, "2 states after the reconnection")
         recorder.wait_samples(first + second)
+        health = manager.get(sid)  # a reconnection resets the pipeline: gaps count from it
+        assert health.n_gaps == 0 and health.n_incomplete_segments == 0
     finally:
         manager.close()
     states = collector.snapshot()
@@ -386,6 +388,8 @@ def test_pause_never_spanned_and_stale_flag(engine, bundle, eeg_trial):
             "states after the pause",
         )
         recorder.wait_samples(first + second)
+        health = manager.get(sid)  # the pause is one gap; both stretches were long enough for windows
+        assert health.n_gaps == 1 and health.n_incomplete_segments == 0
     finally:
         manager.close()
     states = collector.snapshot()

@@ -194,6 +194,22 @@ def test_gap_restarts_the_window(bundle):
     assert len(after) == (n - gap_at - 30) // 5 + 1
 
 
+def test_gaps_and_incomplete_segments_are_counted(bundle):
+    """Gaps closer together than one window's needs leave incomplete segments, counted for stream health."""
+    graph = _index_graph(bundle)  # window 1 s, hop 0.5 s, T = 3 vectors 1 s apart: 3 s gap-free per window
+    pipeline = graph.feature_pipeline(live=True)
+    sfreq, n = 10.0, 400
+    ts = T0 + np.arange(n) / sfreq
+    for at in (100, 120, 140):  # gaps after 10 s, then 2-s stretches, then 26 s
+        ts[at:] += 1.0
+    emitted = _feed(pipeline, np.arange(n, dtype=float)[None], ts, np.random.default_rng(4), max_chunk=7)
+    assert pipeline.n_gaps_ == 3
+    assert pipeline.n_incomplete_segments_ == 2  # the two 2-s stretches
+    assert {w.segment for w in emitted} == {1, 4}
+    pipeline.reset()
+    assert pipeline.n_gaps_ == 0 and pipeline.n_incomplete_segments_ == 0
+
+
 def test_nan_burst_is_a_gap(bundle, trial):
     """NaN samples end the segment: windows match the offline reference and none overlaps the burst."""
     graph = bundle.manifest.graph("eeg")
