@@ -47,7 +47,6 @@ from collections.abc import Callable
 from typing import Any
 
 import numpy as np
-import pylsl
 
 from models.bundle import ModalityGraph
 from service.config import AttachRequest, Settings
@@ -203,7 +202,7 @@ class _AttachedStream:
                 stream_id=self.id,
                 lsl_time=window.lsl_time,
                 wall_time=time.time(),
-                data_age_s=pylsl.local_clock() - window.lsl_time,
+                data_age_s=self.lsl.clock() - window.lsl_time,  # the worker's clock, as its stale flag
                 stale=stale,
                 latency_ms=1e3 * (now - received),
                 timing=Timing(

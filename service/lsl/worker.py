@@ -251,6 +251,11 @@ class LslStream:
 
     # ------------------------------------------------------------------ health
     @property
+    def clock(self) -> Callable[[], float]:
+        """The clock every health decision reads (the LSL timestamp clock unless a test injected one)."""
+        return self._clock
+
+    @property
     def info(self) -> StreamInfo | None:
         """The connected (or last connected) stream's description, None before the first connection."""
         with self._lock:
