@@ -167,9 +167,8 @@ def _signal_window(signal: SignalIn, graph: ModalityGraph, label: str) -> tuple[
         factors = None if signal.unit is None else channel_factors([signal.unit] * len(rows), spec)
     except ValueError as err:
         raise _invalid(f"signal: {err}") from None
-    if signal.timestamps is None:
-        timestamps = np.arange(n_samples) / spec.sfreq
-    else:
+    timestamps = None  # the nominal rate, one segment (the pipeline's default)
+    if signal.timestamps is not None:
         timestamps = np.asarray(signal.timestamps, dtype=np.float64)
         if timestamps.shape != (n_samples,):
             raise _invalid(
