@@ -15,6 +15,10 @@ and is labelled as such in every result.
 
 The supervised baseline "S" (:func:`train_supervised`) trains one modality's ER encoder, projection
 and classifier end to end from labels, with the same selection rules.
+
+Like pretraining, classifier training can be budgeted in optimiser steps (``FinetuneConfig.min_steps``
+and ``max_batch_fraction``): a few hundred training windows with a batch of 256 make one or two
+steps per epoch, so an epoch budget alone can leave the classifier barely trained.
 """
 
 from __future__ import annotations
@@ -32,7 +36,14 @@ from torch import nn
 
 from signals._checks import check_range, check_type, ensure_int
 from training.metrics import balanced_accuracy
-from training.pretrain import resolve_device, seed_everything, show_progress
+from training.pretrain import (
+    StepPlan,
+    _check_batch_fraction,
+    resolve_device,
+    seed_everything,
+    show_progress,
+    step_plan,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -48,9 +59,10 @@ class FinetuneConfig:
     Attributes
     ----------
     epochs : int
-        Maximum epochs.
+        Maximum epochs (raised when ``min_steps`` needs more).
     batch_size : int
-        Windows per step (a last batch of one window is skipped: BatchNorm needs two).
+        Windows per step (a last batch of one window is skipped: BatchNorm needs two), capped by
+        ``max_batch_fraction``.
     lr, weight_decay : float
         Adam.
     patience : int
@@ -64,6 +76,16 @@ class FinetuneConfig:
     optimistic_test_selection : bool
         Select the epoch on the TEST windows, as the reference code does. Off by default; results
         produced with it are labelled optimistic.
+    min_steps : int
+        Run at least ``ceil(min_steps / steps_per_epoch)`` epochs (and at least ``epochs``), so that
+        training makes at least this many optimiser steps however few windows there are: with
+        small data and a large batch an epoch is a single step. Early stopping (``patience``) can
+        still end training sooner when epochs are selected on held-out windows; without them every
+        planned epoch runs and the last is kept. 0 (default): ``epochs`` alone.
+    max_batch_fraction : float
+        In (0, 1]. The effective batch is ``min(batch_size, max(2, floor(max_batch_fraction * N)))``
+        for N training windows, so small data still gets several steps per epoch. 1 (default): no
+        cap beyond ``batch_size``.
     """
 
     epochs: int = 100
@@ -75,9 +97,11 @@ class FinetuneConfig:
     device: str = "auto"
     progress: bool | None = None
     optimistic_test_selection: bool = False
+    min_steps: int = 0
+    max_batch_fraction: float = 1.0
 
     def __post_init__(self):
-        for name in ("epochs", "batch_size", "patience", "seed"):
+        for name in ("epochs", "batch_size", "patience", "seed", "min_steps"):
             ensure_int(getattr(self, name), name)
         if self.epochs < 1 or self.batch_size < 2:
             raise ValueError(
@@ -89,10 +113,30 @@ class FinetuneConfig:
         check_range(self.weight_decay, "weight_decay", low=0)
         check_type(self.device, str, "device")
         check_type(self.optimistic_test_selection, bool, "optimistic_test_selection")
+        if self.min_steps < 0:
+            raise ValueError(
+                f"min_steps must be >= 0 (0 = epochs alone set the length), got {self.min_steps}."
+            )
+        _check_batch_fraction(self.max_batch_fraction)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-able dict."""
         return asdict(self)
+
+    def plan(self, n_windows: int) -> StepPlan:
+        """The batch, steps per epoch, (maximum) epochs and total steps on ``n_windows`` training windows.
+
+        Returns
+        -------
+        StepPlan
+            ``batch_size = min(batch_size, max(2, floor(max_batch_fraction * n_windows)))``;
+            ``steps_per_epoch`` counts the batches of at least 2 windows (the last, smaller batch
+            included); ``epochs = max(self.epochs, ceil(min_steps / steps_per_epoch))`` (early
+            stopping may end sooner); ``total_steps = epochs * steps_per_epoch``.
+        """
+        return step_plan(
+            n_windows, self.batch_size, self.max_batch_fraction, self.epochs, self.min_steps, drop_last=False
+        )
 
 
 @dataclass
@@ -110,8 +154,9 @@ class FinetuneResult:
     selected_on : str
         :data:`SELECTED_ON_VALIDATION`, :data:`SELECTED_ON_LAST` or :data:`SELECTED_ON_TEST`.
     history : list of dict
-        Per epoch: ``epoch``, ``loss`` (training), ``val_balanced_accuracy`` and ``val_loss`` (NaN
-        without validation windows) and, only under the optimistic protocol, ``test_balanced_accuracy``.
+        Per epoch: ``epoch``, ``step`` (optimiser steps done so far), ``loss`` (training),
+        ``val_balanced_accuracy`` and ``val_loss`` (NaN without validation windows) and, only under
+        the optimistic protocol, ``test_balanced_accuracy``.
     """
 
     classifier: nn.Module
@@ -200,6 +245,16 @@ def _train_loop(
     gen = torch.Generator().manual_seed(config.seed)
     x_tr, y_tr = train
     n = x_tr.shape[0]
+    plan = config.plan(n)
+    logger.debug(
+        "%s: %d windows, batch %d, %d steps/epoch, up to %d epochs (%d steps)",
+        desc,
+        n,
+        plan.batch_size,
+        plan.steps_per_epoch,
+        plan.epochs,
+        plan.total_steps,
+    )
     if config.optimistic_test_selection:
         if test is None:
             raise ValueError("optimistic_test_selection=True needs the test windows (pass test=...).")
@@ -211,19 +266,20 @@ def _train_loop(
         select, selected_on = None, SELECTED_ON_LAST
         logger.warning("%s: no validation windows; keeping the last epoch", desc)
 
-    best_key, best_state, best_epoch, since_best = None, None, config.epochs, 0
+    best_key, best_state, best_epoch, since_best = None, None, plan.epochs, 0
+    step = 0
     history: list[dict[str, float]] = []
     bar = None
     if show_progress(config.progress):
         from tqdm.auto import tqdm
 
-        bar = tqdm(total=config.epochs, desc=desc, leave=False, dynamic_ncols=True)
-    for epoch in range(1, config.epochs + 1):
+        bar = tqdm(total=plan.epochs, desc=desc, leave=False, dynamic_ncols=True)
+    for epoch in range(1, plan.epochs + 1):
         net.train()
         order = torch.randperm(n, generator=gen).to(x_tr.device)
         total, count = 0.0, 0
-        for i in range(0, n, config.batch_size):
-            idx = order[i : i + config.batch_size]
+        for i in range(0, n, plan.batch_size):
+            idx = order[i : i + plan.batch_size]
             if idx.numel() < 2:  # BatchNorm cannot normalise a single sample
                 continue
             logits = forward_train(x_tr.index_select(0, idx))
@@ -231,9 +287,10 @@ def _train_loop(
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
+            step += 1
             total += float(loss.detach()) * idx.numel()
             count += idx.numel()
-        record = {"epoch": epoch, "loss": total / max(count, 1)}
+        record = {"epoch": epoch, "step": step, "loss": total / max(count, 1)}
         net.eval()
         for part, data in (("val", val), ("test", test if config.optimistic_test_selection else None)):
             if data is None:

@@ -1,7 +1,8 @@
 """Self-supervised M2S pretraining: one forward per step, CLUB estimators fitted on its detached features.
 
 Each step runs the model ONCE on a batch of paired windows of every modality, back-propagates the
-weighted loss into the encoders (Adam, cosine schedule, gradient clipping, AMP on CUDA), then fits
+weighted loss into the encoders (Adam, optional linear warm-up then a cosine schedule, gradient
+clipping, AMP on CUDA), then fits
 the CLUB estimators ``club_steps`` times on the detached ``(z_ER, z_EI)`` of that same forward
 (own Adam). The reference code runs three extra full forwards for this; the estimator only needs
 detached features (M2S-SPEC §4).
@@ -12,6 +13,12 @@ rank 0 writes checkpoints and draws progress bars). On CPU a run is deterministi
 and a run stopped after any epoch and resumed from its checkpoint ends at exactly the same weights as
 an uninterrupted one: checkpoints hold the model, both optimizers, the scheduler, the AMP scaler,
 the epoch/step counters and every RNG state (python, numpy, torch, CUDA and the shuffling generator).
+
+The length of a run is budgeted in optimiser steps as well as in passes: a small dataset with a large
+batch makes one step per epoch (112 windows, batch 256: 200 epochs are 200 steps), far too few to
+train. ``PretrainConfig.min_steps`` and ``max_batch_fraction`` fix that without touching the
+defaults; :meth:`PretrainConfig.plan` shows the batch, steps per epoch, epochs and total steps a run
+will use before it starts.
 """
 
 from __future__ import annotations
@@ -26,7 +33,7 @@ import time
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch
@@ -40,6 +47,91 @@ logger = logging.getLogger(__name__)
 CHECKPOINT_FORMAT = "m2s-pretrain-checkpoint"
 CHECKPOINT_NAME = "pretrain.pt"
 
+# Settings added after checkpoints were first written: a checkpoint without them was trained with
+# their defaults (which reproduce the earlier behaviour), so it still resumes.
+_ADDED_SETTINGS = {"min_steps": 0, "max_batch_fraction": 1.0, "warmup_steps": 0}
+
+
+class StepPlan(NamedTuple):
+    """How many optimiser steps a run makes, from its config and its number of windows.
+
+    A tuple ``(batch_size, steps_per_epoch, epochs, total_steps)`` with named fields; see
+    :meth:`PretrainConfig.plan` and :meth:`training.finetune.FinetuneConfig.plan`.
+
+    Attributes
+    ----------
+    batch_size : int
+        Effective windows per step (per process under DDP).
+    steps_per_epoch : int
+        Optimiser steps in one pass over the windows.
+    epochs : int
+        Passes actually run: ``max(config.epochs, ceil(config.min_steps / steps_per_epoch))``
+        (for classifier training, the maximum: early stopping may end it sooner).
+    total_steps : int
+        ``epochs * steps_per_epoch``; the learning-rate schedule of pretraining spans it.
+    """
+
+    batch_size: int
+    steps_per_epoch: int
+    epochs: int
+    total_steps: int
+
+
+def effective_batch_size(batch_size: int, max_batch_fraction: float, n_windows: int) -> int:
+    """``min(batch_size, max(2, floor(max_batch_fraction * n_windows)))``.
+
+    Caps the batch at a fraction of the data so that a small dataset still gets several steps per
+    epoch, and never below 2 (contrastive losses and BatchNorm need two samples). With
+    ``max_batch_fraction=1`` it is ``batch_size`` or, on fewer windows, all of them.
+    """
+    # round() first so that e.g. 0.29 * 100 = 28.999999999999996 floors to 29, as written
+    cap = max(2, math.floor(round(max_batch_fraction * n_windows, 9)))
+    return min(batch_size, cap)
+
+
+def step_plan(
+    n_windows: int,
+    batch_size: int,
+    max_batch_fraction: float,
+    epochs: int,
+    min_steps: int,
+    *,
+    drop_last: bool,
+) -> StepPlan:
+    """The :class:`StepPlan` of ``n_windows`` windows (shared by pretraining and classifier training).
+
+    Parameters
+    ----------
+    n_windows : int
+        Training windows (per process under DDP).
+    batch_size, max_batch_fraction, epochs, min_steps
+        As in :class:`PretrainConfig`.
+    drop_last : bool
+        True (pretraining): when there are more windows than the batch, the last incomplete batch is
+        dropped. False (classifier training): only a last batch of a single window is skipped.
+
+    Returns
+    -------
+    StepPlan
+    """
+    n = ensure_int(n_windows, "n_windows")
+    if n < 1:
+        raise ValueError(f"n_windows must be >= 1, got {n}.")
+    batch = effective_batch_size(batch_size, max_batch_fraction, n)
+    if drop_last:
+        steps = max(1, n // batch)
+    else:
+        steps = n // batch + (1 if n % batch >= 2 else 0)
+    if steps == 0:
+        if min_steps > 0:
+            raise ValueError(
+                f"{n} window(s) make no step of at least 2 windows, so min_steps={min_steps} cannot be "
+                "reached; pass more training windows or set min_steps=0."
+            )
+        return StepPlan(batch, 0, epochs, 0)
+    n_epochs = max(epochs, -(-min_steps // steps))
+    return StepPlan(batch, steps, n_epochs, n_epochs * steps)
+
 
 @dataclass(frozen=True)
 class PretrainConfig:
@@ -48,13 +140,32 @@ class PretrainConfig:
     Attributes
     ----------
     epochs : int
-        Passes over the training windows (reference: 200).
+        Passes over the training windows (reference: 200); at least this many are run, more when
+        ``min_steps`` asks for them.
     batch_size : int
-        Windows per step and per process (reference: 512 SEED, 256 SEED-IV). When the data has more
-        windows than this the last incomplete batch is dropped (the contrastive and CPC losses are
-        batch-wise classifications; a tiny last batch makes them trivially easy).
+        Windows per step and per process (reference: 512 SEED, 256 SEED-IV), capped by
+        ``max_batch_fraction``. When the data has more windows than the batch the last incomplete
+        batch is dropped (the contrastive and CPC losses are batch-wise classifications; a tiny last
+        batch makes them trivially easy).
     lr, weight_decay : float
-        Adam for the encoders (reference: 1e-4, 1e-4), cosine-annealed per step to 0.
+        Adam for the encoders (reference: 1e-4, 1e-4): linear warm-up over ``warmup_steps`` steps,
+        then cosine-annealed per step to 0 at the last step.
+    min_steps : int
+        Make at least this many optimiser steps whatever the data size: the run lasts
+        ``max(epochs, ceil(min_steps / steps_per_epoch))`` epochs (see :meth:`plan`). Epochs count
+        passes, not updates: with a few hundred windows and the reference batch of 256, an epoch is
+        ONE step and 200 epochs are 200 updates, which starves the model. 0 (default): ``epochs``
+        alone sets the length, as in the reference.
+    max_batch_fraction : float
+        In (0, 1]. The effective batch is ``min(batch_size, max(2, floor(max_batch_fraction * N)))``
+        for N windows (per process under DDP: its share of them), so a small dataset still gets
+        several steps per epoch and contrastive batches keep at least 2 windows. 1 (default): the
+        batch is ``batch_size`` or, on fewer windows, all of them, as in the reference.
+    warmup_steps : int
+        Raise the encoders' learning rate linearly from ``lr / (warmup_steps + 1)`` to ``lr`` over
+        the first ``warmup_steps`` steps, then anneal it on a cosine to 0 over the remaining steps.
+        Must be smaller than the run's total steps. 0 (default): cosine from the first step
+        (``CosineAnnealingLR``, exactly as before this option existed).
     estimator_lr : float
         Adam learning rate of the CLUB estimators (constant).
     grad_clip : float
@@ -74,6 +185,12 @@ class PretrainConfig:
         tqdm bars with each loss component; None = only when stderr is a terminal.
     checkpoint_every : int
         Write the checkpoint every this many epochs (and always after the last one).
+
+    Notes
+    -----
+    The defaults of ``min_steps``, ``max_batch_fraction`` and ``warmup_steps`` reproduce runs made
+    before they existed bit for bit; a budget in steps for small data is, for instance,
+    ``PretrainConfig(batch_size=256, max_batch_fraction=0.25, min_steps=2000, warmup_steps=100)``.
     """
 
     epochs: int = 200
@@ -88,9 +205,20 @@ class PretrainConfig:
     amp: bool = True
     progress: bool | None = None
     checkpoint_every: int = 1
+    min_steps: int = 0
+    max_batch_fraction: float = 1.0
+    warmup_steps: int = 0
 
     def __post_init__(self):
-        for name in ("epochs", "batch_size", "club_steps", "seed", "checkpoint_every"):
+        for name in (
+            "epochs",
+            "batch_size",
+            "club_steps",
+            "seed",
+            "checkpoint_every",
+            "min_steps",
+            "warmup_steps",
+        ):
             ensure_int(getattr(self, name), name)
         if self.epochs < 1:
             raise ValueError(f"epochs must be >= 1, got {self.epochs}.")
@@ -107,6 +235,12 @@ class PretrainConfig:
         check_range(self.estimator_lr, "estimator_lr", low=0, low_inclusive=False)
         check_range(self.weight_decay, "weight_decay", low=0)
         check_range(self.grad_clip, "grad_clip", low=0)
+        if self.min_steps < 0 or self.warmup_steps < 0:
+            raise ValueError(
+                "min_steps and warmup_steps must be >= 0 (0 turns each off), got "
+                f"min_steps={self.min_steps}, warmup_steps={self.warmup_steps}."
+            )
+        _check_batch_fraction(self.max_batch_fraction)
         check_type(self.device, str, "device")
         if not (self.device in ("auto", "cpu", "cuda") or self.device.startswith("cuda:")):
             raise ValueError(f"device must be 'auto', 'cpu', 'cuda' or 'cuda:N', got {self.device!r}.")
@@ -116,6 +250,82 @@ class PretrainConfig:
     def to_dict(self) -> dict[str, Any]:
         """JSON-able dict (for checkpoints and results)."""
         return asdict(self)
+
+    def plan(self, n_windows: int) -> StepPlan:
+        """The batch, steps per epoch, epochs and total steps of a run on ``n_windows`` windows.
+
+        Parameters
+        ----------
+        n_windows : int
+            Training windows; under DDP, one process's share (``ceil(N / world_size)``).
+
+        Returns
+        -------
+        StepPlan
+            ``batch_size = min(batch_size, max(2, floor(max_batch_fraction * n_windows)))``;
+            ``steps_per_epoch = max(1, n_windows // batch_size)`` (the last incomplete batch is
+            dropped); ``epochs = max(self.epochs, ceil(min_steps / steps_per_epoch))``;
+            ``total_steps = epochs * steps_per_epoch``, which the learning-rate schedule spans.
+
+        Raises
+        ------
+        ValueError
+            When ``warmup_steps`` is not smaller than ``total_steps`` (no step would be left for
+            the cosine decay).
+        """
+        plan = step_plan(
+            n_windows, self.batch_size, self.max_batch_fraction, self.epochs, self.min_steps, drop_last=True
+        )
+        if self.warmup_steps >= plan.total_steps:
+            raise ValueError(
+                f"warmup_steps={self.warmup_steps} must be smaller than the run's {plan.total_steps} steps "
+                f"({plan.epochs} epochs x {plan.steps_per_epoch} steps of {plan.batch_size} windows); "
+                "lower warmup_steps or raise min_steps."
+            )
+        return plan
+
+
+def _check_batch_fraction(value: float) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise TypeError(f"max_batch_fraction must be a number, got {type(value).__name__} instead.")
+    if not (math.isfinite(value) and 0 < value <= 1):
+        raise ValueError(
+            f"max_batch_fraction must be in (0, 1] (the largest share of the windows in one batch; "
+            f"1 = no cap), got {value}."
+        )
+
+
+def warmup_cosine_factor(step: int, warmup_steps: int, total_steps: int) -> float:
+    """Learning-rate multiplier after ``step`` optimiser steps: linear warm-up, then cosine to 0.
+
+    ``(step + 1) / (warmup_steps + 1)`` while ``step < warmup_steps``, so the first step uses
+    ``lr / (warmup_steps + 1)`` and the factor is exactly 1 after ``warmup_steps`` steps; then
+    ``(1 + cos(pi * (step - warmup_steps) / (total_steps - warmup_steps))) / 2``, which reaches 0
+    after ``total_steps`` steps.
+    """
+    if step < warmup_steps:
+        return (step + 1) / (warmup_steps + 1)
+    progress = (min(step, total_steps) - warmup_steps) / max(1, total_steps - warmup_steps)
+    return 0.5 * (1.0 + math.cos(math.pi * progress))
+
+
+def make_lr_scheduler(
+    optimizer: torch.optim.Optimizer, config: PretrainConfig, plan: StepPlan
+) -> torch.optim.lr_scheduler.LRScheduler:
+    """The encoders' per-step schedule of a run (stepped once after every optimiser step).
+
+    ``warmup_steps == 0``: ``CosineAnnealingLR(T_max=plan.total_steps)``, exactly the schedule of
+    runs made before warm-up existed. Otherwise a ``LambdaLR`` over :func:`warmup_cosine_factor`;
+    its state (the step count) is saved in checkpoints, so a resumed run continues the same curve.
+    """
+    if config.warmup_steps == 0:
+        return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=plan.total_steps)
+    warmup, total = config.warmup_steps, plan.total_steps
+
+    def factor(step: int) -> float:
+        return warmup_cosine_factor(step, warmup, total)
+
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
 
 
 @dataclass
@@ -127,18 +337,23 @@ class PretrainResult:
     model : M2S
         The trained network (unwrapped from DDP), on the training device, in eval mode.
     history : list of dict
-        One entry per epoch: ``epoch`` (1-based), ``total`` and each loss component (mean over the
-        epoch's steps on this process), ``club_estimator`` (estimator NLL), ``lr`` and ``seconds``.
+        One entry per epoch: ``epoch`` (1-based), ``step`` (optimiser steps done so far), ``total``
+        and each loss component (mean over the epoch's steps on this process), ``club_estimator``
+        (estimator NLL), ``lr`` (after the epoch's last step) and ``seconds``.
     checkpoint : Path | None
         The checkpoint written last (None without ``out_dir`` or on ranks other than 0).
     completed : bool
         False when ``stop_after_epoch`` stopped the run early (resume it from ``checkpoint``).
+    plan : StepPlan | None
+        The run's effective batch, steps per epoch, epochs and total steps (see
+        :meth:`PretrainConfig.plan`).
     """
 
     model: nn.Module
     history: list[dict[str, float]] = field(default_factory=list)
     checkpoint: Path | None = None
     completed: bool = True
+    plan: StepPlan | None = None
 
 
 # ---------------------------------------------------------------------------------------------- runtime
@@ -351,7 +566,8 @@ def pretrain(
         checkpoint. Its network and optimisation settings must equal these (``progress`` aside).
     stop_after_epoch : int | None
         Stop (after checkpointing) once this many epochs are done; resuming later finishes the run.
-        It does not change the schedule, which always spans ``config.epochs``.
+        It does not change the schedule, which always spans the planned epochs
+        (``config.plan(N).epochs``, at least ``config.epochs``).
     extra : dict | None
         JSON-able data stored in the checkpoint under ``"extra"`` (e.g. normalisation statistics).
 
@@ -416,9 +632,8 @@ def _run(M2S, model_config, data, config, device, ctx, ckpt_path, resume_path, s
         n_local = len(sampler)
     else:
         n_local = n
-    steps_per_epoch = len(_batches(torch.arange(n_local), config.batch_size))
-    total_steps = config.epochs * steps_per_epoch
-    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=total_steps)
+    plan = config.plan(n_local)
+    scheduler = make_lr_scheduler(optimizer, config, plan)
 
     start_epoch, step, history = 0, 0, []
     if resume_path is not None:
@@ -432,7 +647,7 @@ def _run(M2S, model_config, data, config, device, ctx, ckpt_path, resume_path, s
         scaler.load_state_dict(ckpt["scaler"])
         start_epoch, step, history = int(ckpt["epoch"]), int(ckpt["step"]), list(ckpt["history"])
         _set_rng_state(ckpt["rng"], shuffle_gen)
-        logger.info("resumed pretraining from %s after epoch %d/%d", resume_path, start_epoch, config.epochs)
+        logger.info("resumed pretraining from %s after epoch %d/%d", resume_path, start_epoch, plan.epochs)
 
     data = {m: t.to(device) for m, t in data.items()}
     net: nn.Module = model
@@ -450,18 +665,24 @@ def _run(M2S, model_config, data, config, device, ctx, ckpt_path, resume_path, s
     if ckpt_path is not None and ctx.is_main:
         ckpt_path.parent.mkdir(parents=True, exist_ok=True)
     logger.info(
-        "pretraining %s on %d windows (%d steps/epoch, %d epochs, device %s, AMP %s, world size %d)",
+        "pretraining %s on %d windows (batch %d, %d steps/epoch, %d epochs [epochs=%d, min_steps=%d], "
+        "%d steps, warm-up %d, device %s, AMP %s, world size %d)",
         "+".join(m.name for m in model_config.modalities),
         n,
-        steps_per_epoch,
+        plan.batch_size,
+        plan.steps_per_epoch,
+        plan.epochs,
         config.epochs,
+        config.min_steps,
+        plan.total_steps,
+        config.warmup_steps,
         device,
         amp_dtype if use_amp else "off",
         ctx.world_size,
     )
     written: Path | None = None
     completed = True
-    for epoch in range(start_epoch, config.epochs):
+    for epoch in range(start_epoch, plan.epochs):
         t0 = time.perf_counter()
         model.train()
         if sampler is not None:
@@ -470,8 +691,8 @@ def _run(M2S, model_config, data, config, device, ctx, ckpt_path, resume_path, s
         else:
             order = torch.randperm(n, generator=shuffle_gen)
         sums: dict[str, torch.Tensor] = {}
-        batches = _batches(order, config.batch_size)
-        bar = _progress_bar(len(batches), f"pretrain {epoch + 1}/{config.epochs}", progress)
+        batches = _batches(order, plan.batch_size)
+        bar = _progress_bar(len(batches), f"pretrain {epoch + 1}/{plan.epochs}", progress)
         for i, idx in enumerate(batches):
             idx = idx.to(device)
             batch = {m: t.index_select(0, idx) for m, t in data.items()}
@@ -511,15 +732,17 @@ def _run(M2S, model_config, data, config, device, ctx, ckpt_path, resume_path, s
                     bar.set_postfix({k: f"{float(v) / (i + 1):.3f}" for k, v in sums.items()}, refresh=False)
         if bar is not None:
             bar.close()
-        record = {"epoch": epoch + 1, **{k: float(v) / len(batches) for k, v in sums.items()}}
+        record = {"epoch": epoch + 1, "step": step, **{k: float(v) / len(batches) for k, v in sums.items()}}
         record["lr"] = float(scheduler.get_last_lr()[0])
         record["seconds"] = time.perf_counter() - t0
         history.append(record)
         logger.debug(
             "epoch %d/%d: %s",
             epoch + 1,
-            config.epochs,
-            " ".join(f"{k}={v:.4f}" for k, v in record.items() if k not in ("epoch", "lr", "seconds")),
+            plan.epochs,
+            " ".join(
+                f"{k}={v:.4f}" for k, v in record.items() if k not in ("epoch", "step", "lr", "seconds")
+            ),
         )
         if not math.isfinite(record["total"]):
             raise RuntimeError(
@@ -527,11 +750,11 @@ def _run(M2S, model_config, data, config, device, ctx, ckpt_path, resume_path, s
                 "check the normalisation of the inputs."
             )
         done = epoch + 1
-        stop = stop_after_epoch is not None and done >= stop_after_epoch and done < config.epochs
+        stop = stop_after_epoch is not None and done >= stop_after_epoch and done < plan.epochs
         if (
             ckpt_path is not None
             and ctx.is_main
-            and (done % config.checkpoint_every == 0 or done == config.epochs or stop)
+            and (done % config.checkpoint_every == 0 or done == plan.epochs or stop)
         ):
             _save_atomic(
                 {
@@ -546,6 +769,7 @@ def _run(M2S, model_config, data, config, device, ctx, ckpt_path, resume_path, s
                     "scaler": scaler.state_dict(),
                     "epoch": done,
                     "step": step,
+                    "plan": plan._asdict(),
                     "history": history,
                     "rng": _rng_state(shuffle_gen),
                     "extra": dict(extra or {}),
@@ -555,17 +779,21 @@ def _run(M2S, model_config, data, config, device, ctx, ckpt_path, resume_path, s
             written = ckpt_path
         if stop:
             completed = False
-            logger.info("stopping after epoch %d/%d as asked; resume from %s", done, config.epochs, written)
+            logger.info("stopping after epoch %d/%d as asked; resume from %s", done, plan.epochs, written)
             break
     if history:
         logger.info(
-            "pretraining done after epoch %d/%d: %s",
+            "pretraining done after epoch %d/%d (step %d/%d): %s",
             history[-1]["epoch"],
-            config.epochs,
-            " ".join(f"{k}={v:.4f}" for k, v in history[-1].items() if k not in ("epoch", "lr", "seconds")),
+            plan.epochs,
+            step,
+            plan.total_steps,
+            " ".join(
+                f"{k}={v:.4f}" for k, v in history[-1].items() if k not in ("epoch", "step", "lr", "seconds")
+            ),
         )
     model.eval()
-    return PretrainResult(model=model, history=history, checkpoint=written, completed=completed)
+    return PretrainResult(model=model, history=history, checkpoint=written, completed=completed, plan=plan)
 
 
 def _all_reduce_grads(params: list[nn.Parameter], world_size: int) -> None:
@@ -583,7 +811,7 @@ def _check_resumable(ckpt: Mapping[str, Any], model_config: M2SConfig, config: P
             "the checkpoint was trained with a different network config; resume with the same "
             "M2SConfig or start a new run in another folder."
         )
-    saved = {k: v for k, v in ckpt["pretrain_config"].items() if k != "progress"}
+    saved = {k: v for k, v in {**_ADDED_SETTINGS, **ckpt["pretrain_config"]}.items() if k != "progress"}
     now = {k: v for k, v in config.to_dict().items() if k != "progress"}
     if saved != now:
         diff = sorted(k for k in now if saved.get(k) != now[k])
