@@ -14,7 +14,8 @@ use the recorded normalisation, and refuse data that do not match the record.
 
 ``reproduce DATASET PATH`` runs the paper's subject-dependent protocol for every subject and writes
 the report; ``benchmark`` does the same on generated synthetic data for M2S, CLIP, S and the four
-loss ablations. Heavy modules (torch) are imported only when a command runs.
+loss ablations. Both always carry the classical anchors LR and CCA-LR (:mod:`training.anchors`).
+Heavy modules (torch) are imported only when a command runs.
 """
 
 from __future__ import annotations
@@ -113,9 +114,18 @@ def register(subparsers) -> None:
         "--methods",
         default="m2s",
         help="comma-separated methods: m2s, clip, supervised, m2s_no_recon, m2s_no_cpc, m2s_no_club, "
-        "m2s_no_contra, m2s_attention_mha, m2s_attention_none (default: m2s)",
+        "m2s_no_contra, m2s_attention_mha, m2s_attention_none, lr, cca_lr (default: m2s). The classical "
+        "anchors lr (logistic regression on window means of the features) and cca_lr (CCA + logistic "
+        "regression, cross-modal) are always added: every table carries them",
     )
     p.add_argument("--baselines", action="store_true", help="add clip and supervised")
+    p.add_argument(
+        "--head",
+        choices=("mlp", "linear"),
+        default="mlp",
+        help="classifier of the pretraining methods on the frozen embedding: mlp (the paper's, fine-tuned, "
+        "epoch chosen on validation) or linear (logistic regression, C chosen on validation) (default: mlp)",
+    )
     p.add_argument(
         "--ablations", action="store_true", help="add the four loss ablations and the attention variants"
     )
@@ -127,7 +137,8 @@ def register(subparsers) -> None:
     p.set_defaults(handler=_reproduce)
 
     p = subparsers.add_parser(
-        "benchmark", help="synthetic end-to-end benchmark of M2S, CLIP, S and the ablations"
+        "benchmark",
+        help="synthetic end-to-end benchmark of M2S, CLIP, S, the ablations and the classical anchors",
     )
     p.add_argument(
         "--config", default=None, help="benchmark config JSON (training.experiment.BenchmarkConfig)"
@@ -426,7 +437,9 @@ def _evaluate(args) -> int:
 
 
 def _reproduce(args) -> int:
-    from training.experiment import METHODS, modality_configs, run_methods, run_tn_sweep
+    import dataclasses
+
+    from training.experiment import CLASSICAL_ANCHORS, METHODS, modality_configs, run_methods, run_tn_sweep
     from training.reports import write_report
 
     methods = _csv(args.methods) or ["m2s"]
@@ -434,11 +447,19 @@ def _reproduce(args) -> int:
         methods += ["clip", "supervised"]
     if args.ablations:
         methods += [m for m in METHODS if m.startswith("m2s_")]
+    methods += list(CLASSICAL_ANCHORS)  # every table carries the classical anchors
     methods = list(dict.fromkeys(methods))
-    exp = _experiment(args, methods)
+    exp = dataclasses.replace(_experiment(args, methods), head=args.head)
     dataset = _load(args.path, args.dataset, _loader_options(args))
-    if len(dataset.modalities) < 2 and any(METHODS[m].kind == "pretrain" for m in methods):
-        raise ValueError(f"the dataset has only {list(dataset.modalities)}; M2S needs two paired modalities.")
+    if len(dataset.modalities) < 2:
+        if any(METHODS[m].kind == "pretrain" for m in methods):
+            raise ValueError(
+                f"the dataset has only {list(dataset.modalities)}; M2S needs two paired modalities."
+            )
+        if "cca_lr" in (_csv(args.methods) or []):
+            raise ValueError(f"the dataset has only {list(dataset.modalities)}; cca_lr needs two modalities.")
+        methods.remove("cca_lr")  # the automatic anchor needs a second modality; lr still runs
+        exp = dataclasses.replace(exp, methods=tuple(methods))
     task, splits = _splits(
         dataset, args.task, args.protocol, _csv(args.subjects), args.val_per_class, args.seed
     )

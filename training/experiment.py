@@ -7,16 +7,26 @@ Per split (one subject, or one subject's session or fold; whole trials, see
    training trials only;
 2. pretraining on the **training** windows of all modalities (validation and test trials are never
    seen, not even without labels);
-3. per training modality A, fine-tuning of a classifier on A's frozen embedding with epoch selection
-   on the **validation** windows;
+3. per training modality A, a classifier on A's frozen embedding (``ExperimentConfig.head``): 'mlp'
+   fine-tunes the paper's classifier with epoch selection on the **validation** windows; 'linear'
+   fits a :class:`~training.heads.LinearHead` (logistic regression) whose ``C`` is chosen on the
+   **validation** windows (:func:`fit_linear_head`);
 4. the A→B matrix on the test windows (B's embedder, A's classifier).
 
 The supervised baseline S trains one end-to-end network per modality and reports A→A only.
 
+The classical anchors (kind 'classical', no network; :mod:`training.anchors`) read the window means
+of the normalised features (:func:`~training.heads.window_means`) with the same linear head, ``C``
+chosen on the validation windows: ``lr`` (logistic regression on A's features, A→A only) and
+``cca_lr`` (CCA fitted on the paired training windows of A and its partner
+:func:`~training.anchors.cca_partner`, the head on A's projection applied to B's projection; every
+A→B).
+
 Methods (:data:`METHODS`): ``m2s`` (all four losses, STS attention), ``clip`` (contrastive only, same
 encoders), ``supervised``, the loss ablations ``m2s_no_recon``, ``m2s_no_cpc``, ``m2s_no_club``,
-``m2s_no_contra`` (one weight set to 0) and the attention variants ``m2s_attention_mha`` and
-``m2s_attention_none`` (``m2s`` itself is the STS variant).
+``m2s_no_contra`` (one weight set to 0), the attention variants ``m2s_attention_mha`` and
+``m2s_attention_none`` (``m2s`` itself is the STS variant) and the classical anchors ``lr`` and
+``cca_lr``.
 """
 
 from __future__ import annotations
@@ -27,7 +37,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import pydantic as _pyd
@@ -35,9 +45,19 @@ import pydantic as _pyd
 from models.config import M2SConfig, ModalityConfig
 from signals._checks import check_type, ensure_int
 from signals.spec import FeatureSpec as _FeatureSpec
+from training.anchors import CcaProjection, cca_partner
 from training.datasets.base import EmotionDataset, ModalityInfo
-from training.evaluate import evaluate_direct, evaluate_matrix, summarise_matrices
-from training.finetune import FinetuneConfig, embed, finetune, train_supervised
+from training.evaluate import _pair_result, evaluate_direct, evaluate_matrix, pair_key, summarise_matrices
+from training.finetune import (
+    SELECTED_ON_TEST,
+    SELECTED_ON_VALIDATION,
+    FinetuneConfig,
+    embed,
+    finetune,
+    train_supervised,
+)
+from training.heads import C_GRID, CChoice, LinearHead, choose_c, window_means
+from training.metrics import balanced_accuracy
 from training.pretrain import PretrainConfig, pretrain
 from training.protocols import Split
 
@@ -55,7 +75,8 @@ class Method:
     label : str
         Display name, as in the paper ('M2S', 'CLIP', 'S', 'w/o CPC', ...).
     kind : str
-        'pretrain' (pretrain → fine-tune → A→B matrix) or 'supervised' (end to end, A→A only).
+        'pretrain' (pretrain → fine-tune → A→B matrix), 'supervised' (end to end, A→A only) or
+        'classical' (a linear head on window means of the features, no network).
     overrides : dict
         :class:`M2SConfig` fields this method changes.
     """
@@ -78,10 +99,15 @@ METHODS: dict[str, Method] = {
         Method("m2s_no_contra", "w/o Contra", "pretrain", {"w_contra": 0.0}),
         Method("m2s_attention_mha", "MHA attention", "pretrain", {"attention": "mha"}),
         Method("m2s_attention_none", "no attention", "pretrain", {"attention": "none"}),
+        Method("lr", "LR", "classical"),
+        Method("cca_lr", "CCA-LR", "classical"),
     )
 }
 
-#: The benchmark's methods: M2S, the two baselines and the four loss ablations.
+#: The classical anchors every benchmark table carries (``m2s-train benchmark`` and ``reproduce``).
+CLASSICAL_ANCHORS: tuple[str, ...] = ("lr", "cca_lr")
+
+#: The benchmark's methods: M2S, the two baselines, the four loss ablations and the classical anchors.
 BENCHMARK_METHODS: tuple[str, ...] = (
     "m2s",
     "clip",
@@ -90,7 +116,11 @@ BENCHMARK_METHODS: tuple[str, ...] = (
     "m2s_no_cpc",
     "m2s_no_club",
     "m2s_no_contra",
+    *CLASSICAL_ANCHORS,
 )
+
+#: Classifiers a pretraining method can put on the frozen embedding (``ExperimentConfig.head``).
+HEADS: tuple[str, ...] = ("mlp", "linear")
 
 _MODEL_FIELDS = {f.name for f in dataclasses.fields(M2SConfig)} - {"modalities", "seq_len"}
 
@@ -110,7 +140,8 @@ class ExperimentConfig:
         "n_blocks": 1, "d_ff": 64}``); unspecified fields keep the reference defaults.
     pretrain : PretrainConfig
     finetune : FinetuneConfig
-        Classifier on the frozen embedding.
+        Classifier on the frozen embedding (``head='mlp'``); its ``optimistic_test_selection`` also
+        moves every linear head's choice of ``C`` onto the test windows.
     supervised : FinetuneConfig
         The supervised baseline S (whole network trained from labels).
     methods : tuple of str
@@ -120,6 +151,10 @@ class ExperimentConfig:
     n_channels : dict of str to int
         Electrode count per modality where the dataset's feature spec does not tell (see
         :func:`modality_configs`).
+    head : str
+        Classifier of the pretraining methods on the frozen embedding of A: 'mlp' (the paper's
+        EmotionClassifier, fine-tuned with epoch selection on validation) or 'linear' (a
+        :class:`~training.heads.LinearHead`, ``C`` chosen on validation; :func:`fit_linear_head`).
     """
 
     seq_len: int = 5
@@ -131,6 +166,7 @@ class ExperimentConfig:
     methods: tuple[str, ...] = ("m2s",)
     train_modalities: tuple[str, ...] | None = None
     n_channels: Mapping[str, int] = field(default_factory=dict)
+    head: str = "mlp"
 
     def __post_init__(self):
         ensure_int(self.seq_len, "seq_len")
@@ -157,6 +193,8 @@ class ExperimentConfig:
             raise ValueError(f"methods lists a method twice: {list(self.methods)}.")
         if self.train_modalities is not None:
             object.__setattr__(self, "train_modalities", tuple(self.train_modalities))
+        if self.head not in HEADS:
+            raise ValueError(f"head must be one of {', '.join(HEADS)}, got {self.head!r}.")
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-able dict."""
@@ -236,13 +274,19 @@ class SplitResult:
     pretrain_history : list of dict
         Per-epoch losses (empty for the supervised baseline).
     selection : dict
-        Training modality -> ``{"best_epoch", "selected_on", "history"}``.
+        Training modality -> ``{"best_epoch", "selected_on", "history"}`` (fine-tuned classifiers),
+        or for linear heads (classical anchors, ``head='linear'``) ``{"best_epoch": None,
+        "selected_on", "c", "scores"}`` (:func:`fit_linear_head`; ``cca_lr`` adds ``"partners"``:
+        the record of every CCA partner's head).
     embeddings : dict | None
         When asked for: test-window embeddings per modality (N, proj_dim) plus ``"y"`` (N,).
     seconds : float
-    model, classifiers : M2S, dict of str to EmotionClassifier | None
+    model, classifiers : M2S, dict of str to nn.Module | None
         When asked for (``keep_models``): the pretrained network and the classifier per training
-        modality, e.g. to export a bundle.
+        modality (an EmotionClassifier, or with ``head='linear'`` the head as an ``nn.Linear``), e.g.
+        to export a bundle. Classical anchors: ``classifiers`` maps each reported pair "A->B" to the
+        :class:`~training.heads.LinearHead` that scored it and, for ``cca_lr``, ``model`` maps it to
+        the :class:`~training.anchors.CcaProjection` whose projections the head reads.
     """
 
     split: str
@@ -258,6 +302,126 @@ class SplitResult:
 
 def _pair(windows, modality):
     return (windows.x[modality], windows.y) if len(windows) else None
+
+
+#: ``selected_on`` of a linear head whose ``C`` was chosen leave-one-trial-out (no validation trials).
+SELECTED_ON_TRAINING_TRIALS = "leave-one-trial-out on the training trials (no validation trials)"
+
+
+def fit_linear_head(
+    z_train: np.ndarray,
+    y_train: np.ndarray,
+    groups: Sequence[str],
+    n_classes: int,
+    *,
+    val: tuple[np.ndarray, np.ndarray] | None = None,
+    test: tuple[np.ndarray, np.ndarray] | None = None,
+    optimistic: bool = False,
+    grid: Sequence[float] = C_GRID,
+) -> tuple[LinearHead, dict[str, Any]]:
+    """A :class:`~training.heads.LinearHead` on fixed training features, its ``C`` chosen without test data.
+
+    With validation windows, each ``C`` of ``grid`` is fitted on the training windows and scored by
+    balanced accuracy on the validation windows; the best wins (ties: the smaller ``C``, the stronger
+    regularisation). Without them, :func:`~training.heads.choose_c` leave-one-trial-out over the
+    training windows (``groups``: each window's trial). Only ``optimistic`` (the reference protocol,
+    ``FinetuneConfig.optimistic_test_selection``) scores the candidates on ``test`` instead, labelled
+    :data:`~training.finetune.SELECTED_ON_TEST`.
+
+    Parameters
+    ----------
+    z_train : array, shape (N, F)
+    y_train : array of int, shape (N,)
+    groups : sequence of str, length N
+        Trial of each training window.
+    n_classes : int
+    val, test : (features (M, F), labels (M,)) | None
+    optimistic : bool
+    grid : sequence of float
+
+    Returns
+    -------
+    head : LinearHead
+        Fitted on all training windows with the chosen ``C``.
+    record : dict
+        ``{"best_epoch": None, "selected_on": str, "c": float, "scores": {C: score}}`` (no epochs:
+        the fit is convex; ``scores`` empty when nothing could be scored).
+    """
+    if optimistic:
+        if test is None:
+            raise ValueError("optimistic selection needs the test windows.")
+        held, selected_on = test, SELECTED_ON_TEST
+    else:
+        held, selected_on = val, SELECTED_ON_VALIDATION
+    if held is None:
+        choice = choose_c(
+            z_train, y_train, groups, n_classes, grid=grid, selected_on=SELECTED_ON_TRAINING_TRIALS
+        )
+        head = LinearHead(n_classes, choice.c).fit(z_train, y_train)
+    else:
+        z_held, y_held = held
+        heads, scores = {}, {}
+        for c in grid:
+            heads[float(c)] = LinearHead(n_classes, float(c)).fit(z_train, y_train)
+            scores[float(c)] = balanced_accuracy(y_held, heads[float(c)].predict(z_held), n_classes)
+        best = max(scores.values())
+        chosen = min(c for c, v in scores.items() if v >= best - 1e-12)
+        choice, head = CChoice(chosen, scores, selected_on), heads[chosen]
+    record = {
+        "best_epoch": None,
+        "selected_on": choice.selected_on,
+        "c": float(choice.c),
+        "scores": {float(c): float(v) for c, v in choice.scores.items()},
+    }
+    return head, record
+
+
+def _trial_ids(windows) -> list[str]:
+    return ["/".join(str(p) for p in key) for key in windows.trial_keys]
+
+
+def _run_classical(method, wins, train_mods, names, n_classes, optimistic, result, keep_models) -> None:
+    """``lr`` / ``cca_lr`` on one split's windows (see the module docstring); fills ``result``."""
+    heads: dict[str, LinearHead] = {}
+    projections: dict[str, CcaProjection] = {}
+    means = {p: {m: window_means(w.x[m]) for m in names} if len(w) else None for p, w in wins.items()}
+    y = {p: w.y for p, w in wins.items()}
+    groups = _trial_ids(wins["train"])
+
+    def fit(a, feature):  # feature(m, window means of m) -> the head's input
+        tr = feature(a, means["train"][a])
+        va = None if means["val"] is None else (feature(a, means["val"][a]), y["val"])
+        te = (feature(a, means["test"][a]), y["test"])
+        return fit_linear_head(tr, y["train"], groups, n_classes, val=va, test=te, optimistic=optimistic)
+
+    for a in train_mods:
+        if method == "lr":
+            head, record = fit(a, lambda m, z: z)
+            y_pred = head.predict(means["test"][a])
+            result.matrix[pair_key(a, a)] = _pair_result(y["test"], y_pred, n_classes)
+            result.selection[a] = record
+            heads[pair_key(a, a)] = head
+            continue
+        # cca_lr: one CCA (and head) per partner of A; A->A uses the partner cca_partner names.
+        fitted: dict[str, tuple[CcaProjection, LinearHead, dict[str, Any]]] = {}
+        for b in names:
+            partner = cca_partner(a, b, names)
+            if partner not in fitted:
+                cca = CcaProjection.fit(a, partner, means["train"][a], means["train"][partner])
+                head, record = fit(a, cca.transform)
+                fitted[partner] = (cca, head, {**record, "n_components": cca.n_components})
+            cca, head, _ = fitted[partner]
+            y_pred = head.predict(cca.transform(b, means["test"][b]))
+            result.matrix[pair_key(a, b)] = _pair_result(y["test"], y_pred, n_classes)
+            heads[pair_key(a, b)], projections[pair_key(a, b)] = head, cca
+        own = fitted[cca_partner(a, a, names)][2]
+        result.selection[a] = {
+            **{k: own[k] for k in ("best_epoch", "selected_on", "c", "scores")},
+            "partner": cca_partner(a, a, names),
+            "partners": {p: rec for p, (_, _, rec) in fitted.items()},
+        }
+    if keep_models:
+        result.classifiers, result.model = heads, projections or None
 
 
 def run_split(
@@ -282,11 +446,13 @@ def run_split(
         The paired modalities (all are test modalities; fine-tuned are
         ``config.train_modalities`` or all).
     out_dir : path | None
-        Where the pretraining checkpoint goes (None: no checkpoint).
+        Where the pretraining checkpoint goes (None: no checkpoint; unused by the supervised and
+        classical methods).
     keep_embeddings : bool
-        Also return the test windows' embeddings (for the embedding plot).
+        Also return the test windows' embeddings (for the embedding plot; pretraining methods).
     keep_models : bool
-        Also return the pretrained model and the classifiers (M2S-family methods).
+        Also return the pretrained model and the classifiers (pretraining methods; for the classical
+        anchors the heads and CCA projections, see :class:`SplitResult`).
 
     Returns
     -------
@@ -312,8 +478,14 @@ def run_split(
         )
     n_classes = split.task.n_classes
     spec = METHODS[method]
-    model_config = method_model_config(method, modalities, config)
     result = SplitResult(split=split.name, subject=split.subject, matrix={})
+    optimistic = config.finetune.optimistic_test_selection
+    if spec.kind == "classical":
+        _run_classical(method, wins, train_mods, names, n_classes, optimistic, result, keep_models)
+        result.seconds = time.perf_counter() - t0
+        _log_result(method, split, result)
+        return result
+    model_config = method_model_config(method, modalities, config)
     if spec.kind == "supervised":
         nets = {}
         for a in train_mods:
@@ -343,18 +515,21 @@ def run_split(
         )
         result.pretrain_history = pr.history
         classifiers = {}
-        for a in train_mods:
-            fr = finetune(
-                pr.model, a, _pair(wins["train"], a), _pair(wins["val"], a), n_classes, config.finetune,
-                test=_pair(wins["test"], a),
-            )  # fmt: skip
-            classifiers[a] = fr.classifier
-            result.selection[a] = {
-                "best_epoch": fr.best_epoch,
-                "selected_on": fr.selected_on,
-                "history": fr.history,
-            }
-        result.matrix = evaluate_matrix(pr.model, classifiers, wins["test"].x, wins["test"].y, n_classes)
+        if config.head == "linear":
+            _linear_heads(pr.model, wins, train_mods, names, n_classes, optimistic, result, classifiers)
+        else:
+            for a in train_mods:
+                fr = finetune(
+                    pr.model, a, _pair(wins["train"], a), _pair(wins["val"], a), n_classes, config.finetune,
+                    test=_pair(wins["test"], a),
+                )  # fmt: skip
+                classifiers[a] = fr.classifier
+                result.selection[a] = {
+                    "best_epoch": fr.best_epoch,
+                    "selected_on": fr.selected_on,
+                    "history": fr.history,
+                }
+            result.matrix = evaluate_matrix(pr.model, classifiers, wins["test"].x, wins["test"].y, n_classes)
         if keep_models:
             result.model, result.classifiers = pr.model, classifiers
         if keep_embeddings:
@@ -363,6 +538,11 @@ def run_split(
             }
             result.embeddings["y"] = wins["test"].y.copy()
     result.seconds = time.perf_counter() - t0
+    _log_result(method, split, result)
+    return result
+
+
+def _log_result(method: str, split: Split, result: SplitResult) -> None:
     logger.info(
         "%s on %s: %s (%.1f s)",
         method,
@@ -370,7 +550,35 @@ def run_split(
         ", ".join(f"{k} {v['balanced_accuracy']:.3f}" for k, v in result.matrix.items()),
         result.seconds,
     )
-    return result
+
+
+def _linear_heads(model, wins, train_mods, names, n_classes, optimistic, result, classifiers) -> None:
+    """``head='linear'``: a LinearHead per training modality A on A's frozen embedding, A→B on B's embedding.
+
+    Fills ``result.selection``, ``result.matrix`` and ``classifiers`` (each head as an ``nn.Linear``
+    on the embedding, on the model's device, for export).
+    """
+
+    def z(m, part):
+        if not len(wins[part]):
+            return None
+        return embed(model.embedder(m), wins[part].x[m]).cpu().numpy().astype(np.float64)
+
+    z_test = {b: z(b, "test") for b in names}
+    groups = _trial_ids(wins["train"])
+    device = next(model.parameters()).device
+    heads = {}
+    for a in train_mods:
+        z_val = z(a, "val")
+        heads[a], result.selection[a] = fit_linear_head(
+            z(a, "train"), wins["train"].y, groups, n_classes,
+            val=None if z_val is None else (z_val, wins["val"].y), test=(z_test[a], wins["test"].y),
+            optimistic=optimistic,
+        )  # fmt: skip
+        classifiers[a] = heads[a].to_torch().to(device)
+    for a, head in heads.items():
+        for b in names:
+            result.matrix[pair_key(a, b)] = _pair_result(wins["test"].y, head.predict(z_test[b]), n_classes)
 
 
 # ---------------------------------------------------------------------------------------------- experiments
@@ -534,6 +742,11 @@ class BenchmarkConfig(_pyd.BaseModel):
     supervised_epochs: int = _pyd.Field(60, ge=1)
     supervised_lr: float = _pyd.Field(1e-3, gt=0)
     patience: int = _pyd.Field(15, ge=0, description="Early-stopping patience on the validation split.")
+    head: Literal["mlp", "linear"] = _pyd.Field(
+        "mlp",
+        description="Classifier of the pretraining methods on the frozen embedding: 'mlp' (fine-tuned "
+        "EmotionClassifier) or 'linear' (logistic regression, C chosen on the validation trials).",
+    )
     methods: tuple[str, ...] = _pyd.Field(BENCHMARK_METHODS, min_length=1)
     protocol: str = _pyd.Field("fraction:0.6", description="Split protocol (training.protocols).")
     val_per_class: int = _pyd.Field(
@@ -588,6 +801,7 @@ class BenchmarkConfig(_pyd.BaseModel):
                 patience=self.patience, seed=self.seed, device=self.device, progress=progress,
             ),
             methods=self.methods,
+            head=self.head,
         )  # fmt: skip
 
 
