@@ -83,8 +83,8 @@ class LinearHead:
     coef: np.ndarray = field(default=None, repr=False)
     intercept: np.ndarray = field(default=None, repr=False)
 
-    def fit(self, z: np.ndarray, y: np.ndarray) -> LinearHead:
-        """Fit on features ``z`` (N, F) and class indices ``y`` (N,); returns self."""
+    def fit(self, z: np.ndarray, y: np.ndarray, sample_weight: np.ndarray | None = None) -> LinearHead:
+        """Fit on features ``z`` (N, F) and class indices ``y`` (N,), optionally weighted; returns self."""
         from sklearn.linear_model import LogisticRegression
 
         z, y = _check_features(z, y)
@@ -102,7 +102,7 @@ class LinearHead:
             from sklearn.exceptions import ConvergenceWarning
 
             warnings.simplefilter("ignore", category=ConvergenceWarning)
-            model.fit(z, y)
+            model.fit(z, y, sample_weight=sample_weight)
         coef = np.zeros((self.n_classes, z.shape[1]))
         intercept = np.full(self.n_classes, -1e4)
         if present.size == 2:  # scikit-learn's binary form: one weight vector for the second class
@@ -170,6 +170,8 @@ def choose_c(
     grid: Sequence[float] = C_GRID,
     selected_on: str = "leave-one-group-out",
     max_folds: int | None = None,
+    fixed: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
+    weight: float = 1.0,
 ) -> CChoice:
     """Choose ``C`` by leave-one-group-out balanced accuracy (ties: the stronger regularisation).
 
@@ -186,6 +188,11 @@ def choose_c(
         Recorded in the result (e.g. 'leave-one-trial-out on the calibration trials').
     max_folds : int | None
         Use at most this many groups as held-out folds (evenly spaced), for speed.
+    fixed : (z, y, sample_weight) | None
+        Extra labelled windows in every training fold and never held out (e.g. other subjects'
+        windows beside a participant's calibration trials).
+    weight : float
+        Sample weight of the ``z`` windows (the ``fixed`` ones carry their own).
 
     Returns
     -------
@@ -210,9 +217,9 @@ def choose_c(
         for g in held:
             test = groups == g
             train = ~test
-            if np.unique(y[train]).size < 2:
+            if fixed is None and np.unique(y[train]).size < 2:
                 continue
-            head = LinearHead(n_classes, c).fit(z[train], y[train])
+            head = fit_with(LinearHead(n_classes, c), z[train], y[train], weight, fixed)
             per_fold.append((head.predict(z[test]), y[test]))
         if not per_fold:
             continue
@@ -225,3 +232,19 @@ def choose_c(
     best = max(scores.values())
     chosen = min(c for c, s in scores.items() if s >= best - 1e-12)
     return CChoice(chosen, scores, selected_on)
+
+
+def fit_with(
+    head: LinearHead,
+    z: np.ndarray,
+    y: np.ndarray,
+    weight: float = 1.0,
+    fixed: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
+) -> LinearHead:
+    """Fit ``head`` on ``z`` (each window weighing ``weight``) plus the ``fixed`` weighted windows."""
+    if fixed is None:
+        return head.fit(z, y, None if weight == 1.0 else np.full(len(y), weight))
+    fz, fy, fw = fixed
+    return head.fit(
+        np.concatenate([z, fz]), np.concatenate([y, fy]), np.concatenate([np.full(len(y), weight), fw])
+    )

@@ -43,7 +43,7 @@ from signals._checks import check_type
 from training.anchors import CcaProjection, cca_partner
 from training.evaluate import pair_key
 from training.finetune import FinetuneConfig
-from training.heads import C_GRID, CChoice, LinearHead, choose_c, window_means
+from training.heads import C_GRID, CChoice, LinearHead, choose_c, fit_with, window_means
 from training.metrics import classification_metrics
 from training.pretrain import PretrainConfig
 from training.protocols.population import PopulationFold, SubjectWindows, first_trials_per_class
@@ -62,6 +62,11 @@ _LOSS_OVERRIDES = {
     "clip_pop": {"w_club": 0.0, "w_recon": 0.0, "w_cpc": 0.0},
 }
 _NESTED_SUBJECTS = 4
+#: Leave-one-trial-out folds at most (evenly spaced calibration trials), for speed.
+_MAX_LOTO_FOLDS = 6
+#: Every how many pool windows a head reads (overlapping neighbours are near-duplicates; keeps fits fast).
+POOL_HEAD_STRIDE = 4
+HEAD_DATA = ("target", "pool+target")
 
 
 def k_key(k: int | None) -> str:
@@ -102,6 +107,13 @@ class PopulationConfig:
         Candidate ``C`` of the heads.
     val_subjects : int
         Pool subjects held out to choose S-pop's epoch.
+    head_data : {'target', 'pool+target'}
+        What a head at k >= 1 is fitted on: the target's k calibration trials only (the protocol of
+        CALIBRATION.md), or those plus the pool's labelled windows, the participant's windows weighing
+        as much as the whole pool together.
+    in_modal_features : {'projection', 'latent'}
+        What an A→A head of a pretrained network reads: the shared 32-d projection (as A→B heads do),
+        or the mean-pooled ER embedding before it.
     """
 
     seq_len: int = 5
@@ -113,8 +125,16 @@ class PopulationConfig:
     ks: tuple[int | None, ...] = (0, 1, 2, None)
     c_grid: tuple[float, ...] = C_GRID
     val_subjects: int = 2
+    head_data: str = "target"
+    in_modal_features: str = "projection"
 
     def __post_init__(self):
+        if self.in_modal_features not in ("projection", "latent"):
+            raise ValueError(
+                f"in_modal_features must be 'projection' or 'latent', got {self.in_modal_features!r}."
+            )
+        if self.head_data not in HEAD_DATA:
+            raise ValueError(f"head_data must be one of {HEAD_DATA}, got {self.head_data!r}.")
         object.__setattr__(self, "methods", tuple(self.methods))
         object.__setattr__(self, "ks", tuple(parse_k(k) for k in self.ks))
         bad = [m for m in self.methods if m not in CURVE_METHODS]
@@ -166,8 +186,12 @@ Featuriser = Callable[[str, np.ndarray], np.ndarray]
 class _FoldRunner:
     """Runs every method on one fold; test windows are read only by :meth:`_score`."""
 
-    def __init__(self, fold: PopulationFold, config: PopulationConfig, modalities: Sequence[ModalityConfig]):
+    def __init__(
+        self, fold: PopulationFold, config: PopulationConfig, modalities: Sequence[ModalityConfig],
+        cache: dict | None = None,
+    ):  # fmt: skip
         self.fold, self.config, self.modalities = fold, config, tuple(modalities)
+        self.cache = {} if cache is None else cache
         self.names = [m.name for m in self.modalities]
         self.n_classes = fold.task.n_classes
         t = config.seq_len
@@ -175,6 +199,7 @@ class _FoldRunner:
         self.cal = {k: fold.target_windows("calibration", k, t, modalities=self.names, stride=config.stride)
                     for k in config.ks if k != 0}  # fmt: skip
         self.out = FoldOutcome(target=fold.target)
+        self._head_pool = np.arange(len(self.pool)) % POOL_HEAD_STRIDE == 0
         self._nested_parts = self._nested_split()
 
     # ------------------------------------------------------------------ head fitting (no test data)
@@ -203,13 +228,29 @@ class _FoldRunner:
         return parts
 
     def _choose_nested(self, z_pool: np.ndarray) -> CChoice:
+        """``C`` for k = 1 fixed on pool subjects: train on a subject's first trial per class (plus, with
+        ``head_data='pool+target'``, the other pool subjects' windows), score its other trials."""
         from training.metrics import balanced_accuracy
 
+        with_pool = self.config.head_data == "pool+target"
         scores: dict[float, float] = {}
         for c in self.config.c_grid:
             accs = []
             for train, test in self._nested_parts:
-                head = LinearHead(self.n_classes, c).fit(z_pool[train], self.pool.y[train])
+                head = LinearHead(self.n_classes, c)
+                if with_pool:
+                    own = self.pool.subjects == self.pool.subjects[np.flatnonzero(train)[0]]
+                    rest = self._head_pool & ~own
+                    w = rest.sum() / max(train.sum(), 1)
+                    fit_with(
+                        head,
+                        z_pool[train],
+                        self.pool.y[train],
+                        w,
+                        (z_pool[rest], self.pool.y[rest], np.ones(rest.sum())),
+                    )
+                else:
+                    head.fit(z_pool[train], self.pool.y[train])
                 accs.append(balanced_accuracy(self.pool.y[test], head.predict(z_pool[test]), self.n_classes))
             if accs:
                 scores[float(c)] = float(np.mean(accs))
@@ -219,27 +260,36 @@ class _FoldRunner:
         chosen = min(c for c, s in scores.items() if s >= best - 1e-12)
         return CChoice(chosen, scores, "nested: first trial per class of pool subjects")
 
-    def _fit_head(self, method: str, k: int | None, a: str, feat: Featuriser, nested: dict) -> LinearHead:
+    def _fit_head(
+        self, method: str, k: int | None, a: str, feat: Featuriser, nested: dict, pair: str | None = None
+    ) -> LinearHead:
         """The head of ``method`` at ``k`` on modality A's features (see the module docstring)."""
         grid = self.config.c_grid
+        pool = self._head_pool
+        fixed, weight = None, 1.0
         if k == 0:
-            z = feat(a, self.pool.x[a])
-            choice = choose_c(z, self.pool.y, self.pool.subjects, self.n_classes, grid=grid,
+            z, y = feat(a, self.pool.x[a][pool]), self.pool.y[pool]
+            choice = choose_c(z, y, self.pool.subjects[pool], self.n_classes, grid=grid,
                               selected_on="leave-one-subject-out on the pool", max_folds=_NESTED_SUBJECTS)  # fmt: skip
-            y = self.pool.y
         else:
             cal = self.cal[k]
             z, y = feat(a, cal.x[a]), cal.y
+            if self.config.head_data == "pool+target":
+                zp = feat(a, self.pool.x[a][pool])
+                fixed = (zp, self.pool.y[pool], np.ones(len(zp)))
+                weight = len(zp) / len(z)  # the participant weighs as much as the whole pool
             if k == 1:
                 if a not in nested:
                     nested[a] = self._choose_nested(feat(a, self.pool.x[a]))
                 choice = nested[a]
             else:
                 choice = choose_c(z, y, cal.trial_ids, self.n_classes, grid=grid,
-                                  selected_on="leave-one-trial-out on the calibration trials")  # fmt: skip
-        head = LinearHead(self.n_classes, choice.c).fit(z, y)
-        self.out.heads[(method, k_key(k), a)] = head
-        self.out.choices.setdefault(method, {}).setdefault(k_key(k), {})[a] = {
+                                  selected_on="leave-one-trial-out on the calibration trials",
+                                  fixed=fixed, weight=weight, max_folds=_MAX_LOTO_FOLDS)  # fmt: skip
+        head = fit_with(LinearHead(self.n_classes, choice.c), z, y, weight, fixed)
+        pair = pair or pair_key(a, a)
+        self.out.heads[(method, k_key(k), pair)] = head
+        self.out.choices.setdefault(method, {}).setdefault(k_key(k), {})[pair] = {
             "c": choice.c, "selected_on": choice.selected_on, "scores": choice.scores,
         }  # fmt: skip
         return head
@@ -260,15 +310,22 @@ class _FoldRunner:
             cell[pair] = {m: float(metrics[m]) for m in ("balanced_accuracy", "kappa", "f1")}
 
     def _head_curve(self, method: str, feat_for: Callable[[str, str], Featuriser], ks, cross: bool):
-        """Fit heads per k and training modality A, then score every A→B (A→A only when not ``cross``)."""
-        nested: dict[str, CChoice] = {}
+        """Fit heads per k and training modality A, then score every A→B (A→A only when not ``cross``).
+
+        A→B pairs whose featuriser is the same object share A's head (e.g. one head on the shared
+        embedding serves every B)."""
+        nested: dict = {}
         for k in ks:
-            pairs = {}
+            pairs, heads = {}, {}
             for a in self.names:
-                targets = self.names if cross else [a]
-                for b in targets:
+                for b in self.names if cross else [a]:
                     feat = feat_for(a, b)
-                    head = self._fit_head(method, k, a, feat, nested.setdefault((a, b), {}))
+                    if (a, id(feat)) not in heads:
+                        pair = pair_key(a, b)
+                        heads[(a, id(feat))] = self._fit_head(
+                            method, k, a, feat, nested.setdefault((a, id(feat)), {}), pair
+                        )
+                    head = heads[(a, id(feat))]
                     pairs[pair_key(a, b)] = lambda x, h=head, f=feat, b=b: h.predict(f(b, x[b]))
             self._score(method, k, pairs)
 
@@ -294,16 +351,17 @@ class _FoldRunner:
         self._head_curve("lr", lambda a, b: lambda m, x: window_means(x), self._ks("lr"), cross=False)
 
     def _run_cca_lr(self):
-        cca: dict[tuple[str, str], CcaProjection] = {}
         means = {m: window_means(self.pool.x[m]) for m in self.names}
+
+        feats: dict[tuple[str, str], Featuriser] = {}
 
         def feat_for(a, b):
             p = cca_partner(a, b, self.names)
             key = tuple(sorted((a, p)))
-            if key not in cca:
-                cca[key] = CcaProjection.fit(key[0], key[1], means[key[0]], means[key[1]])
-            proj = cca[key]
-            return lambda m, x: proj.transform(m, window_means(x))
+            if key not in feats:
+                proj = CcaProjection.fit(key[0], key[1], means[key[0]], means[key[1]])
+                feats[key] = lambda m, x, proj=proj: proj.transform(m, window_means(x))
+            return feats[key]
 
         self._head_curve("cca_lr", feat_for, self._ks("cca_lr"), cross=True)
 
@@ -313,22 +371,45 @@ class _FoldRunner:
             **{**self.config.model, **_LOSS_OVERRIDES[method]},
         )  # fmt: skip
 
-    def _pretrained_featuriser(self, x: Mapping[str, np.ndarray], method: str):
-        from training.finetune import embed
+    def _pretrain(self, x: Mapping[str, np.ndarray], method: str, key: tuple | None = None):
+        """Pretrain (or take from the run's cache: the same data, network and settings give the same model)."""
         from training.pretrain import pretrain
 
-        result = pretrain(self._model_config(method), x, self.config.pretrain)
-        model = result.model
+        config = self._model_config(method)
+        full_key = None if key is None else (*key, repr(config), repr(self.config.pretrain))
+        if full_key is not None and full_key in self.cache:
+            return self.cache[full_key]
+        result = pretrain(config, x, self.config.pretrain)
+        if full_key is not None:
+            self.cache[full_key] = result
+        return result
 
-        def feat(m, windows):
+    def _featurisers(self, model) -> Callable[[str, str], Featuriser]:
+        """A→B featuriser: the shared 32-d projection, or for A→A with ``in_modal_features='latent'`` the
+        mean-pooled ER embedding before the projection (the part the contrastive loss does not constrain)."""
+        import torch
+
+        from training.finetune import embed
+
+        def projection(m, windows):
             return embed(model.embedder(m), windows).cpu().numpy().astype(np.float64)
 
-        return feat, result.history
+        def latent(m, windows):
+            enc = model.embedder(m).encoder
+            dev = next(enc.parameters()).device
+            with torch.no_grad():
+                enc.eval()
+                x = torch.as_tensor(np.asarray(windows), dtype=torch.float32)
+                out = [enc(x[i : i + 1024].to(dev)).mean(dim=1).cpu() for i in range(0, x.shape[0], 1024)]
+            return torch.cat(out).numpy().astype(np.float64)
+
+        use_latent = self.config.in_modal_features == "latent"
+        return lambda a, b: latent if (use_latent and a == b) else projection
 
     def _run_pop(self, method: str):
-        feat, history = self._pretrained_featuriser(self.pool.x, method)
-        self.out.pretrain_history[method] = history
-        self._head_curve(method, lambda a, b: feat, self._ks(method), cross=True)
+        result = self._pretrain(self.pool.x, method, key=("pool", tuple(self.fold.pool_subjects)))
+        self.out.pretrain_history[method] = result.history
+        self._head_curve(method, self._featurisers(result.model), self._ks(method), cross=True)
 
     def _run_m2s_pop(self):
         self._run_pop("m2s_pop")
@@ -342,8 +423,9 @@ class _FoldRunner:
             cal = self.cal[k]
             if len(cal) < 2:
                 continue
-            feat, hist[k_key(k)] = self._pretrained_featuriser(cal.x, "m2s_subject")
-            self._head_curve("m2s_subject", lambda a, b, f=feat: f, [k], cross=True)
+            result = self._pretrain(cal.x, "m2s_subject")
+            hist[k_key(k)] = result.history
+            self._head_curve("m2s_subject", self._featurisers(result.model), [k], cross=True)
         self.out.pretrain_history["m2s_subject"] = hist
 
     def _supervised(self, a: str, train: SubjectWindows, val: SubjectWindows | None):

@@ -24,7 +24,7 @@ def test_commands_registered():
 
 
 def test_benchmark_writes_results_json_exactly_shaped(tmp_path, capsys):
-    """A tiny benchmark config runs all 7 methods and writes results.json in the documented shape."""
+    """A tiny benchmark config runs all 9 methods (the classical anchors included) and writes results.json in the documented shape."""
     cfg = {
         "synthetic": {
             "n_subjects": 2,
@@ -59,7 +59,7 @@ def test_benchmark_writes_results_json_exactly_shaped(tmp_path, capsys):
     full = ["eeg->eeg", "eeg->eye", "eye->eeg", "eye->eye"]
     for method, entry in results["methods"].items():
         assert list(entry) == ["matrix"]
-        assert sorted(entry["matrix"]) == (["eeg->eeg", "eye->eye"] if method == "supervised" else full)
+        assert sorted(entry["matrix"]) == (["eeg->eeg", "eye->eye"] if method in ("supervised", "lr") else full)
         for metrics in entry["matrix"].values():
             assert list(metrics) == ["balanced_accuracy", "kappa", "f1"]
             assert 0 <= metrics["balanced_accuracy"] <= 1 and -1 <= metrics["kappa"] <= 1
@@ -92,7 +92,7 @@ def test_reproduce_on_seed_fixture(seed_folder, tmp_path):
             "--no-progress", "--device", "cpu"]  # fmt: skip
     assert main(argv) == 0
     results = json.loads((out / "results.json").read_text())
-    assert list(results["methods"]) == ["m2s", "clip", "supervised"]
+    assert list(results["methods"]) == ["m2s", "clip", "supervised", "lr", "cca_lr"]
     details = json.loads((out / "details.json").read_text())
     assert len(details["methods"]["m2s"]["splits"]) == 2  # one per subject (one session each)
     report = (out / "report.md").read_text()

@@ -11,6 +11,7 @@ import json
 import numpy as np
 import pytest
 from sklearn.cross_decomposition import CCA
+from sklearn.decomposition import PCA
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import balanced_accuracy_score
 from sklearn.metrics import confusion_matrix as sk_confusion
@@ -147,14 +148,22 @@ def test_lr_equals_scikit_learn_and_reports_a_to_a_only(split):
 
 
 def test_cca_lr_equals_scikit_learn_and_reports_every_pair(split):
-    """CCA-LR: CCA on the paired training means of (A, partner), head on A's projection, B's projection tested."""
+    """CCA-LR: PCA per modality, CCA on the paired training means of (A, partner), head on A's projection,
+    B's projection tested."""
     r = _run(split, "cca_lr")
     assert list(r.matrix) == ["eeg->eeg", "eeg->eye", "eye->eeg", "eye->eye"]
     data = _means(split)
-    (tr, y_tr), (va, _), (te, y_te) = data["train"], data["val"], data["test"]
-    y_va = data["val"][1]
+    (raw_tr, y_tr), (raw_va, y_va), (raw_te, y_te) = data["train"], data["val"], data["test"]
     for a in NAMES:
         b = next(m for m in NAMES if m != a)  # the partner of A->B and, with two modalities, of A->A
+        n_pca = min(32, raw_tr[a].shape[0] // 5)
+        pca = {
+            m: PCA(n_components=min(n_pca, raw_tr[m].shape[1]), svd_solver="full").fit(raw_tr[m])
+            for m in (a, b)
+        }
+        tr = {m: pca[m].transform(raw_tr[m]) for m in (a, b)}
+        va = {m: pca[m].transform(raw_va[m]) for m in (a, b)}
+        te = {m: pca[m].transform(raw_te[m]) for m in (a, b)}
         k = min(16, tr[a].shape[1], tr[b].shape[1], tr[a].shape[0] - 1)
         cca = CCA(n_components=k, scale=True, max_iter=1000).fit(tr[a], tr[b])
         chosen, scores, model = _sk_head(cca.transform(tr[a]), y_tr, cca.transform(va[a]), y_va)
