@@ -56,6 +56,23 @@ def _add_data(p: argparse.ArgumentParser) -> None:
     p.add_argument("--epochs", type=int, default=200, help="pretraining epochs (default: 200, as the paper)")
     p.add_argument("--batch-size", type=int, default=256, help="pretraining batch size (default: 256)")
     p.add_argument("--lr", type=float, default=1e-4, help="pretraining learning rate (default: 1e-4)")
+    p.add_argument(
+        "--min-steps",
+        type=int,
+        default=1000,
+        help="pretraining makes at least this many optimiser steps whatever the data size (more epochs on "
+        "small data; default: 1000; 0 = epochs only, the paper's recipe)",
+    )
+    p.add_argument(
+        "--warmup-steps", type=int, default=100, help="linear learning-rate warm-up steps (default: 100)"
+    )
+    p.add_argument(
+        "--max-batch-fraction",
+        type=float,
+        default=0.25,
+        help="a batch holds at most this fraction of the training windows, so small data still gets several "
+        "steps per epoch (default: 0.25; 1 = the paper's)",
+    )
 
 
 def _add_finetune(p: argparse.ArgumentParser) -> None:
@@ -111,12 +128,39 @@ def register(subparsers) -> None:
     p.add_argument("--out", required=True, help="report folder")
     p.add_argument("--subjects", default=None, help="comma-separated subjects (default: all)")
     p.add_argument(
+        "--regime",
+        choices=("subject", "population"),
+        default="subject",
+        help="subject: the paper's per-subject splits (A->B matrix); population: leave-one-subject-out, "
+        "pretraining on the other subjects, label-efficiency curves against k labelled trials per class "
+        "(docs: CALIBRATION.md) (default: subject)",
+    )
+    p.add_argument(
+        "--targets",
+        default=None,
+        help="population regime: comma-separated target subjects (default: all, one fold each)",
+    )
+    p.add_argument(
+        "--tune",
+        action="store_true",
+        help="population regime: choose the recipe among a small grid on 2 development subjects that are "
+        "never targets; the choice is written to results.json",
+    )
+    p.add_argument(
+        "--head-data",
+        choices=("target", "pool+target"),
+        default="target",
+        help="population regime: heads at k >= 1 fit the target's trials only, or those plus the other "
+        "subjects' labelled windows (default: target)",
+    )
+    p.add_argument(
         "--methods",
-        default="m2s",
-        help="comma-separated methods: m2s, clip, supervised, m2s_no_recon, m2s_no_cpc, m2s_no_club, "
+        default=None,
+        help="comma-separated methods. Subject regime: m2s, clip, supervised, m2s_no_recon, m2s_no_cpc, m2s_no_club, "
         "m2s_no_contra, m2s_attention_mha, m2s_attention_none, lr, cca_lr (default: m2s). The classical "
         "anchors lr (logistic regression on window means of the features) and cca_lr (CCA + logistic "
-        "regression, cross-modal) are always added: every table carries them",
+        "regression, cross-modal) are always added: every table carries them. Population regime: m2s_pop, "
+        "clip_pop, s_subject, s_pop, lr, cca_lr, m2s_subject (default: all; lr and cca_lr always added)",
     )
     p.add_argument("--baselines", action="store_true", help="add clip and supervised")
     p.add_argument(
@@ -145,6 +189,18 @@ def register(subparsers) -> None:
     )
     p.add_argument("--out", required=True, help="output folder (results.json, report.md, figures)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.add_argument(
+        "--regime",
+        choices=("subject", "population"),
+        default="subject",
+        help="subject: per-subject splits, every method's A->B matrix (config: BenchmarkConfig); population: "
+        "the label-efficiency benchmark (config: training.label_efficiency.PopulationBenchmarkConfig) "
+        "(default: subject)",
+    )
+    p.add_argument(
+        "--tune", action="store_true", help="population regime: choose the recipe on development subjects"
+    )
+    p.add_argument("--device", default=None, help="auto | cpu | cuda | cuda:N (default: the config's, auto)")
     add_feature_options(p)
     p.set_defaults(handler=_benchmark)
 
@@ -226,6 +282,10 @@ def _experiment(args, methods=("m2s",)):
             epochs=args.epochs,
             batch_size=args.batch_size,
             lr=args.lr,
+            estimator_lr=args.lr,
+            min_steps=args.min_steps,
+            warmup_steps=args.warmup_steps,
+            max_batch_fraction=args.max_batch_fraction,
             seed=args.seed,
             device=args.device,
             progress=progress,
@@ -356,8 +416,9 @@ def _pretrain(args) -> int:
         record = previous
     windows = split.windows("train", args.seq_len, modalities=[m.name for m in mods])
     config = PretrainConfig(
-        epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=args.seed, device=args.device,
-        progress=_progress(args),
+        epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, estimator_lr=args.lr, seed=args.seed,
+        device=args.device, progress=_progress(args), min_steps=args.min_steps, warmup_steps=args.warmup_steps,
+        max_batch_fraction=args.max_batch_fraction,
     )  # fmt: skip
     path = record.write(out)
     result = pretrain(
@@ -439,10 +500,18 @@ def _evaluate(args) -> int:
 def _reproduce(args) -> int:
     import dataclasses
 
+    if args.regime == "population":
+        return _reproduce_population(args)
+    for flag in ("targets", "tune"):
+        if getattr(args, flag):
+            raise ValueError(f"--{flag} belongs to --regime population.")
+
     from training.experiment import CLASSICAL_ANCHORS, METHODS, modality_configs, run_methods, run_tn_sweep
     from training.reports import write_report
 
     methods = _csv(args.methods) or ["m2s"]
+    if args.head_data != "target":
+        raise ValueError("--head-data belongs to --regime population.")
     if args.baselines:
         methods += ["clip", "supervised"]
     if args.ablations:
@@ -486,9 +555,70 @@ def _reproduce(args) -> int:
     return 0
 
 
+def _reproduce_population(args) -> int:
+    from training.label_efficiency import CURVE_METHODS, population_config, run_population_experiment
+
+    for flag in ("sweep", "ablations", "baselines", "optimistic"):
+        if getattr(args, flag):
+            raise ValueError(f"--{flag} belongs to the subject regime, not --regime population.")
+    methods = _csv(args.methods) or list(CURVE_METHODS)
+    methods = list(dict.fromkeys(methods + ["lr", "cca_lr"]))
+    dataset = _load(args.path, args.dataset, _loader_options(args))
+    if len(dataset.modalities) < 2:
+        raise ValueError(f"the dataset has only {list(dataset.modalities)}; the population regime pairs two.")
+    config = population_config(
+        model=_model_fields(args.model), seq_len=args.seq_len, steps=args.min_steps, batch_size=args.batch_size,
+        lr=args.lr, warmup_steps=args.warmup_steps, max_batch_fraction=args.max_batch_fraction,
+        supervised_lr=args.finetune_lr, patience=args.patience, methods=methods, seed=args.seed,
+        device=args.device, progress=_progress(args), head_data=args.head_data,
+    )  # fmt: skip
+    paths = run_population_experiment(
+        dataset, config, args.out, task_name=args.task, targets=_csv(args.targets), protocol=args.protocol,
+        tune=args.tune, title=f"Label efficiency on {dataset.name} (population regime)",
+        meta={"dataset": f"{dataset.name} ({args.path}), {len(dataset.subjects)} subjects"},
+    )  # fmt: skip
+    _print_curves(paths)
+    return 0
+
+
+def _print_curves(paths) -> None:
+    results = json.loads(paths["results"].read_text(encoding="utf-8"))
+    for method, by_k in results["curves"].items():
+        for k, cell in by_k.items():
+            _say(f"{method} {k}: " + ", ".join(f"{p} {v['balanced_accuracy']:.3f}" for p, v in cell.items()))
+    tuning = (results.get("population") or {}).get("tuning")
+    if tuning:
+        _say(
+            f"tuning: chose '{tuning['selected']}' on development subjects {', '.join(tuning['dev_subjects'])}"
+        )
+    _say(f"results: {paths['results']}\nreport: {paths['report']}")
+
+
 def _benchmark(args) -> int:
     from training.experiment import BenchmarkConfig, run_benchmark
 
+    if args.regime == "population":
+        from training.label_efficiency import PopulationBenchmarkConfig, run_population_benchmark
+
+        config = (
+            PopulationBenchmarkConfig.from_json(args.config) if args.config else PopulationBenchmarkConfig()
+        )
+        specs, overrides = feature_options(args)
+        update = {"specs": {**config.specs, **specs}} if specs else {}
+        if overrides:
+            update["spec_overrides"] = {
+                m: {**config.spec_overrides.get(m, {}), **u} for m, u in overrides.items()
+            }
+        if args.tune:
+            update["tune"] = True
+        if args.device:
+            update["device"] = args.device
+        if update:
+            config = PopulationBenchmarkConfig.model_validate({**config.model_dump(), **update})
+        _print_curves(run_population_benchmark(config, args.out, progress=_progress(args)))
+        return 0
+    if args.tune:
+        raise ValueError("--tune belongs to --regime population.")
     specs, overrides = feature_options(args)
     config = BenchmarkConfig.from_json(args.config) if args.config else BenchmarkConfig()
     if specs or overrides:  # the command line wins over the config file, modality by modality
@@ -498,6 +628,8 @@ def _benchmark(args) -> int:
         config = BenchmarkConfig.model_validate(
             {**config.model_dump(), "specs": {**config.specs, **specs}, "spec_overrides": merged}
         )
+    if args.device:
+        config = config.model_copy(update={"device": args.device})
     paths = run_benchmark(config, args.out, progress=_progress(args))
     results = json.loads(paths["results"].read_text(encoding="utf-8"))
     for method, entry in results["methods"].items():

@@ -29,6 +29,7 @@ The target's test windows enter only :func:`_score`, after everything is fitted.
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -500,12 +501,20 @@ def _subset(w: SubjectWindows, mask: np.ndarray) -> SubjectWindows:
 
 
 def run_fold(
-    fold: PopulationFold, config: PopulationConfig, modalities: Sequence[ModalityConfig]
+    fold: PopulationFold,
+    config: PopulationConfig,
+    modalities: Sequence[ModalityConfig],
+    *,
+    cache: dict | None = None,
 ) -> FoldOutcome:
-    """Run every method of ``config`` on one target (see the module docstring)."""
+    """Run every method of ``config`` on one target (see the module docstring).
+
+    ``cache`` (a dict kept by the caller) shares pretrained pool models between folds with the same
+    pool, network and settings (e.g. the development folds of :func:`tune_population`).
+    """
     check_type(fold, PopulationFold, "fold")
     check_type(config, PopulationConfig, "config")
-    return _FoldRunner(fold, config, modalities).run()
+    return _FoldRunner(fold, config, modalities, cache).run()
 
 
 def run_population(
@@ -587,6 +596,11 @@ class PopulationBenchmarkConfig(_pyd.BaseModel):
     patience: int = _pyd.Field(10, ge=0)
     methods: tuple[str, ...] = _pyd.Field(CURVE_METHODS, min_length=1)
     ks: tuple[str, ...] = _pyd.Field(("0", "1", "2", "all"), min_length=1)
+    head_data: str = _pyd.Field("target", description="'target' or 'pool+target' (see PopulationConfig).")
+    in_modal_features: str = _pyd.Field("projection", description="'projection' or 'latent'.")
+    tune: bool = _pyd.Field(
+        False, description="Choose among TUNE_CANDIDATES on 2 development subjects first."
+    )
     seed: int = _pyd.Field(0, ge=0)
     device: str = "auto"
     n_jobs: int = _pyd.Field(2, ge=1)
@@ -605,6 +619,20 @@ class PopulationBenchmarkConfig(_pyd.BaseModel):
     @_pyd.field_serializer("synthetic")
     def _dump_synthetic(self, value):
         return value.model_dump(mode="json")
+
+    @classmethod
+    def from_json(cls, path) -> PopulationBenchmarkConfig:
+        """Load a config file; errors name the file and the field."""
+        from pathlib import Path
+
+        path = Path(check_type(path, (str, Path), "path"))
+        if not path.is_file():
+            raise FileNotFoundError(f"benchmark config {str(path)!r} does not exist.")
+        try:
+            return cls.model_validate_json(path.read_text(encoding="utf-8"))
+        except _pyd.ValidationError as err:
+            problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in err.errors())
+            raise ValueError(f"benchmark config {str(path)!r} is invalid: {problems}.") from None
 
     @_pyd.field_validator("methods")
     @classmethod
@@ -629,7 +657,8 @@ class PopulationBenchmarkConfig(_pyd.BaseModel):
             warmup_steps=self.warmup_steps, max_batch_fraction=self.max_batch_fraction,
             supervised_steps=self.supervised_steps, supervised_epochs=self.supervised_epochs,
             supervised_lr=self.supervised_lr, patience=self.patience, methods=self.methods, ks=self.ks,
-            seed=self.seed, device=self.device, progress=progress,
+            seed=self.seed, device=self.device, progress=progress, head_data=self.head_data,
+            in_modal_features=self.in_modal_features,
         )  # fmt: skip
 
 
@@ -638,7 +667,8 @@ def population_config(
     weight_decay: float = 1e-4, warmup_steps: int = 40, max_batch_fraction: float = 0.25,
     supervised_steps: int = 200, supervised_epochs: int = 30, supervised_lr: float = 1e-3, patience: int = 10,
     methods: Sequence[str] = CURVE_METHODS, ks: Sequence[Any] = (0, 1, 2, None), seed: int = 0,
-    device: str = "auto", progress: bool | None = None,
+    device: str = "auto", progress: bool | None = None, head_data: str = "target",
+    in_modal_features: str = "projection",
 ) -> PopulationConfig:  # fmt: skip
     """A :class:`PopulationConfig` from the recipe's knobs (pretraining budgeted in steps, with warm-up)."""
     return PopulationConfig(
@@ -656,6 +686,8 @@ def population_config(
         ),
         methods=tuple(methods),
         ks=tuple(ks),
+        head_data=head_data,
+        in_modal_features=in_modal_features,
     )  # fmt: skip
 
 
@@ -668,23 +700,94 @@ def default_targets(subjects: Sequence[str], n: int) -> list[str]:
     return [subjects[i] for i in dict.fromkeys(idx.tolist())]
 
 
-def write_population_report(
-    out_dir, outcomes: Sequence[FoldOutcome], per_subject: Mapping[str, Any], *, class_names, title: str,
-    meta: Mapping[str, Any] | None = None, config: Mapping[str, Any] | None = None,
-) -> dict[str, Any]:  # fmt: skip
-    """Summarise per-subject scores into curves and write results.json / details.json / report / figure."""
-    from training.curve_report import summarise_curves, write_curve_report
+def run_population_experiment(
+    dataset,
+    config: PopulationConfig,
+    out_dir,
+    *,
+    task_name: str = "emotion",
+    targets: Sequence[str] | None = None,
+    protocol: str | None = None,
+    tune: bool = False,
+    n_dev: int = 2,
+    title: str,
+    meta: Mapping[str, Any] | None = None,
+    config_record: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Folds, optional tuning on development subjects, every method, and the report (results.json ``curves``).
 
+    Parameters
+    ----------
+    dataset : EmotionDataset
+    config : PopulationConfig
+    out_dir : path
+    task_name : str
+        'emotion' or a rating (see :func:`training.protocols.make_task`).
+    targets : sequence of str | None
+        Target subjects (None: every subject).
+    protocol : str | None
+        Splits each target's trials into calibration and test (None: the dataset's default).
+    tune : bool
+        Choose among :data:`TUNE_CANDIDATES` on ``n_dev`` development subjects first (see
+        :func:`tune_population`); the choice goes to results.json under ``"tuning"``.
+    title, meta, config_record
+        Shown in / stored with the report.
+
+    Returns
+    -------
+    dict of str to Path
+        As :func:`training.curve_report.write_curve_report`.
+    """
+    from training.curve_report import summarise_curves, write_curve_report
+    from training.experiment import modality_configs
+    from training.protocols import make_task
+    from training.protocols.population import population_folds
+    from training.reports import write_json
+
+    t0 = time.perf_counter()
+    task = make_task(dataset, task_name)
+    targets = list(targets) if targets else list(dataset.subjects)
+    mods = modality_configs(dataset, list(dataset.modalities))
+    tuning = None
+    if tune:
+        config, tuning = tune_population(dataset, task, targets, config, mods, protocol=protocol, n_dev=n_dev)
+    folds = population_folds(dataset, task, targets=targets, protocol=protocol)
+    outcomes, per_subject = run_population(folds, config, mods)
     curves, details = summarise_curves(per_subject)
-    choices = {o.target: o.choices for o in outcomes}
+    meta = {
+        **dict(meta or {}),
+        "regime": f"population, leave-one-subject-out; targets {', '.join(targets)}; {folds[0].protocol}",
+        "task": f"{task.name} ({', '.join(task.class_names)})",
+        "modalities": ", ".join(f"{m.name} (D={m.dim})" for m in mods),
+        "heads": f"logistic regression on {config.head_data} windows, in-modal features: {config.in_modal_features}",
+        "wall time of the benchmark (s)": f"{time.perf_counter() - t0:.1f}",
+    }
+    if tuning is not None:
+        meta["tuning"] = (
+            f"'{tuning['selected']}' chosen on development subjects {', '.join(tuning['dev_subjects'])} "
+            "(never targets)"
+        )
+    choices = {"heads and networks, per target": {o.target: o.choices for o in outcomes}}
+    if tuning is not None:
+        choices = {"tuning": tuning, **choices}
     extra = {
         "seconds": {o.target: o.seconds for o in outcomes},
         "pretrain_history": {o.target: o.pretrain_history for o in outcomes},
     }
-    return write_curve_report(
-        out_dir, curves, details, class_names=class_names, title=title, meta=meta, config=config,
-        choices=choices, extra_details=extra,
+    paths = write_curve_report(
+        out_dir, curves, details, class_names=task.class_names, title=title, meta=meta,
+        config={**dict(config_record or {}), "population": config.to_dict()}, choices=choices,
+        extra_details=extra,
     )  # fmt: skip
+    results = json.loads(paths["results"].read_text(encoding="utf-8"))
+    results["population"] = {
+        "targets": targets,
+        "tuning": tuning,
+        "config": {"head_data": config.head_data, "in_modal_features": config.in_modal_features,
+                   "pretrain": config.pretrain.to_dict(), "model": dict(config.model)},
+    }  # fmt: skip
+    write_json(results, paths["results"])
+    return paths
 
 
 def run_population_benchmark(
@@ -692,9 +795,6 @@ def run_population_benchmark(
 ) -> dict[str, Any]:
     """Generate synthetic data, run the label-efficiency benchmark and write its report."""
     from training.datasets import synthetic
-    from training.experiment import modality_configs
-    from training.protocols import make_task
-    from training.protocols.population import population_folds
 
     config = (
         PopulationBenchmarkConfig()
@@ -708,27 +808,116 @@ def run_population_benchmark(
         specs=config.specs, spec_overrides=config.spec_overrides,
     )  # fmt: skip
     t_data = time.perf_counter() - t0
-    task = make_task(dataset, "emotion")
     targets = list(config.targets) if config.targets else default_targets(dataset.subjects, config.n_targets)
-    folds = population_folds(dataset, task, targets=targets, protocol=config.protocol)
-    mods = modality_configs(dataset, list(config.modalities))
-    outcomes, per_subject = run_population(folds, pop, mods)
-    seconds = time.perf_counter() - t0
     syn = config.synthetic
     meta = {
         "dataset": f"synthetic ({syn.n_subjects} subjects × {syn.n_sessions} session(s) × {syn.n_trials} trials × "
         f"{syn.trial_duration_s:g} s, seed {syn.seed})",
-        "regime": f"population, leave-one-subject-out; targets {', '.join(targets)}; calibration and test trials "
-        f"from {config.protocol}",
-        "modalities": ", ".join(f"{m.name} (D={m.dim})" for m in mods),
         "windows": f"T={config.seq_len}",
         "pretraining": f"≥ {config.pretrain_steps} steps, batch ≤ {config.pretrain_batch_size} "
         f"(≤ {config.max_batch_fraction:g} of the windows), lr {config.pretrain_lr:g} with {config.warmup_steps} "
         "warm-up steps then cosine",
         "data generation + features (s)": f"{t_data:.1f}",
-        "wall time (s)": f"{seconds:.1f}",
     }
-    return write_population_report(
-        out_dir, outcomes, per_subject, class_names=task.class_names, title="Label efficiency (synthetic, population)",
-        meta=meta, config={"benchmark": config.model_dump(mode="json"), "population": pop.to_dict()},
+    return run_population_experiment(
+        dataset, pop, out_dir, targets=targets, protocol=config.protocol, tune=config.tune,
+        title="Label efficiency (synthetic, population regime)", meta=meta,
+        config_record={"benchmark": config.model_dump(mode="json")},
     )  # fmt: skip
+
+
+# ---------------------------------------------------------------------------------------------- tuning
+
+
+#: Candidates of ``--tune``: one change at a time from the recipe (coordinate-wise, to keep the grid small).
+TUNE_CANDIDATES: dict[str, dict[str, Any]] = {
+    "recipe": {},
+    "lr=3e-4": {"pretrain": {"lr": 3e-4, "estimator_lr": 3e-4}},
+    "steps x3": {"pretrain": {"min_steps": "x3"}},
+    "weight_decay=1e-2": {"pretrain": {"weight_decay": 1e-2}},
+    "w_contra=0.3": {"model": {"w_contra": 0.3}},
+    "no CLUB": {"model": {"w_club": 0.0}},
+    "head on pool+target": {"head_data": "pool+target"},
+    "in-modal head on the latent": {"in_modal_features": "latent"},
+}
+
+
+def apply_candidate(config: PopulationConfig, candidate: Mapping[str, Any]) -> PopulationConfig:
+    """``config`` with one :data:`TUNE_CANDIDATES` entry applied."""
+    changes: dict[str, Any] = {}
+    if "pretrain" in candidate:
+        pre = dict(candidate["pretrain"])
+        if pre.get("min_steps") == "x3":
+            pre["min_steps"] = 3 * max(config.pretrain.min_steps, 1)
+        changes["pretrain"] = dataclasses.replace(config.pretrain, **pre)
+    if "model" in candidate:
+        changes["model"] = {**config.model, **candidate["model"]}
+    for key in ("head_data", "in_modal_features"):
+        if key in candidate:
+            changes[key] = candidate[key]
+    return dataclasses.replace(config, **changes)
+
+
+def tune_population(
+    dataset,
+    task,
+    targets: Sequence[str],
+    config: PopulationConfig,
+    modalities: Sequence[ModalityConfig],
+    *,
+    protocol: str | None = None,
+    n_dev: int = 2,
+    candidates: Mapping[str, Mapping[str, Any]] = TUNE_CANDIDATES,
+    method: str = "m2s_pop",
+) -> tuple[PopulationConfig, dict[str, Any]]:
+    """Choose among ``candidates`` on development subjects that are never targets.
+
+    The last ``n_dev`` subjects that are not targets are the development subjects; the tuning pool is
+    every subject that is neither a target nor a development subject, so no target's trial (not
+    even unlabelled) reaches any choice. Each candidate pretrains ``method`` on the tuning pool and
+    is scored on the development subjects' test trials at k = 1 and k = all, mean balanced accuracy
+    over every A→B and both k. The best candidate (ties: the earlier one) is returned.
+
+    Returns
+    -------
+    config : PopulationConfig
+        ``config`` with the chosen candidate applied.
+    record : dict
+        ``{"selected", "scores", "dev_subjects", "pool_subjects", "objective"}`` for results.json.
+    """
+    from training.protocols.population import population_folds
+
+    others = [s for s in dataset.subjects if s not in set(targets)]
+    if len(others) < n_dev + 2:
+        raise ValueError(
+            f"tuning needs {n_dev} development subjects plus at least 2 pool subjects besides the targets; "
+            f"the dataset has {len(others)} non-target subjects."
+        )
+    dev = others[-n_dev:]
+    pool = [s for s in others if s not in dev]
+    folds = [
+        dataclasses.replace(f, pool=tuple(t for t in f.pool if t.subject in pool))
+        for f in population_folds(dataset, task, targets=dev, protocol=protocol)
+    ]
+    cache: dict = {}
+    scores: dict[str, float] = {}
+    for name, cand in candidates.items():
+        cfg = dataclasses.replace(apply_candidate(config, cand), methods=(method,), ks=(1, None))
+        accs = []
+        for fold in folds:
+            out = run_fold(fold, cfg, modalities, cache=cache)
+            accs += [v["balanced_accuracy"] for cell in out.scores[method].values() for v in cell.values()]
+        scores[name] = float(np.mean(accs))
+        logger.info("tune %s: %.4f on development subjects %s", name, scores[name], dev)
+    best = max(scores.values())
+    selected = next(n for n, s in scores.items() if s >= best - 1e-12)
+    record = {
+        "selected": selected,
+        "change": dict(candidates[selected]),
+        "scores": scores,
+        "dev_subjects": dev,
+        "pool_subjects": pool,
+        "objective": f"{method}: mean balanced accuracy over every A->B at k=1 and k=all on the development "
+        "subjects' test trials",
+    }
+    return apply_candidate(config, candidates[selected]), record

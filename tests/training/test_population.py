@@ -135,6 +135,7 @@ def test_poisoned_test_trials_change_nothing_but_the_scores(methods):
         assert head.c == poisoned.heads[key].c
     assert clean.choices == poisoned.choices
     assert clean.pretrain_history.keys() == poisoned.pretrain_history.keys()
+
     def losses(hist):  # wall time aside
         if isinstance(hist, dict):
             return {k: losses(v) for k, v in hist.items()}
@@ -181,3 +182,82 @@ def test_k_keys_and_targets():
     assert default_targets([str(i) for i in range(15)], 3) == ["0", "7", "14"]
     with pytest.raises(ValueError, match="unknown method"):
         PopulationConfig(methods=("m2s",))
+
+
+def test_tuning_never_reads_the_targets():
+    """Development subjects are non-targets; poisoning every trial of the targets changes no score or choice."""
+    from training.label_efficiency import tune_population
+
+    ds = _dataset(n_subjects=6)
+    task = make_task(ds)
+    mods = modality_configs(ds, ["eeg", "eye"])
+    cands = {
+        "recipe": {},
+        "head on pool+target": {"head_data": "pool+target"},
+        "no CLUB": {"model": {"w_club": 0.0}},
+    }
+    cfg = _config(("m2s_pop",))
+    tuned, record = tune_population(
+        ds, task, ["0", "1"], cfg, mods, protocol="fraction:0.67", candidates=cands
+    )
+    assert record["dev_subjects"] == ["4", "5"] and record["pool_subjects"] == ["2", "3"]
+    assert record["selected"] in cands and set(record["scores"]) == set(cands)
+    rng = np.random.default_rng(5)
+    poisoned = EmotionDataset(
+        ds.name,
+        [
+            dataclasses.replace(
+                t, features={m: 1e3 * rng.normal(size=f.shape) for m, f in t.features.items()}
+            )
+            if t.subject in ("0", "1")
+            else t
+            for t in ds.trials
+        ],
+        ds.modalities,
+        class_names=ds.class_names,
+    )
+    _, again = tune_population(
+        poisoned, task, ["0", "1"], cfg, mods, protocol="fraction:0.67", candidates=cands
+    )
+    assert again == record
+    assert isinstance(tuned, PopulationConfig)
+
+
+def test_population_benchmark_command(tmp_path):
+    """``m2s-train benchmark --regime population`` writes the curves schema, the report and the figure."""
+    import json
+
+    from training.cli import main
+
+    config = {
+        "synthetic": {"n_subjects": 4, "n_trials": 6, "trial_duration_s": 20},
+        "n_targets": 1,
+        "methods": ["m2s_pop", "lr", "cca_lr"],
+        "pretrain_steps": 5,
+        "warmup_steps": 1,
+        "device": "cpu",
+        "n_jobs": 1,
+        "model": SMALL,
+    }
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps(config))
+    assert main(["benchmark", "--regime", "population", "--config", str(path), "--out", str(tmp_path / "out"),
+                 "--no-progress"]) == 0  # fmt: skip
+    results = json.loads((tmp_path / "out" / "results.json").read_text())
+    curves = results["curves"]
+    assert set(curves) == {"m2s_pop", "lr", "cca_lr"}
+    assert set(curves["m2s_pop"]) == {"k=0", "k=1", "k=2", "k=all"}
+    cell = curves["m2s_pop"]["k=1"]["eeg->eye"]
+    assert set(cell) == {"balanced_accuracy", "kappa", "f1"} and 0 <= cell["balanced_accuracy"] <= 1
+    assert results["population"]["targets"] == ["0"] and results["population"]["tuning"] is None
+    assert (tmp_path / "out" / "label_efficiency.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "| M2S-pop |" in (tmp_path / "out" / "report.md").read_text()
+    details = json.loads((tmp_path / "out" / "details.json").read_text())
+    assert set(details["curves"]["lr"]["k=1"]["eeg->eeg"]["per_subject"]) == {"0"}
+
+
+def test_reproduce_population_refuses_subject_regime_flags(capsys):
+    from training.cli import main
+
+    assert main(["reproduce", "synthetic", "x", "--out", "y", "--regime", "population", "--sweep"]) == 2
+    assert "--sweep belongs to the subject regime" in capsys.readouterr().err
