@@ -736,6 +736,13 @@ class BenchmarkConfig(_pyd.BaseModel):
     pretrain_epochs: int = _pyd.Field(40, ge=1)
     pretrain_batch_size: int = _pyd.Field(64, ge=2)
     pretrain_lr: float = _pyd.Field(1e-3, gt=0)
+    pretrain_min_steps: int = _pyd.Field(
+        0, ge=0, description="Pretraining makes at least this many optimiser steps (0: epochs only)."
+    )
+    warmup_steps: int = _pyd.Field(0, ge=0, description="Linear learning-rate warm-up steps of pretraining.")
+    max_batch_fraction: float = _pyd.Field(
+        1.0, gt=0, le=1, description="A pretraining batch holds at most this fraction of the training windows."
+    )
     finetune_epochs: int = _pyd.Field(60, ge=1)
     finetune_batch_size: int = _pyd.Field(64, ge=2)
     finetune_lr: float = _pyd.Field(1e-3, gt=0)
@@ -791,6 +798,8 @@ class BenchmarkConfig(_pyd.BaseModel):
             pretrain=PretrainConfig(
                 epochs=self.pretrain_epochs, batch_size=self.pretrain_batch_size, lr=self.pretrain_lr,
                 estimator_lr=self.pretrain_lr, seed=self.seed, device=self.device, progress=progress,
+                min_steps=self.pretrain_min_steps, warmup_steps=self.warmup_steps,
+                max_batch_fraction=self.max_batch_fraction,
             ),
             finetune=FinetuneConfig(
                 epochs=self.finetune_epochs, batch_size=self.finetune_batch_size, lr=self.finetune_lr,

@@ -346,7 +346,26 @@ class _FoldRunner:
         return self.out
 
     def _ks(self, method: str):
-        return [k for k in self.config.ks if k != 0 or method in ZERO_SHOT]
+        """The k points ``method`` has for this target: no k = 0 without a zero-shot form, and no k whose
+        calibration trials hold fewer than two classes (nothing to fit a head on; noted in the choices)."""
+        out = []
+        for k in self.config.ks:
+            if k == 0:
+                if method in ZERO_SHOT:
+                    out.append(k)
+                continue
+            classes = np.unique(self.cal[k].y) if len(self.cal[k]) else []
+            if len(classes) < 2:
+                note = (
+                    f"{k_key(k)}: the calibration trials hold {len(classes)} class(es); no head can be fitted"
+                )
+                notes = self.out.choices.setdefault("notes", [])
+                if note not in notes:
+                    notes.append(note)
+                    logger.warning("%s: %s", self.fold.name, note)
+                continue
+            out.append(k)
+        return out
 
     def _run_lr(self):
         self._head_curve("lr", lambda a, b: lambda m, x: window_means(x), self._ks("lr"), cross=False)
@@ -767,10 +786,18 @@ def run_population_experiment(
             f"'{tuning['selected']}' chosen on development subjects {', '.join(tuning['dev_subjects'])} "
             "(never targets)"
         )
-    choices = {"heads and networks, per target": {o.target: o.choices for o in outcomes}}
+    choices: dict[str, Any] = {
+        "heads": "C of every head, per target, k and pair, with the score of each candidate: details.json "
+        "(population.extra_details.choices)",
+    }
     if tuning is not None:
-        choices = {"tuning": tuning, **choices}
+        choices["tuning (development subjects " + ", ".join(tuning["dev_subjects"]) + ")"] = (
+            f"selected '{tuning['selected']}'; scores "
+            + ", ".join(f"{n} {100 * v:.1f} %" for n, v in tuning["scores"].items())
+        )
     extra = {
+        "choices": {o.target: o.choices for o in outcomes},
+        "tuning": tuning,
         "seconds": {o.target: o.seconds for o in outcomes},
         "pretrain_history": {o.target: o.pretrain_history for o in outcomes},
     }

@@ -261,3 +261,53 @@ def test_reproduce_population_refuses_subject_regime_flags(capsys):
 
     assert main(["reproduce", "synthetic", "x", "--out", "y", "--regime", "population", "--sweep"]) == 2
     assert "--sweep belongs to the subject regime" in capsys.readouterr().err
+
+
+def test_shipped_population_configs_validate():
+    """The GPU reference config in benchmarks/configs loads (its network is the paper's size)."""
+    from pathlib import Path
+
+    from training.label_efficiency import PopulationBenchmarkConfig
+
+    root = Path(__file__).resolve().parents[2] / "benchmarks" / "configs"
+    config = PopulationBenchmarkConfig.from_json(root / "population-reference-gpu.json")
+    assert config.model["d_model"] == 128 and config.model["n_blocks"] == 4 and config.device == "cuda"
+    assert config.population().pretrain.min_steps == 2000
+
+
+@pytest.mark.parametrize(
+    "kind", ["seed_iv", *(pytest.param(k, marks=pytest.mark.slow) for k in ("seed_v", "deap", "dreamer"))]
+)
+def test_reproduce_population_on_every_dataset_kind(kind, tmp_path):
+    """``m2s-train reproduce KIND PATH --regime population`` runs on each native format's fixture."""
+    import json
+
+    from tests.fixtures.deap import write_deap
+    from tests.fixtures.dreamer import write_dreamer
+    from tests.fixtures.seed import write_seed_iv, write_seed_v
+    from training.cli import main
+
+    if kind == "seed_iv":
+        path, extra = (
+            write_seed_iv(tmp_path / "d", n_subjects=3, n_sessions=1, n_windows=6, include_raw=False).root,
+            [],
+        )
+    elif kind == "seed_v":
+        path, extra = write_seed_v(tmp_path / "d", n_subjects=3, n_sessions=3, n_windows=6).root, []
+    elif kind == "deap":
+        path, extra = (
+            write_deap(tmp_path / "d", n_subjects=3, n_trials=8),
+            ["--task", "valence", "--protocol", "kfold:2"],
+        )
+    else:
+        path, extra = (
+            write_dreamer(tmp_path / "d", n_subjects=3, n_clips=8),
+            ["--task", "valence", "--protocol", "kfold:2"],
+        )
+    out = tmp_path / "out"
+    argv = ["reproduce", kind, str(path), "--out", str(out), "--regime", "population", "--methods", "lr",
+            "--seq-len", "2", "--min-steps", "2", "--warmup-steps", "0", "--no-progress", "--device", "cpu", *extra]  # fmt: skip
+    assert main(argv) == 0
+    results = json.loads((out / "results.json").read_text())
+    assert set(results["curves"]) == {"lr", "cca_lr"}
+    assert results["population"]["targets"] and "k=0" in results["curves"]["lr"]
