@@ -599,7 +599,8 @@ def test_trainer_command_trains_and_exports_a_servable_bundle(config, tmp_path):
     write_dreamer(mounts["/data"], n_subjects=1, n_clips=9, stimulus_s=20)
     env = {k: _remap(v, mounts) for k, v in _service_env(service, dockerfile).items()}
     argv = [*service["entrypoint"], *(_remap(a, mounts) for a in service["command"])]
-    fast = ["--task", "valence", "--epochs", "2", "--model", TINY_MODEL, "--seq-len", "3", "--device", "cpu"]
+    fast = ["--task", "valence", "--epochs", "2", "--min-steps", "0", "--warmup-steps", "0", "--model", TINY_MODEL,
+            "--seq-len", "3", "--device", "cpu"]  # fmt: skip
     done = subprocess.run(
         ["sh", _local_program(argv[0], dockerfile), *argv[1:], *fast, "--no-progress"],
         capture_output=True, text=True, timeout=600, env=_clean_env(**env), cwd=tmp_path,

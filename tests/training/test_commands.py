@@ -59,7 +59,9 @@ def test_benchmark_writes_results_json_exactly_shaped(tmp_path, capsys):
     full = ["eeg->eeg", "eeg->eye", "eye->eeg", "eye->eye"]
     for method, entry in results["methods"].items():
         assert list(entry) == ["matrix"]
-        assert sorted(entry["matrix"]) == (["eeg->eeg", "eye->eye"] if method in ("supervised", "lr") else full)
+        assert sorted(entry["matrix"]) == (
+            ["eeg->eeg", "eye->eye"] if method in ("supervised", "lr") else full
+        )
         for metrics in entry["matrix"].values():
             assert list(metrics) == ["balanced_accuracy", "kappa", "f1"]
             assert 0 <= metrics["balanced_accuracy"] <= 1 and -1 <= metrics["kappa"] <= 1
@@ -88,7 +90,7 @@ def test_reproduce_on_seed_fixture(seed_folder, tmp_path):
     """reproduce runs the SEED protocol for every subject, with the baselines, and writes the report."""
     out = tmp_path / "rep"
     argv = ["reproduce", "seed", str(seed_folder), "--out", str(out), "--baselines", "--seq-len", "3",
-            "--model", TINY_MODEL, "--epochs", "2", "--batch-size", "16", "--finetune-epochs", "2",
+            "--model", TINY_MODEL, "--epochs", "2", "--min-steps", "0", "--warmup-steps", "0", "--batch-size", "16", "--finetune-epochs", "2",
             "--no-progress", "--device", "cpu"]  # fmt: skip
     assert main(argv) == 0
     results = json.loads((out / "results.json").read_text())
@@ -103,7 +105,7 @@ def test_reproduce_optimistic_is_labelled(seed_folder, tmp_path):
     """--optimistic selects on test and the report says so."""
     out = tmp_path / "opt"
     argv = ["reproduce", "seed", str(seed_folder), "--out", str(out), "--seq-len", "3", "--model", TINY_MODEL,
-            "--epochs", "1", "--finetune-epochs", "2", "--optimistic", "--no-progress", "--device", "cpu",
+            "--epochs", "1", "--min-steps", "0", "--warmup-steps", "0", "--finetune-epochs", "2", "--optimistic", "--no-progress", "--device", "cpu",
             "--subjects", "1"]  # fmt: skip
     assert main(argv) == 0
     assert "WARNING: optimistic protocol" in (out / "report.md").read_text()
@@ -117,7 +119,7 @@ def test_pretrain_finetune_evaluate_chain(seed_folder, tmp_path, capsys):
     """pretrain -> finetune -> evaluate on one split writes the checkpoint, classifiers and the matrix."""
     run = tmp_path / "run"
     assert main(["pretrain", str(seed_folder), "--kind", "seed", "--out", str(run), "--seq-len", "3", "--model",
-                 TINY_MODEL, "--epochs", "2", "--batch-size", "16", "--no-progress", "--device", "cpu"]) == 0  # fmt: skip
+                 TINY_MODEL, "--epochs", "2", "--min-steps", "0", "--warmup-steps", "0", "--batch-size", "16", "--no-progress", "--device", "cpu"]) == 0  # fmt: skip
     assert (run / "pretrain.pt").is_file()
     assert main(["finetune", str(run), "--finetune-epochs", "2", "--no-progress", "--device", "cpu"]) == 0
     assert (run / "classifier_eeg.pt").is_file() and (run / "classifier_eye.pt").is_file()
@@ -131,7 +133,7 @@ def test_pretrain_finetune_evaluate_chain(seed_folder, tmp_path, capsys):
 def test_evaluate_without_classifiers_exits_2(seed_folder, tmp_path, capsys):
     """evaluate before finetune is an input error with the fix in the message."""
     run = tmp_path / "run"
-    main(["pretrain", str(seed_folder), "--out", str(run), "--seq-len", "3", "--model", TINY_MODEL, "--epochs", "1",
+    main(["pretrain", str(seed_folder), "--out", str(run), "--seq-len", "3", "--model", TINY_MODEL, "--epochs", "1", "--min-steps", "0", "--warmup-steps", "0",
           "--no-progress", "--device", "cpu"])  # fmt: skip
     assert main(["evaluate", str(run), "--device", "cpu"]) == 2
     assert "run 'm2s-train finetune" in capsys.readouterr().err

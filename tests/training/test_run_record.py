@@ -34,7 +34,7 @@ def run(tmp_path_factory):
     data.write_text(_config().model_dump_json())
     run = root / "run"
     argv = ["pretrain", str(data), "--out", str(run), "--modalities", "eeg,ecg", "--window-s", "eeg=4",
-            "--seq-len", "3", "--model", TINY_MODEL, "--epochs", "2", "--batch-size", "16", *COMMON]  # fmt: skip
+            "--seq-len", "3", "--model", TINY_MODEL, "--epochs", "2", "--min-steps", "0", "--warmup-steps", "0", "--batch-size", "16", *COMMON]  # fmt: skip
     assert main(argv) == 0
     assert main(["finetune", str(run), "--finetune-epochs", "2", *COMMON]) == 0
     return run
@@ -198,7 +198,7 @@ def test_reproduce_takes_a_window_and_reports_it(tmp_path):
     data = tmp_path / "synthetic.json"
     data.write_text(_config().model_dump_json())
     argv = ["reproduce", "synthetic", str(data), "--out", str(tmp_path / "rep"), "--modalities", "eeg,ecg",
-            "--window-s", "eeg=4", "--seq-len", "3", "--model", TINY_MODEL, "--epochs", "1", "--batch-size", "16",
+            "--window-s", "eeg=4", "--seq-len", "3", "--model", TINY_MODEL, "--epochs", "1", "--min-steps", "0", "--warmup-steps", "0", "--batch-size", "16",
             "--finetune-epochs", "1", *COMMON]  # fmt: skip
     assert main(argv) == 0
     assert (
