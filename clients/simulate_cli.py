@@ -25,8 +25,8 @@ def register(subparsers) -> None:
         help="stream synthetic EEG, gaze and ECG over LSL with ground-truth emotion markers",
         description="Play trials of one synthetic subject (synthetic.generate_trial) back to back as LSL outlets in real "
         'time, plus a marker stream (type Markers) carrying {"trial": k, "label": "<class>"} at every '
-        "trial onset. By default the trials are those after the config's n_trials, which the default demo "
-        "bundle never saw. Timestamps are sample-accurate pylsl.local_clock() times; source_ids are stable "
+        "trial onset. By default the subject is 0, whom the default demo bundle never saw (it was trained on "
+        "subjects 3-14), and the trials are those after the config's n_trials. Timestamps are sample-accurate pylsl.local_clock() times; source_ids are stable "
         "({prefix}-{modality}-s{subject}-seed{seed}). Fault times AT:SECONDS are playback seconds from the "
         "start (wall seconds at --speed 1).",
     )
@@ -36,7 +36,12 @@ def register(subparsers) -> None:
         default=0.0,
         help="playback seconds to stream, 0 = until Ctrl-C (default: 0)",
     )
-    p.add_argument("--subject", type=int, default=0, help="synthetic subject (default: 0, the demo bundle's)")
+    p.add_argument(
+        "--subject",
+        type=int,
+        default=0,
+        help="synthetic subject (default: 0, a subject the demo bundle never saw; so are 1 and 2)",
+    )
     p.add_argument(
         "--seed", type=int, default=None, help="dataset seed (default: the config's, 0 by default)"
     )

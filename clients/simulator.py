@@ -39,9 +39,10 @@ the next one (LSL sends no history to new inlets).
 
 Trials
 ------
-By default the simulator plays trial indices ``config.n_trials, config.n_trials + 1, ...``: the
-default demo bundle was trained on the first ``n_trials`` trials of its subject, so these are
-trials no model has seen. A trial's signals depend only on ``(seed, subject, session, trial)``
+By default the simulator plays subject 0, a person the default demo bundle never saw (it is a
+population model trained on subjects 3-14; 0, 1 and 2 are held out), from trial index
+``config.n_trials`` on (``config.n_trials, config.n_trials + 1, ...``): trials beyond any dataset
+built from the config, so no model trained on the config has seen them either. A trial's signals depend only on ``(seed, subject, session, trial)``
 and the label sequence is prefix-stable in ``n_trials`` (labels come in shuffled blocks of one
 trial per class), so generating trial ``k`` with ``n_trials`` extended to ``k + 1`` gives the
 trial a larger dataset would contain.
@@ -263,9 +264,9 @@ class Simulator:
     Parameters
     ----------
     config : SyntheticConfig | None
-        The synthetic dataset (None: the default config, which the demo bundle was trained on).
+        The synthetic dataset (None: the default config, whose subjects 3-14 the demo bundle was trained on).
     subject : int
-        Synthetic subject, in ``[0, config.n_subjects)``.
+        Synthetic subject, in ``[0, config.n_subjects)`` (default 0: one the demo bundle never saw).
     modalities : sequence of {'eeg', 'eye', 'ecg', 'pps'}
         Data streams to create (default EEG, gaze, ECG); a comma-separated string also works.
     first_trial : int | None
