@@ -705,12 +705,8 @@ def _default_model() -> dict[str, Any]:
     }
 
 
-class BenchmarkConfig(_pyd.BaseModel):
-    """The synthetic benchmark, JSON-loadable (``m2s-train benchmark --config FILE``).
-
-    Every field is optional; missing ones take these defaults (chosen so the default run finishes in
-    well under 10 minutes on 2 CPU cores; see the README).
-    """
+class SyntheticBenchmarkData(_pyd.BaseModel):
+    """The generated data of a synthetic benchmark, shared by both regimes' configs (JSON-loadable)."""
 
     model_config = _pyd.ConfigDict(frozen=True, extra="forbid")
 
@@ -728,6 +724,52 @@ class BenchmarkConfig(_pyd.BaseModel):
         default_factory=dict,
         description="Per modality, spec fields replaced, e.g. {'eeg': {'window_s': 4.0}} (after hop_s and specs).",
     )
+    n_jobs: int = _pyd.Field(2, ge=1, description="Processes for data generation and features.")
+
+    @_pyd.field_validator("synthetic", mode="before")
+    @classmethod
+    def _synthetic(cls, value):
+        from synthetic import SyntheticConfig
+
+        if isinstance(value, SyntheticConfig):
+            return value
+        if isinstance(value, Mapping):
+            return SyntheticConfig.model_validate(dict(value))
+        raise ValueError("synthetic must be an object of SyntheticConfig fields")
+
+    @_pyd.field_serializer("synthetic")
+    def _dump_synthetic(self, value):
+        return value.model_dump(mode="json")
+
+    @classmethod
+    def from_json(cls, path: str | Path):
+        """Load a benchmark config file; errors name the file and the field."""
+        path = Path(check_type(path, (str, Path), "path"))
+        if not path.is_file():
+            raise FileNotFoundError(f"benchmark config {str(path)!r} does not exist.")
+        try:
+            return cls.model_validate_json(path.read_text(encoding="utf-8"))
+        except _pyd.ValidationError as err:
+            problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in err.errors())
+            raise ValueError(f"benchmark config {str(path)!r} is invalid: {problems}.") from None
+
+    def load_dataset(self):
+        """Generate the synthetic subjects and featurise them with ``signals`` (an EmotionDataset)."""
+        from training.datasets import synthetic
+
+        return synthetic.load(
+            self.synthetic, modalities=list(self.modalities), hop_s=self.hop_s, n_jobs=self.n_jobs,
+            specs=self.specs, spec_overrides=self.spec_overrides,
+        )  # fmt: skip
+
+
+class BenchmarkConfig(SyntheticBenchmarkData):
+    """The synthetic benchmark, JSON-loadable (``m2s-train benchmark --config FILE``).
+
+    Every field is optional; missing ones take these defaults (chosen so the default run finishes in
+    well under 10 minutes on 2 CPU cores; see the README).
+    """
+
     seq_len: int = _pyd.Field(5, ge=1, description="T, feature vectors per window.")
     cpc_steps: int = _pyd.Field(1, ge=1, description="N, M2M CPC prediction steps.")
     model: dict[str, Any] = _pyd.Field(
@@ -741,7 +783,10 @@ class BenchmarkConfig(_pyd.BaseModel):
     )
     warmup_steps: int = _pyd.Field(0, ge=0, description="Linear learning-rate warm-up steps of pretraining.")
     max_batch_fraction: float = _pyd.Field(
-        1.0, gt=0, le=1, description="A pretraining batch holds at most this fraction of the training windows."
+        1.0,
+        gt=0,
+        le=1,
+        description="A pretraining batch holds at most this fraction of the training windows.",
     )
     finetune_epochs: int = _pyd.Field(60, ge=1)
     finetune_batch_size: int = _pyd.Field(64, ge=2)
@@ -761,34 +806,6 @@ class BenchmarkConfig(_pyd.BaseModel):
     )
     seed: int = _pyd.Field(0, ge=0)
     device: str = "auto"
-    n_jobs: int = _pyd.Field(2, ge=1, description="Processes for data generation and features.")
-
-    @_pyd.field_validator("synthetic", mode="before")
-    @classmethod
-    def _synthetic(cls, value):
-        from synthetic import SyntheticConfig
-
-        if isinstance(value, SyntheticConfig):
-            return value
-        if isinstance(value, Mapping):
-            return SyntheticConfig.model_validate(dict(value))
-        raise ValueError("synthetic must be an object of SyntheticConfig fields")
-
-    @_pyd.field_serializer("synthetic")
-    def _dump_synthetic(self, value):
-        return value.model_dump(mode="json")
-
-    @classmethod
-    def from_json(cls, path: str | Path) -> BenchmarkConfig:
-        """Load a benchmark config file; errors name the file and the field."""
-        path = Path(check_type(path, (str, Path), "path"))
-        if not path.is_file():
-            raise FileNotFoundError(f"benchmark config {str(path)!r} does not exist.")
-        try:
-            return cls.model_validate_json(path.read_text(encoding="utf-8"))
-        except _pyd.ValidationError as err:
-            problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in err.errors())
-            raise ValueError(f"benchmark config {str(path)!r} is invalid: {problems}.") from None
 
     def experiment(self, progress: bool | None = None) -> ExperimentConfig:
         """The :class:`ExperimentConfig` this benchmark runs."""
@@ -833,17 +850,13 @@ def run_benchmark(
     dict of str to Path
         As :func:`training.reports.write_report`.
     """
-    from training.datasets import synthetic
     from training.protocols import make_task, subject_dependent_splits
     from training.reports import write_report
 
     config = BenchmarkConfig() if config is None else check_type(config, BenchmarkConfig, "config")
     exp = config.experiment(progress)  # validates the model fields before the slow part
     t0 = time.perf_counter()
-    dataset = synthetic.load(
-        config.synthetic, modalities=list(config.modalities), hop_s=config.hop_s, n_jobs=config.n_jobs,
-        specs=config.specs, spec_overrides=config.spec_overrides,
-    )  # fmt: skip
+    dataset = config.load_dataset()
     t_data = time.perf_counter() - t0
     task = make_task(dataset, "emotion")
     splits = subject_dependent_splits(

@@ -43,6 +43,7 @@ from models.config import M2SConfig, ModalityConfig
 from signals._checks import check_type
 from training.anchors import CcaProjection, cca_partner
 from training.evaluate import pair_key
+from training.experiment import SyntheticBenchmarkData
 from training.finetune import FinetuneConfig
 from training.heads import C_GRID, CChoice, LinearHead, choose_c, fit_with, window_means
 from training.metrics import classification_metrics
@@ -578,7 +579,7 @@ def _population_model() -> dict[str, Any]:
     return _default_model()
 
 
-class PopulationBenchmarkConfig(_pyd.BaseModel):
+class PopulationBenchmarkConfig(SyntheticBenchmarkData):
     """The synthetic label-efficiency benchmark (``m2s-train benchmark --regime population``), JSON-loadable.
 
     Every field is optional. The defaults finish in about 10 minutes on 2 CPU cores: three target
@@ -586,14 +587,6 @@ class PopulationBenchmarkConfig(_pyd.BaseModel):
     full run (``"n_targets": 15``) costs about five times as much (see the README).
     """
 
-    model_config = _pyd.ConfigDict(frozen=True, extra="forbid")
-
-    synthetic: Any = _pyd.Field(default_factory=lambda: __import__("synthetic").SyntheticConfig(),
-                                description="synthetic.SyntheticConfig of the generated data.")  # fmt: skip
-    modalities: tuple[str, ...] = _pyd.Field(("eeg", "eye"), min_length=2)
-    hop_s: float = _pyd.Field(2.0, gt=0)
-    specs: dict[str, Any] = _pyd.Field(default_factory=dict)
-    spec_overrides: dict[str, dict[str, float]] = _pyd.Field(default_factory=dict)
     protocol: str = _pyd.Field(
         "fraction:0.6", description="Splits each target into calibration and test trials."
     )
@@ -622,36 +615,6 @@ class PopulationBenchmarkConfig(_pyd.BaseModel):
     )
     seed: int = _pyd.Field(0, ge=0)
     device: str = "auto"
-    n_jobs: int = _pyd.Field(2, ge=1)
-
-    @_pyd.field_validator("synthetic", mode="before")
-    @classmethod
-    def _synthetic(cls, value):
-        from synthetic import SyntheticConfig
-
-        if isinstance(value, SyntheticConfig):
-            return value
-        if isinstance(value, Mapping):
-            return SyntheticConfig.model_validate(dict(value))
-        raise ValueError("synthetic must be an object of SyntheticConfig fields")
-
-    @_pyd.field_serializer("synthetic")
-    def _dump_synthetic(self, value):
-        return value.model_dump(mode="json")
-
-    @classmethod
-    def from_json(cls, path) -> PopulationBenchmarkConfig:
-        """Load a config file; errors name the file and the field."""
-        from pathlib import Path
-
-        path = Path(check_type(path, (str, Path), "path"))
-        if not path.is_file():
-            raise FileNotFoundError(f"benchmark config {str(path)!r} does not exist.")
-        try:
-            return cls.model_validate_json(path.read_text(encoding="utf-8"))
-        except _pyd.ValidationError as err:
-            problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in err.errors())
-            raise ValueError(f"benchmark config {str(path)!r} is invalid: {problems}.") from None
 
     @_pyd.field_validator("methods")
     @classmethod
@@ -821,8 +784,6 @@ def run_population_benchmark(
     config: PopulationBenchmarkConfig | None = None, out_dir="benchmark", *, progress: bool | None = None
 ) -> dict[str, Any]:
     """Generate synthetic data, run the label-efficiency benchmark and write its report."""
-    from training.datasets import synthetic
-
     config = (
         PopulationBenchmarkConfig()
         if config is None
@@ -830,10 +791,7 @@ def run_population_benchmark(
     )
     pop = config.population(progress)
     t0 = time.perf_counter()
-    dataset = synthetic.load(
-        config.synthetic, modalities=list(config.modalities), hop_s=config.hop_s, n_jobs=config.n_jobs,
-        specs=config.specs, spec_overrides=config.spec_overrides,
-    )  # fmt: skip
+    dataset = config.load_dataset()
     t_data = time.perf_counter() - t0
     targets = list(config.targets) if config.targets else default_targets(dataset.subjects, config.n_targets)
     syn = config.synthetic
