@@ -143,8 +143,23 @@ def register(subparsers) -> None:
     p.add_argument(
         "--tune",
         action="store_true",
-        help="population regime: choose the recipe among a small grid on 2 development subjects that are "
-        "never targets; the choice is written to results.json",
+        help="choose M2S's recipe among a small grid (training.tuning) before the run: subject regime on "
+        "the validation trials of the first --tune-splits splits, population regime on 2 development "
+        "subjects that are never targets; the choice is written to results.json",
+    )
+    p.add_argument(
+        "--tune-splits",
+        type=int,
+        default=5,
+        help="subject regime: splits that score each --tune candidate (default: 5)",
+    )
+    p.add_argument(
+        "--in-modal-features",
+        choices=("projection", "latent"),
+        default="projection",
+        help="features of the in-modal (A->A) linear head: the shared projection, or the mean-pooled encoder "
+        "output before it (latent); subject regime with --head linear, and the population regime "
+        "(default: projection)",
     )
     p.add_argument(
         "--head-data",
@@ -198,7 +213,10 @@ def register(subparsers) -> None:
         "(default: subject)",
     )
     p.add_argument(
-        "--tune", action="store_true", help="population regime: choose the recipe on development subjects"
+        "--tune",
+        action="store_true",
+        help="choose M2S's recipe among a small grid first (subject regime: on validation trials; population "
+        "regime: on development subjects)",
     )
     p.add_argument("--device", default=None, help="auto | cpu | cuda | cuda:N (default: the config's, auto)")
     add_feature_options(p)
@@ -502,9 +520,8 @@ def _reproduce(args) -> int:
 
     if args.regime == "population":
         return _reproduce_population(args)
-    for flag in ("targets", "tune"):
-        if getattr(args, flag):
-            raise ValueError(f"--{flag} belongs to --regime population.")
+    if args.targets:
+        raise ValueError("--targets belongs to --regime population.")
 
     from training.experiment import CLASSICAL_ANCHORS, METHODS, modality_configs, run_methods, run_tn_sweep
     from training.reports import write_report
@@ -518,7 +535,13 @@ def _reproduce(args) -> int:
         methods += [m for m in METHODS if m.startswith("m2s_")]
     methods += list(CLASSICAL_ANCHORS)  # every table carries the classical anchors
     methods = list(dict.fromkeys(methods))
-    exp = dataclasses.replace(_experiment(args, methods), head=args.head)
+    if args.in_modal_features == "latent" and args.head != "linear":
+        raise ValueError(
+            "--in-modal-features latent needs --head linear (the MLP head reads the projection)."
+        )
+    exp = dataclasses.replace(
+        _experiment(args, methods), head=args.head, in_modal_features=args.in_modal_features
+    )
     dataset = _load(args.path, args.dataset, _loader_options(args))
     if len(dataset.modalities) < 2:
         if any(METHODS[m].kind == "pretrain" for m in methods):
@@ -533,6 +556,12 @@ def _reproduce(args) -> int:
         dataset, args.task, args.protocol, _csv(args.subjects), args.val_per_class, args.seed
     )
     mods = modality_configs(dataset, list(dataset.modalities))
+    tuning = None
+    if args.tune:
+        from training.tuning import tune_subject
+
+        exp, tuning = tune_subject(splits, exp, mods, n_splits=args.tune_splits)
+        _say(f"tuning: chose '{tuning['selected']}' ({tuning['objective']})")
     results = run_methods(splits, exp, mods)
     sweep = run_tn_sweep(splits, exp, mods) if args.sweep else None
     meta = {
@@ -549,7 +578,7 @@ def _reproduce(args) -> int:
     }
     paths = write_report(
         args.out, results, class_names=task.class_names, config=exp.to_dict(), meta=meta,
-        title=f"M2S on {dataset.name}", sweep=sweep, optimistic=args.optimistic,
+        title=f"M2S on {dataset.name}", sweep=sweep, optimistic=args.optimistic, tuning=tuning,
     )  # fmt: skip
     _say(f"report: {paths['report']}")
     return 0
@@ -571,6 +600,7 @@ def _reproduce_population(args) -> int:
         lr=args.lr, warmup_steps=args.warmup_steps, max_batch_fraction=args.max_batch_fraction,
         supervised_lr=args.finetune_lr, patience=args.patience, methods=methods, seed=args.seed,
         device=args.device, progress=_progress(args), head_data=args.head_data,
+        in_modal_features=args.in_modal_features,
     )  # fmt: skip
     paths = run_population_experiment(
         dataset, config, args.out, task_name=args.task, targets=_csv(args.targets), protocol=args.protocol,
@@ -617,8 +647,6 @@ def _benchmark(args) -> int:
             config = PopulationBenchmarkConfig.model_validate({**config.model_dump(), **update})
         _print_curves(run_population_benchmark(config, args.out, progress=_progress(args)))
         return 0
-    if args.tune:
-        raise ValueError("--tune belongs to --regime population.")
     specs, overrides = feature_options(args)
     config = BenchmarkConfig.from_json(args.config) if args.config else BenchmarkConfig()
     if specs or overrides:  # the command line wins over the config file, modality by modality
@@ -630,6 +658,8 @@ def _benchmark(args) -> int:
         )
     if args.device:
         config = config.model_copy(update={"device": args.device})
+    if args.tune:
+        config = config.model_copy(update={"tune": True})
     paths = run_benchmark(config, args.out, progress=_progress(args))
     results = json.loads(paths["results"].read_text(encoding="utf-8"))
     for method, entry in results["methods"].items():

@@ -53,6 +53,7 @@ from training.finetune import (
     SELECTED_ON_VALIDATION,
     FinetuneConfig,
     embed,
+    embed_latent,
     finetune,
     train_supervised,
 )
@@ -155,6 +156,10 @@ class ExperimentConfig:
         Classifier of the pretraining methods on the frozen embedding of A: 'mlp' (the paper's
         EmotionClassifier, fine-tuned with epoch selection on validation) or 'linear' (a
         :class:`~training.heads.LinearHead`, ``C`` chosen on validation; :func:`fit_linear_head`).
+    in_modal_features : str
+        With ``head='linear'``: features of the A→A head, 'projection' (the shared embedding, as
+        A→B) or 'latent' (the mean-pooled ER embedding before the projection, which the contrastive
+        loss does not constrain).
     """
 
     seq_len: int = 5
@@ -167,6 +172,7 @@ class ExperimentConfig:
     train_modalities: tuple[str, ...] | None = None
     n_channels: Mapping[str, int] = field(default_factory=dict)
     head: str = "mlp"
+    in_modal_features: str = "projection"
 
     def __post_init__(self):
         ensure_int(self.seq_len, "seq_len")
@@ -195,6 +201,14 @@ class ExperimentConfig:
             object.__setattr__(self, "train_modalities", tuple(self.train_modalities))
         if self.head not in HEADS:
             raise ValueError(f"head must be one of {', '.join(HEADS)}, got {self.head!r}.")
+        if self.in_modal_features not in ("projection", "latent"):
+            raise ValueError(
+                f"in_modal_features must be 'projection' or 'latent', got {self.in_modal_features!r}."
+            )
+        if self.in_modal_features == "latent" and self.head != "linear":
+            raise ValueError(
+                "in_modal_features='latent' needs head='linear' (the MLP head reads the projection)."
+            )
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-able dict."""
@@ -516,7 +530,10 @@ def run_split(
         result.pretrain_history = pr.history
         classifiers = {}
         if config.head == "linear":
-            _linear_heads(pr.model, wins, train_mods, names, n_classes, optimistic, result, classifiers)
+            _linear_heads(
+                pr.model, wins, train_mods, names, n_classes, optimistic, result, classifiers,
+                config.in_modal_features,
+            )  # fmt: skip
         else:
             for a in train_mods:
                 fr = finetune(
@@ -552,33 +569,47 @@ def _log_result(method: str, split: Split, result: SplitResult) -> None:
     )
 
 
-def _linear_heads(model, wins, train_mods, names, n_classes, optimistic, result, classifiers) -> None:
+def _linear_heads(
+    model, wins, train_mods, names, n_classes, optimistic, result, classifiers, in_modal_features="projection"
+) -> None:
     """``head='linear'``: a LinearHead per training modality A on A's frozen embedding, A→B on B's embedding.
 
+    With ``in_modal_features='latent'`` the A→A cell comes from a second head on A's mean-pooled ER
+    embedding before the projection (:func:`~training.finetune.embed_latent`; its choice under
+    ``selection[A]["in_modal"]``, its ``nn.Linear`` under ``classifiers["A->A"]``).
     Fills ``result.selection``, ``result.matrix`` and ``classifiers`` (each head as an ``nn.Linear``
-    on the embedding, on the model's device, for export).
+    on its features, on the model's device).
     """
 
-    def z(m, part):
+    def z(m, part, featurise=embed):
         if not len(wins[part]):
             return None
-        return embed(model.embedder(m), wins[part].x[m]).cpu().numpy().astype(np.float64)
+        return featurise(model.embedder(m), wins[part].x[m]).cpu().numpy().astype(np.float64)
 
-    z_test = {b: z(b, "test") for b in names}
     groups = _trial_ids(wins["train"])
     device = next(model.parameters()).device
-    heads = {}
-    for a in train_mods:
-        z_val = z(a, "val")
-        heads[a], result.selection[a] = fit_linear_head(
-            z(a, "train"), wins["train"].y, groups, n_classes,
-            val=None if z_val is None else (z_val, wins["val"].y), test=(z_test[a], wins["test"].y),
+
+    def fit(a, featurise):
+        z_val, z_test = z(a, "val", featurise), z(a, "test", featurise)
+        head, record = fit_linear_head(
+            z(a, "train", featurise), wins["train"].y, groups, n_classes,
+            val=None if z_val is None else (z_val, wins["val"].y), test=(z_test, wins["test"].y),
             optimistic=optimistic,
         )  # fmt: skip
-        classifiers[a] = heads[a].to_torch().to(device)
-    for a, head in heads.items():
+        return head, record
+
+    z_test = {b: z(b, "test") for b in names}
+    for a in train_mods:
+        head, result.selection[a] = fit(a, embed)
+        classifiers[a] = head.to_torch().to(device)
         for b in names:
             result.matrix[pair_key(a, b)] = _pair_result(wins["test"].y, head.predict(z_test[b]), n_classes)
+        if in_modal_features == "latent":
+            own, record = fit(a, embed_latent)
+            result.selection[a]["in_modal"] = {**record, "features": "latent"}
+            classifiers[pair_key(a, a)] = own.to_torch().to(device)
+            y_pred = own.predict(z(a, "test", embed_latent))
+            result.matrix[pair_key(a, a)] = _pair_result(wins["test"].y, y_pred, n_classes)
 
 
 # ---------------------------------------------------------------------------------------------- experiments
@@ -799,6 +830,17 @@ class BenchmarkConfig(SyntheticBenchmarkData):
         description="Classifier of the pretraining methods on the frozen embedding: 'mlp' (fine-tuned "
         "EmotionClassifier) or 'linear' (logistic regression, C chosen on the validation trials).",
     )
+    in_modal_features: Literal["projection", "latent"] = _pyd.Field(
+        "projection",
+        description="With head='linear': features of the A->A head, the shared projection or the "
+        "mean-pooled encoder output before it ('latent').",
+    )
+    tune: bool = _pyd.Field(
+        False, description="Choose M2S's recipe among training.tuning.SUBJECT_TUNE_CANDIDATES first."
+    )
+    tune_splits: int = _pyd.Field(
+        5, ge=1, description="Splits whose validation trials score each tuning candidate."
+    )
     methods: tuple[str, ...] = _pyd.Field(BENCHMARK_METHODS, min_length=1)
     protocol: str = _pyd.Field("fraction:0.6", description="Split protocol (training.protocols).")
     val_per_class: int = _pyd.Field(
@@ -828,6 +870,7 @@ class BenchmarkConfig(SyntheticBenchmarkData):
             ),
             methods=self.methods,
             head=self.head,
+            in_modal_features=self.in_modal_features,
         )  # fmt: skip
 
 
@@ -863,6 +906,11 @@ def run_benchmark(
         dataset, task, protocol=config.protocol, val_per_class=config.val_per_class, seed=config.seed
     )
     mods = modality_configs(dataset, config.modalities, exp.n_channels)
+    tuning = None
+    if config.tune:
+        from training.tuning import tune_subject
+
+        exp, tuning = tune_subject(splits, exp, mods, n_splits=config.tune_splits)
     results = run_methods(splits, exp, mods)
     seconds = time.perf_counter() - t0
     meta = {
@@ -888,4 +936,5 @@ def run_benchmark(
         config={"benchmark": config.model_dump(mode="json"), "experiment": exp.to_dict()},
         meta=meta,
         title="M2S synthetic benchmark",
+        tuning=tuning,
     )

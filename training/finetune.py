@@ -215,6 +215,44 @@ def embed(
     return torch.cat(out)
 
 
+@torch.no_grad()
+def embed_latent(
+    embedder: nn.Module, x: np.ndarray | torch.Tensor, *, batch_size: int = 1024, device=None
+) -> torch.Tensor:
+    """The mean-pooled ER embedding *before* the projection, in batches: the in-modal features.
+
+    The contrastive loss constrains only the projection (it aligns modalities there), so an
+    in-modal head can read the encoder's own output, which keeps class information the alignment
+    may discard (``in_modal_features='latent'`` of the subject and population regimes).
+
+    Parameters
+    ----------
+    embedder : nn.Module
+        An :class:`~models.m2s.Embedder` (its ``encoder`` maps (B, T, D) to (B, T, d_model)).
+    x : array, shape (N, T, D)
+    batch_size : int
+    device : torch.device | None
+
+    Returns
+    -------
+    z : Tensor, shape (N, d_model), float32, on ``device``
+    """
+    encoder = embedder.encoder
+    if device is None:
+        device = next(encoder.parameters()).device
+    was_training = encoder.training
+    encoder.eval()
+    x = torch.as_tensor(np.asarray(x) if not isinstance(x, torch.Tensor) else x, dtype=torch.float32)
+    out = [
+        encoder(x[i : i + batch_size].to(device)).float().mean(dim=1)
+        for i in range(0, x.shape[0], batch_size)
+    ]
+    encoder.train(was_training)
+    if not out:
+        raise ValueError("no windows to embed (x has N = 0).")
+    return torch.cat(out)
+
+
 def _check_xy(x, y, name: str) -> tuple[np.ndarray, np.ndarray]:
     x = np.asarray(x)
     y = np.asarray(y)

@@ -49,6 +49,7 @@ from training.heads import C_GRID, CChoice, LinearHead, choose_c, fit_with, wind
 from training.metrics import classification_metrics
 from training.pretrain import PretrainConfig
 from training.protocols.population import PopulationFold, SubjectWindows, first_trials_per_class
+from training.tuning import TUNE_CANDIDATES, apply_candidate
 
 logger = logging.getLogger(__name__)
 
@@ -408,21 +409,13 @@ class _FoldRunner:
     def _featurisers(self, model) -> Callable[[str, str], Featuriser]:
         """A→B featuriser: the shared 32-d projection, or for A→A with ``in_modal_features='latent'`` the
         mean-pooled ER embedding before the projection (the part the contrastive loss does not constrain)."""
-        import torch
-
-        from training.finetune import embed
+        from training.finetune import embed, embed_latent
 
         def projection(m, windows):
             return embed(model.embedder(m), windows).cpu().numpy().astype(np.float64)
 
         def latent(m, windows):
-            enc = model.embedder(m).encoder
-            dev = next(enc.parameters()).device
-            with torch.no_grad():
-                enc.eval()
-                x = torch.as_tensor(np.asarray(windows), dtype=torch.float32)
-                out = [enc(x[i : i + 1024].to(dev)).mean(dim=1).cpu() for i in range(0, x.shape[0], 1024)]
-            return torch.cat(out).numpy().astype(np.float64)
+            return embed_latent(model.embedder(m), windows).cpu().numpy().astype(np.float64)
 
         use_latent = self.config.in_modal_features == "latent"
         return lambda a, b: latent if (use_latent and a == b) else projection
@@ -812,35 +805,6 @@ def run_population_benchmark(
 
 
 # ---------------------------------------------------------------------------------------------- tuning
-
-
-#: Candidates of ``--tune``: one change at a time from the recipe (coordinate-wise, to keep the grid small).
-TUNE_CANDIDATES: dict[str, dict[str, Any]] = {
-    "recipe": {},
-    "lr=3e-4": {"pretrain": {"lr": 3e-4, "estimator_lr": 3e-4}},
-    "steps x3": {"pretrain": {"min_steps": "x3"}},
-    "weight_decay=1e-2": {"pretrain": {"weight_decay": 1e-2}},
-    "w_contra=0.3": {"model": {"w_contra": 0.3}},
-    "no CLUB": {"model": {"w_club": 0.0}},
-    "head on pool+target": {"head_data": "pool+target"},
-    "in-modal head on the latent": {"in_modal_features": "latent"},
-}
-
-
-def apply_candidate(config: PopulationConfig, candidate: Mapping[str, Any]) -> PopulationConfig:
-    """``config`` with one :data:`TUNE_CANDIDATES` entry applied."""
-    changes: dict[str, Any] = {}
-    if "pretrain" in candidate:
-        pre = dict(candidate["pretrain"])
-        if pre.get("min_steps") == "x3":
-            pre["min_steps"] = 3 * max(config.pretrain.min_steps, 1)
-        changes["pretrain"] = dataclasses.replace(config.pretrain, **pre)
-    if "model" in candidate:
-        changes["model"] = {**config.model, **candidate["model"]}
-    for key in ("head_data", "in_modal_features"):
-        if key in candidate:
-            changes[key] = candidate[key]
-    return dataclasses.replace(config, **changes)
 
 
 def tune_population(

@@ -415,6 +415,7 @@ def write_report(
     title: str = "M2S results",
     sweep: Mapping[str, Any] | None = None,
     optimistic: bool = False,
+    tuning: Mapping[str, Any] | None = None,
 ) -> dict[str, Path]:
     """Write results.json, details.json, report.md and the figures of an experiment.
 
@@ -433,6 +434,9 @@ def write_report(
         T × N sweep results.
     optimistic : bool
         Epochs selected on test data (labelled everywhere).
+    tuning : dict | None
+        The ``--tune`` record (:func:`training.tuning.tune_subject`), stored in results.json under
+        ``"tuning"`` and summarised in the report.
 
     Returns
     -------
@@ -443,7 +447,16 @@ def write_report(
     out.mkdir(parents=True, exist_ok=True)
     summaries = {m: r.summary for m, r in results.items()}
     labels = {m: r.label for m, r in results.items()}
-    paths: dict[str, Path] = {"results": write_json(results_json(summaries), out / "results.json")}
+    record = results_json(summaries)
+    if tuning is not None:
+        record["tuning"] = dict(tuning)
+        meta = {
+            **dict(meta or {}),
+            "tuning": f"'{tuning['selected']}' chosen by {tuning['objective']} (scores: "
+            + ", ".join(f"{k} {v:.3f}" for k, v in tuning["scores"].items())
+            + ")",
+        }
+    paths: dict[str, Path] = {"results": write_json(record, out / "results.json")}
     details = {
         "protocol": "TEST-SET epoch selection (optimistic reference protocol)"
         if optimistic
