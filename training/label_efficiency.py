@@ -49,7 +49,7 @@ from training.heads import C_GRID, CChoice, LinearHead, choose_c, fit_with, wind
 from training.metrics import classification_metrics
 from training.pretrain import PretrainConfig
 from training.protocols.population import PopulationFold, SubjectWindows, first_trials_per_class
-from training.tuning import TUNE_CANDIDATES, apply_candidate
+from training.tuning import TUNE_CANDIDATES, apply_candidates, greedy_search
 
 logger = logging.getLogger(__name__)
 
@@ -825,14 +825,16 @@ def tune_population(
     every subject that is neither a target nor a development subject, so no target's trial (not
     even unlabelled) reaches any choice. Each candidate pretrains ``method`` on the tuning pool and
     is scored on the development subjects' test trials at k = 1 and k = all, mean balanced accuracy
-    over every A→B and both k. The best candidate (ties: the earlier one) is returned.
+    over every A→B and both k, searched by :func:`training.tuning.greedy_search` (each change alone,
+    then greedy combination).
 
     Returns
     -------
     config : PopulationConfig
-        ``config`` with the chosen candidate applied.
+        ``config`` with the chosen candidates applied.
     record : dict
-        ``{"selected", "scores", "dev_subjects", "pool_subjects", "objective"}`` for results.json.
+        ``{"selected", "change", "scores", "dev_subjects", "pool_subjects", "objective", "search"}``
+        for results.json (``selected``: names joined by ``" + "``).
     """
     from training.protocols.population import population_folds
 
@@ -849,24 +851,27 @@ def tune_population(
         for f in population_folds(dataset, task, targets=dev, protocol=protocol)
     ]
     cache: dict = {}
-    scores: dict[str, float] = {}
-    for name, cand in candidates.items():
-        cfg = dataclasses.replace(apply_candidate(config, cand), methods=(method,), ks=(1, None))
+
+    def score(names: list[str]) -> float:
+        cfg = dataclasses.replace(
+            apply_candidates(config, candidates, names), methods=(method,), ks=(1, None)
+        )
         accs = []
         for fold in folds:
             out = run_fold(fold, cfg, modalities, cache=cache)
             accs += [v["balanced_accuracy"] for cell in out.scores[method].values() for v in cell.values()]
-        scores[name] = float(np.mean(accs))
-        logger.info("tune %s: %.4f on development subjects %s", name, scores[name], dev)
-    best = max(scores.values())
-    selected = next(n for n, s in scores.items() if s >= best - 1e-12)
+        logger.info("tune %s: %.4f on development subjects %s", " + ".join(names), np.mean(accs), dev)
+        return float(np.mean(accs))
+
+    chosen, scores = greedy_search(candidates, score)
     record = {
-        "selected": selected,
-        "change": dict(candidates[selected]),
+        "selected": " + ".join(chosen),
+        "change": [dict(candidates[n]) for n in chosen],
         "scores": scores,
         "dev_subjects": dev,
         "pool_subjects": pool,
         "objective": f"{method}: mean balanced accuracy over every A->B at k=1 and k=all on the development "
         "subjects' test trials",
+        "search": "each change alone, then greedy combination of the changes that beat the recipe",
     }
-    return apply_candidate(config, candidates[selected]), record
+    return apply_candidates(config, candidates, chosen), record

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -63,6 +63,55 @@ def apply_candidate(config, candidate: Mapping[str, Any]):
     return dataclasses.replace(config, **changes)
 
 
+def apply_candidates(config, candidates: Mapping[str, Mapping[str, Any]], names: Sequence[str]):
+    """``config`` with the named candidates applied one after the other."""
+    for name in names:
+        config = apply_candidate(config, candidates[name])
+    return config
+
+
+def greedy_search(
+    candidates: Mapping[str, Mapping[str, Any]], score: Callable[[list[str]], float]
+) -> tuple[list[str], dict[str, float]]:
+    """One change at a time, then greedy combination, all scored by ``score`` (validation data only).
+
+    Every candidate is scored alone. From the best one, each other candidate that beat the first
+    (the recipe as it is) is added in the order of its own score and kept only when the combination
+    scores higher than the best so far. Ties keep the earlier, simpler choice.
+
+    Parameters
+    ----------
+    candidates : mapping of str to dict
+        The first is the baseline (usually ``{}``).
+    score : callable
+        Names of candidates applied together -> validation score (higher is better).
+
+    Returns
+    -------
+    chosen : list of str
+        Names applied in order (one name when no combination helped).
+    scores : dict of str to float
+        Every scored setting: single names, and combinations as ``"a + b"``.
+    """
+    names = list(candidates)
+    scores = {name: float(score([name])) for name in names}
+    best_score = max(scores.values())
+    chosen = [next(n for n in names if scores[n] >= best_score - 1e-12)]
+    baseline = scores[names[0]]
+    helpful = sorted(
+        (n for n in names[1:] if n not in chosen and candidates[n] and scores[n] > baseline + 1e-12),
+        key=lambda n: -scores[n],
+    )
+    for name in helpful:
+        trial = [n for n in chosen if candidates[n]] + [name]
+        key = " + ".join(trial)
+        scores[key] = float(score(trial))
+        logger.info("tune %s: %.4f", key, scores[key])
+        if scores[key] > best_score + 1e-12:
+            chosen, best_score = trial, scores[key]
+    return chosen, scores
+
+
 def validation_splits(splits: Sequence) -> list:
     """Each split with its validation trials as the test part and no validation part.
 
@@ -88,8 +137,8 @@ def tune_subject(
 
     Each candidate runs ``method`` on :func:`validation_splits` (pretraining on the training trials,
     heads chosen without the validation trials, scored on them): mean balanced accuracy over every
-    A→B and split. The best candidate (ties: the earlier one) is returned. Candidates that do not
-    apply (``in_modal_features`` with ``head='mlp'``) are skipped and listed.
+    A→B and split, searched by :func:`greedy_search`. Candidates that do not apply
+    (``in_modal_features`` with ``head='mlp'``) are skipped and listed.
 
     Parameters
     ----------
@@ -106,9 +155,10 @@ def tune_subject(
     Returns
     -------
     config : ExperimentConfig
-        ``config`` with the chosen candidate applied.
+        ``config`` with the chosen candidates applied.
     record : dict
-        ``{"selected", "change", "scores", "skipped", "splits", "objective"}`` for results.json.
+        ``{"selected", "change", "scores", "skipped", "splits", "objective", "search"}`` for
+        results.json (``selected``: names joined by ``" + "``).
     """
     from training.experiment import run_split
 
@@ -121,31 +171,39 @@ def tune_subject(
             "--tune needs validation trials, and no split has any; set val_per_class >= 1 "
             "(whole training trials per class held out for validation)."
         )
-    scores: dict[str, float] = {}
-    skipped: list[str] = []
-    for name, cand in candidates.items():
-        if cand.get("in_modal_features", "projection") != "projection" and config.head != "linear":
-            skipped.append(name)
-            continue
-        cfg = dataclasses.replace(apply_candidate(config, cand), methods=(method,))
+    skipped = [
+        name
+        for name, cand in candidates.items()
+        if cand.get("in_modal_features", "projection") != "projection" and config.head != "linear"
+    ]
+    usable = {name: cand for name, cand in candidates.items() if name not in skipped}
+    if not usable:
+        raise ValueError(f"no tuning candidate applies to head={config.head!r}.")
+
+    def score(names: list[str]) -> float:
+        cfg = dataclasses.replace(apply_candidates(config, usable, names), methods=(method,))
         accs = [
             v["balanced_accuracy"]
             for split in held
             for v in run_split(split, method, cfg, modalities).matrix.values()
         ]
-        scores[name] = float(np.mean(accs))
-        logger.info("tune %s: %.4f on the validation trials of %d split(s)", name, scores[name], len(held))
-    if not scores:
-        raise ValueError(f"no tuning candidate applies to head={config.head!r}.")
-    best = max(scores.values())
-    selected = next(n for n, s in scores.items() if s >= best - 1e-12)
+        logger.info(
+            "tune %s: %.4f on the validation trials of %d split(s)",
+            " + ".join(names),
+            np.mean(accs),
+            len(held),
+        )
+        return float(np.mean(accs))
+
+    chosen, scores = greedy_search(usable, score)
     record = {
-        "selected": selected,
-        "change": dict(candidates[selected]),
+        "selected": " + ".join(chosen),
+        "change": [dict(usable[n]) for n in chosen],
         "scores": scores,
         "skipped": skipped,
         "splits": [s.name for s in held],
         "objective": f"{method}: mean balanced accuracy over every A->B on the validation trials "
         f"(heads chosen leave-one-trial-out on the training trials) of {len(held)} split(s)",
+        "search": "each change alone, then greedy combination of the changes that beat the recipe",
     }
-    return apply_candidate(config, candidates[selected]), record
+    return apply_candidates(config, usable, chosen), record

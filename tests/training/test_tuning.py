@@ -20,6 +20,7 @@ from training.tuning import (
     SUBJECT_TUNE_CANDIDATES,
     TUNE_CANDIDATES,
     apply_candidate,
+    greedy_search,
     tune_subject,
     validation_splits,
 )
@@ -107,6 +108,23 @@ def test_tune_subject_never_reads_test_trials(split):
     assert record["splits"] == [f"{split.name} (validation)"]
     assert tuned == apply_candidate(cfg, TWO[record["selected"]])
     json.dumps(record)
+
+
+def test_greedy_search_combines_only_what_helps():
+    """Each change alone, then from the best, add changes that beat the baseline while the score rises."""
+    cands = {"base": {}, "a": {"x": 1}, "b": {"y": 1}, "c": {"z": 1}, "d": {"w": 1}}
+    table = {"base": 0.5, "a": 0.7, "b": 0.6, "c": 0.4, "d": 0.55, "a + b": 0.75, "a + b + d": 0.74}
+    calls = []
+
+    def score(names):
+        calls.append(" + ".join(names))
+        return table[" + ".join(names)]
+
+    chosen, scores = greedy_search(cands, score)
+    assert chosen == ["a", "b"] and scores == table
+    assert calls == ["base", "a", "b", "c", "d", "a + b", "a + b + d"]  # c never beat the baseline
+    chosen, _ = greedy_search({"base": {}, "a": {"x": 1}}, lambda names: 0.5)
+    assert chosen == ["base"]  # ties keep the earlier, simpler choice
 
 
 def test_tune_subject_skips_what_does_not_apply_and_needs_validation(split):
