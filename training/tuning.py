@@ -27,6 +27,7 @@ TUNE_CANDIDATES: dict[str, dict[str, Any]] = {
     "weight_decay=1e-2": {"pretrain": {"weight_decay": 1e-2}},
     "w_contra=0.3": {"model": {"w_contra": 0.3}},
     "no CLUB": {"model": {"w_club": 0.0}},
+    "temperature_init=5": {"model": {"temperature_init": 5.0}},
     "head on pool+target": {"head_data": "pool+target"},
     "in-modal head on the latent": {"in_modal_features": "latent"},
 }
@@ -106,7 +107,6 @@ def greedy_search(
         trial = [n for n in chosen if candidates[n]] + [name]
         key = " + ".join(trial)
         scores[key] = float(score(trial))
-        logger.info("tune %s: %.4f", key, scores[key])
         if scores[key] > best_score + 1e-12:
             chosen, best_score = trial, scores[key]
     return chosen, scores
