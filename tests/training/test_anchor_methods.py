@@ -120,8 +120,11 @@ def test_methods_registered_and_validated():
         ExperimentConfig(methods=("lr", "svm"))
     with pytest.raises(ValueError, match="head must be one of"):
         ExperimentConfig(head="tree")
-    assert BenchmarkConfig().experiment().head == "mlp"
-    assert BenchmarkConfig(head="linear").experiment().head == "linear"
+    assert BenchmarkConfig().experiment().head == "linear"  # the tuned defaults (SUBJECT_RECIPE)
+    mlp = BenchmarkConfig(head="mlp").experiment()
+    assert (mlp.head, mlp.in_modal_features) == ("mlp", "projection")
+    with pytest.raises(ValueError, match="in_modal_features='latent' needs head='linear'"):
+        BenchmarkConfig(head="mlp", in_modal_features="latent").experiment()
     with pytest.raises(ValueError):
         BenchmarkConfig(head="tree")
 

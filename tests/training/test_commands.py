@@ -34,6 +34,8 @@ def test_benchmark_writes_results_json_exactly_shaped(tmp_path, capsys):
         },
         "model": json.loads(TINY_MODEL),
         "pretrain_epochs": 2,
+        "pretrain_min_steps": 0,
+        "warmup_steps": 0,
         "finetune_epochs": 2,
         "supervised_epochs": 2,
         "val_per_class": 0,
