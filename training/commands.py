@@ -164,9 +164,10 @@ def register(subparsers) -> None:
     p.add_argument(
         "--head-data",
         choices=("target", "pool+target"),
-        default="target",
-        help="population regime: heads at k >= 1 fit the target's trials only, or those plus the other "
-        "subjects' labelled windows (default: target)",
+        default=None,
+        help="population regime: heads at k >= 1 fit the target's trials plus the other subjects' labelled "
+        "windows (the participant weighing as much as the pool; chosen by --tune on synthetic data), or the "
+        "target's trials only (default: pool+target)",
     )
     p.add_argument(
         "--methods",
@@ -527,7 +528,7 @@ def _reproduce(args) -> int:
     from training.reports import write_report
 
     methods = _csv(args.methods) or ["m2s"]
-    if args.head_data != "target":
+    if args.head_data is not None:
         raise ValueError("--head-data belongs to --regime population.")
     if args.baselines:
         methods += ["clip", "supervised"]
@@ -599,7 +600,7 @@ def _reproduce_population(args) -> int:
         model=_model_fields(args.model), seq_len=args.seq_len, steps=args.min_steps, batch_size=args.batch_size,
         lr=args.lr, warmup_steps=args.warmup_steps, max_batch_fraction=args.max_batch_fraction,
         supervised_lr=args.finetune_lr, patience=args.patience, methods=methods, seed=args.seed,
-        device=args.device, progress=_progress(args), head_data=args.head_data,
+        device=args.device, progress=_progress(args), head_data=args.head_data or "pool+target",
         in_modal_features=args.in_modal_features,
     )  # fmt: skip
     paths = run_population_experiment(

@@ -57,7 +57,7 @@ from training.finetune import (
     finetune,
     train_supervised,
 )
-from training.heads import C_GRID, CChoice, LinearHead, choose_c, window_means
+from training.heads import C_GRID, CChoice, LinearHead, best_c, choose_c, window_means
 from training.metrics import balanced_accuracy
 from training.pretrain import PretrainConfig, pretrain
 from training.protocols import Split
@@ -378,8 +378,7 @@ def fit_linear_head(
         for c in grid:
             heads[float(c)] = LinearHead(n_classes, float(c)).fit(z_train, y_train)
             scores[float(c)] = balanced_accuracy(y_held, heads[float(c)].predict(z_held), n_classes)
-        best = max(scores.values())
-        chosen = min(c for c, v in scores.items() if v >= best - 1e-12)
+        chosen = best_c(scores)
         choice, head = CChoice(chosen, scores, selected_on), heads[chosen]
     record = {
         "best_epoch": None,

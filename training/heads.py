@@ -229,9 +229,13 @@ def choose_c(
         scores[float(c)] = balanced_accuracy(true, pred, n_classes)
     if not scores:
         return CChoice(DEFAULT_C, {}, "default (no fold had two classes to train on)")
+    return CChoice(best_c(scores), scores, selected_on)
+
+
+def best_c(scores: dict[float, float]) -> float:
+    """The ``C`` with the best score; ties go to the smaller ``C`` (the stronger regularisation)."""
     best = max(scores.values())
-    chosen = min(c for c, s in scores.items() if s >= best - 1e-12)
-    return CChoice(chosen, scores, selected_on)
+    return min(c for c, s in scores.items() if s >= best - 1e-12)
 
 
 def fit_with(

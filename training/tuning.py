@@ -29,6 +29,7 @@ TUNE_CANDIDATES: dict[str, dict[str, Any]] = {
     "no CLUB": {"model": {"w_club": 0.0}},
     "temperature_init=5": {"model": {"temperature_init": 5.0}},
     "head on pool+target": {"head_data": "pool+target"},
+    "head on target only": {"head_data": "target"},
     "in-modal head on the latent": {"in_modal_features": "latent"},
 }
 
