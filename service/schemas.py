@@ -115,6 +115,18 @@ class StreamCreate(AttachRequest):
     """``POST /streams``: attach an LSL stream (same fields and checks as ``--attach`` / ``M2S_ATTACH``)."""
 
 
+class StreamUpdate(BaseModel):
+    """``PATCH /streams/{id}``: serve an attached stream with another model (hot swap, no reconnect)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    model: str = Field(
+        min_length=1,
+        description="'name' (latest version) or 'name:version' of a model with the stream's modality.",
+        examples=["m2s-synthetic-demo:1"],
+    )
+
+
 class StreamPublic(BaseModel):
     """An attached stream and its health."""
 

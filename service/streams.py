@@ -101,6 +101,9 @@ class _AttachedStream:
             jitter_s=graph.feature_spec.jitter_s,
         )
         self.lsl.on_status = self._on_status
+        # Held by the worker while it handles a status or a chunk, and by swap(): a model swap falls
+        # between two chunks, never inside one.
+        self._serving = threading.Lock()
         # Nothing can come out before the extractor's next vector: let the worker sleep until then.
         self.lsl.samples_wanted = self._samples_wanted
         self._lock = threading.Lock()
@@ -119,23 +122,27 @@ class _AttachedStream:
     def _on_status(self, status: dict[str, Any]) -> None:
         info = self.lsl.info
         if info is not None and info is not self._info:
-            self._configure(info)
+            with self._serving:
+                self._configure(info)
+
+    def _input_map(self, info: StreamInfo, spec) -> tuple[np.ndarray, np.ndarray]:
+        """Rows of ``info``'s channels in ``spec``'s order and their unit factors; ValueError if it cannot feed it."""
+        if abs(info.sfreq - spec.sfreq) > 1e-6 * spec.sfreq:
+            raise ValueError(
+                f"the stream runs at {info.sfreq:g} Hz but the '{self.modality}' model needs {spec.sfreq:g} Hz; "
+                f"send the signal at {spec.sfreq:g} Hz (the service does not resample) or attach a model "
+                f"trained at {info.sfreq:g} Hz."
+            )
+        rows = map_channels(info.channels, spec.channels)
+        return rows, channel_factors([info.units[r] for r in rows], spec)
 
     def _configure(self, info: StreamInfo) -> None:
         """Map the stream's channels and units to the spec's for a new connection; reset the pipeline."""
         self._info = info
         self._rows = self._factors = None
         self.pipeline.reset()
-        spec = self.graph.feature_spec
         try:
-            if abs(info.sfreq - spec.sfreq) > 1e-6 * spec.sfreq:
-                raise ValueError(
-                    f"the stream runs at {info.sfreq:g} Hz but the '{self.modality}' model needs {spec.sfreq:g} Hz; "
-                    f"send the signal at {spec.sfreq:g} Hz (the service does not resample) or attach a model "
-                    f"trained at {info.sfreq:g} Hz."
-                )
-            rows = map_channels(info.channels, spec.channels)
-            factors = channel_factors([info.units[r] for r in rows], spec)
+            rows, factors = self._input_map(info, self.graph.feature_spec)
         except ValueError as err:
             message = f"stream name={info.name!r} source_id={info.source_id!r} cannot feed {self.loaded.ref}/{self.modality}: {err}"
             with self._lock:
@@ -166,7 +173,8 @@ class _AttachedStream:
     def _on_chunk(self, data: np.ndarray, timestamps: np.ndarray) -> None:
         received = time.perf_counter()
         try:
-            self._process(data, timestamps, received)
+            with self._serving:
+                self._process(data, timestamps, received)
         except Exception as err:  # never into the LSL worker
             self._note_failure(err)
 
@@ -256,6 +264,47 @@ class _AttachedStream:
             )
 
     # -- any thread --------------------------------------------------------------------------------
+
+    def swap(self, loaded: LoadedModel, graph: ModalityGraph) -> bool:
+        """Serve this stream with another model from the next chunk on, without reconnecting.
+
+        With the same feature spec, ``T`` and spacing the live state is kept (only the normalisation
+        changes, see :meth:`~signals.pipeline.FeaturePipeline.set_normalisation`), so the next
+        window comes one hop after the last one; otherwise the pipeline starts afresh for the new
+        spec. Returns whether the feature state was kept.
+
+        Raises
+        ------
+        ValueError
+            The new model's spec needs another gap rule than the running acquisition worker's, or
+            the connected stream cannot feed it (rate, channels, units); nothing changes.
+        """
+        spec, old = graph.feature_spec, self.graph
+        if (spec.gap_factor, spec.jitter_s) != (old.feature_spec.gap_factor, old.feature_spec.jitter_s):
+            raise ValueError(
+                f"{loaded.ref}/{graph.modality} treats timestamp gaps differently (gap_factor {spec.gap_factor:g}, "
+                f"jitter_s {spec.jitter_s:g}) from the running stream's model (gap_factor "
+                f"{old.feature_spec.gap_factor:g}, jitter_s {old.feature_spec.jitter_s:g}); detach the stream and "
+                "attach it again with the new model."
+            )
+        with self._serving:
+            keep = (spec, graph.seq_len, graph.spacing_s) == (old.feature_spec, old.seq_len, old.spacing_s)
+            if keep:
+                self.pipeline.set_normalisation(graph.normalisation)
+            else:
+                pipeline = graph.feature_pipeline(live=True)  # ValueError: not computable live
+                if self._info is not None:
+                    self._input_map(self._info, spec)  # ValueError before anything changes
+            self.loaded, self.graph = loaded, graph
+            self.model_ref = ModelRef(
+                name=loaded.bundle.manifest.name, version=loaded.bundle.manifest.version
+            )
+            self.class_names = tuple(loaded.bundle.manifest.class_names)
+            if not keep:
+                self.pipeline = pipeline
+                if self._info is not None:
+                    self._configure(self._info)
+        return keep
 
     def public(self) -> StreamPublic:
         status = self.lsl.status()
@@ -399,6 +448,47 @@ class StreamManager:
         if self.metrics is not None:
             self.metrics.remove_stream(stream_id)
         logger.info("detached %s", stream_id)
+
+    def swap(self, stream_id: str, model: str) -> StreamPublic:
+        """Switch an attached stream to another model without detaching it (hot swap).
+
+        Parameters
+        ----------
+        stream_id : str
+        model : str
+            ``name[:version]`` of a model with the stream's modality.
+
+        Returns
+        -------
+        StreamPublic
+            The stream, now naming the new model.
+
+        Raises
+        ------
+        KeyError
+            No attached stream has this id.
+        models.bundle.BundleError
+            Unknown model or version, or the model lacks the stream's modality (a ValueError subclass).
+        ValueError
+            The stream cannot be fed to the new model (see :meth:`_AttachedStream.swap`).
+        """
+        with self._lock:
+            stream = self._streams[self._known(stream_id)]
+        loaded = self.engine.load(model)
+        graph = loaded.bundle.manifest.graph(stream.modality)
+        before = stream.model_ref
+        kept = stream.swap(loaded, graph)
+        if self.metrics is not None:
+            self.metrics.set_providers(loaded)
+        logger.info(
+            "%s: model %s:%d -> %s (%s)",
+            stream_id,
+            before.name,
+            before.version,
+            loaded.ref,
+            "feature state kept" if kept else "feature state reset for the new spec",
+        )
+        return stream.public()
 
     def get(self, stream_id: str) -> StreamPublic:
         """One attached stream and its health.

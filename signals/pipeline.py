@@ -311,6 +311,23 @@ class FeaturePipeline:
                 raise ValueError(f"the '{self.modality}' model cannot run on a live stream: {err}") from None
         return self._extractor
 
+    def set_normalisation(self, normalisation: Normalisation) -> None:
+        """Normalise with other statistics from the next window on, keeping the live state.
+
+        The kept vectors are raw (windows are normalised when cut), so the window completed by the
+        next vector already uses ``normalisation``: a model swap with the same spec needs no refill.
+        """
+        if not isinstance(normalisation, Normalisation):
+            raise TypeError(
+                f"normalisation must be a Normalisation, got {type(normalisation).__name__} instead."
+            )
+        if normalisation.dim != self.dim:
+            raise ValueError(
+                f"the normalisation has {normalisation.dim} values but the '{self.modality}' spec gives "
+                f"{self.dim} features."
+            )
+        self.normalisation = normalisation
+
     def reset(self) -> None:
         """Forget the live state: extractor, kept vectors, counters."""
         if self._extractor is not None:

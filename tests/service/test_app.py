@@ -649,6 +649,50 @@ def test_bad_stream_attach(http, body, code, detail):
     assert http.get("/streams").json()["count"] == 0
 
 
+def test_stream_model_switch_answers(http):
+    """PATCH /streams/{id} swaps the model of an attached stream (200 with the stream); bad requests get a
+    fixed detail and leave the stream as it was. (The live swap itself: tests/service/test_streams.py.)"""
+    sid = http.post("/streams", json={"modality": "ecg", "source_id": "m2s-test-no-such-outlet"}).json()["id"]
+    try:
+        r = http.patch(f"/streams/{sid}", json={"model": "m2s-synthetic-demo"})
+        assert r.status_code == 200, r.text
+        assert r.json()["id"] == sid and r.json()["model"] == {"name": "m2s-synthetic-demo", "version": 1}
+        for body, code, detail in (
+            (
+                {"model": "nope:1"},
+                404,
+                "Model 'nope' not found; models in the repository: 'm2s-synthetic-demo'.",
+            ),
+            (
+                {"model": "m2s-synthetic-demo:7"},
+                404,
+                "Model 'm2s-synthetic-demo' has no version 7; versions: 1.",
+            ),
+            (
+                {"model": "bad ref:x"},
+                422,
+                "Invalid model reference 'bad ref:x'; use 'name' or 'name:<version>', e.g. 'm2s-synthetic-demo:1'.",
+            ),
+            ({}, 422, "Invalid request: model: Field required."),
+            ({"model": ""}, 422, "Invalid request: model: String should have at least 1 character."),
+            (
+                {"model": "m2s-synthetic-demo", "modality": "eeg"},
+                422,
+                "Invalid request: modality: Extra inputs are not permitted.",
+            ),
+        ):
+            r = http.patch(f"/streams/{sid}", json=body)
+            assert (r.status_code, r.json()) == (code, {"detail": detail}), body
+        r = http.patch("/streams/not-a-stream", json={"model": "m2s-synthetic-demo"})
+        assert (r.status_code, r.json()["detail"]) == (
+            404,
+            f"Stream 'not-a-stream' not found; attached streams: {sid}.",
+        )
+        assert http.get(f"/streams/{sid}").json()["model"] == {"name": "m2s-synthetic-demo", "version": 1}
+    finally:
+        http.delete(f"/streams/{sid}")
+
+
 def test_metrics_count_requests_by_route_template(http):
     """/metrics counts requests by route template and status, and observes inference latency."""
     http.post("/predict", json={"modality": "ecg", "features": _features()})
@@ -674,6 +718,7 @@ EXPECTED_OPERATIONS = {
     ("get", "/streams"): "streams-list_streams",
     ("post", "/streams"): "streams-attach_stream",
     ("get", "/streams/{stream_id}"): "streams-get_stream",
+    ("patch", "/streams/{stream_id}"): "streams-update_stream",
     ("delete", "/streams/{stream_id}"): "streams-detach_stream",
     ("get", "/metrics"): "metrics-metrics",
 }

@@ -406,3 +406,104 @@ def test_pause_never_spanned_and_stale_flag(engine, bundle, eeg_trial):
         if s.lsl_time > t_resume:  # resumed data is stamped ahead of the clock: fresh
             assert not s.stale
     assert covered[states[-1].lsl_time][0] >= first  # predictions resumed after the gap
+
+
+# -- hot swap -----------------------------------------------------------------------------------------
+
+
+def _personal_copy(root, bundle, name):
+    """The demo bundle under another name with a shifted EEG normalisation (same graphs, same spec)."""
+    import shutil
+
+    from models.bundle import write_manifest
+    from signals.normalisation import Normalisation
+
+    folder = root / name / "1"
+    shutil.copytree(bundle.path, folder)
+    graph = bundle.manifest.graph("eeg")
+    old = graph.normalisation
+    norm = Normalisation(mean=np.add(old.mean, 0.5 * np.asarray(old.std)).tolist(), std=list(old.std))
+    graphs = {**bundle.manifest.graphs, "eeg": graph.model_copy(update={"normalisation": norm})}
+    write_manifest(folder, bundle.manifest.model_copy(update={"name": name, "graphs": graphs}))
+    return folder
+
+
+@pytest.fixture(scope="module")
+def swap_engine(tmp_path_factory, bundle):
+    """An engine on a repository holding the demo bundle, a personal copy and a bundle with another EEG spec."""
+    import shutil
+
+    from signals.normalisation import Normalisation
+    from signals.spec import DESpec
+    from tests.bundles import write_linear_bundle
+
+    root = tmp_path_factory.mktemp("swap-repository")
+    shutil.copytree(bundle.path, root / DEMO_BUNDLE / "1")
+    _personal_copy(root, bundle, "demo-p1")
+    demo_spec = bundle.manifest.graph("eeg").feature_spec
+    spec = DESpec(modality="eeg", sfreq=SFREQ, channels=demo_spec.channels[:3], window_s=1.0, hop_s=1.0)
+    write_linear_bundle(
+        root, "other-spec", {"eeg": (spec, 2, 1.0, Normalisation.identity(spec.n_features))},
+        class_names=tuple(bundle.manifest.class_names),
+    )  # fmt: skip
+    far = DESpec(modality="eeg", sfreq=SFREQ, channels=("NOT-A-CHANNEL",), window_s=1.0, hop_s=1.0)
+    write_linear_bundle(root, "unfeedable", {"eeg": (far, 2, 1.0, Normalisation.identity(far.n_features))})
+    with InferenceEngine(ModelRepository(root)) as eng:
+        eng.load(DEMO_BUNDLE)
+        yield eng
+
+
+@pytest.mark.slow
+def test_hot_swap_keeps_the_inlet_and_misses_no_state(swap_engine, eeg_trial):
+    """PATCH's engine: between two chunks the stream switches model; same spec -> the next state comes one hop
+    after the last (new normalisation already applied); another spec -> a fresh pipeline; never a reconnect."""
+    recorder = _Recorder()
+    manager, collector = _manager(swap_engine, recorder)
+    source_id = uuid.uuid4().hex
+    outlet, order = _eeg_outlet(eeg_trial, source_id)
+    signal = eeg_trial.signals["eeg"]
+    n1, n2, n3 = int(12 * SFREQ), int(6 * SFREQ), int(4 * SFREQ)
+    t0 = _anchor(n1 + n2 + n3)
+    try:
+        sid = manager.attach(AttachRequest(modality="eeg", source_id=source_id)).id
+        _wait_until(lambda: manager.get(sid).connected, 10, "connection")
+        _push(outlet, order, signal, 0, n1, t0)
+        recorder.wait_samples(n1)
+        pipeline = manager._streams[sid].pipeline
+        with pytest.raises(ValueError, match="cannot be fed|channel"):
+            manager.swap(sid, "unfeedable:1")  # refused: nothing changes
+        assert manager.get(sid).model.name == DEMO_BUNDLE and manager._streams[sid].pipeline is pipeline
+        with pytest.raises(BundleError):
+            manager.swap(sid, "no-such-model")
+        with pytest.raises(KeyError, match="no attached stream 'eeg-x'"):
+            manager.swap("eeg-x", "demo-p1:1")
+        public = manager.swap(sid, "demo-p1:1")
+        assert public.model.name == "demo-p1" and manager._streams[sid].pipeline is pipeline
+        _push(outlet, order, signal, n1, n2, t0 + n1 / SFREQ)
+        recorder.wait_samples(n1 + n2)
+        n_personal = len(collector.snapshot())
+        assert manager.swap(sid, "other-spec:1").model.name == "other-spec"
+        assert manager._streams[sid].pipeline is not pipeline
+        _push(outlet, order, signal, n1 + n2, n3, t0 + (n1 + n2) / SFREQ)
+        recorder.wait_samples(n1 + n2 + n3)
+        final = manager.get(sid)
+    finally:
+        manager.close()
+    states = collector.snapshot()
+    names = [s.model.name for s in states]
+    demo = [s for s in states if s.model.name == DEMO_BUNDLE]
+    personal = [s for s in states if s.model.name == "demo-p1"]
+    other = [s for s in states if s.model.name == "other-spec"]
+    assert names == [DEMO_BUNDLE] * len(demo) + ["demo-p1"] * len(personal) + ["other-spec"] * len(other)
+    assert len(demo) == 2 and len(personal) == 3 and len(other) >= 1 and n_personal == 5
+    assert personal[0].lsl_time - demo[-1].lsl_time == pytest.approx(2.0, abs=1e-6)  # one hop: none missed
+    # The personal states are the offline path with the personal normalisation on the same samples.
+    data, timestamps, index = _received_in_spec_order(
+        swap_engine.get(DEMO_BUNDLE).bundle, recorder, eeg_trial
+    )
+    expected, _ = _offline(swap_engine.load("demo-p1:1").bundle, data, timestamps, index)
+    for s in personal:
+        assert np.allclose(list(s.probabilities.values()), expected[s.lsl_time], atol=1e-5)
+    # Another spec restarts the windows: its first state needs a whole window (2 vectors of 1 s) of new data.
+    assert other[0].lsl_time > personal[-1].lsl_time
+    assert final.n_reconnects == 0 and len(recorder.streams) == 1 and final.last_error is None

@@ -106,6 +106,30 @@ def test_matches_offline_reference(bundle, trial, modality):
     assert all(w.window.dtype == np.float32 and w.window.shape == (graph.seq_len, graph.dim) for w in emitted)
 
 
+def test_set_normalisation_applies_from_the_next_window(bundle, trial):
+    """Switching the statistics mid-stream keeps the live state: the next window comes one vector later,
+    normalised with the new statistics (the kept vectors are raw); a wrong size is refused."""
+    from signals.normalisation import Normalisation
+
+    graph = bundle.manifest.graph("ecg")
+    other = _graph(graph, normalisation=_random_normalisation(graph.dim, seed=3))
+    x, ts = _recording(trial, "ecg")
+    half = x.shape[1] // 2
+    pipeline = graph.feature_pipeline(live=True)
+    first = _feed(pipeline, x[:, :half], ts[:half], np.random.default_rng(1), 500)
+    pipeline.set_normalisation(other.normalisation)
+    second = _feed(pipeline, x[:, half:], ts[half:], np.random.default_rng(2), 500)
+    old_ref, new_ref = _reference_windows(graph, x, ts), _reference_windows(other, x, ts)
+    n = len(first)
+    assert n > 0 and len(second) > 0 and n + len(second) == len(old_ref[0])
+    np.testing.assert_allclose(np.stack([w.window for w in first]), old_ref[0][:n], atol=1e-5, rtol=0)
+    np.testing.assert_allclose(np.stack([w.window for w in second]), new_ref[0][n:], atol=1e-5, rtol=0)
+    with pytest.raises(ValueError, match="the normalisation has 2 values but the 'ecg' spec gives"):
+        pipeline.set_normalisation(Normalisation.identity(2))
+    with pytest.raises(TypeError, match="normalisation must be a Normalisation"):
+        pipeline.set_normalisation({"mean": [0.0]})
+
+
 def _ecg_de_graph(bundle, hop_s, spacing_s, seq_len):
     spec = DESpec(modality="ecg", sfreq=256, channels=("ECG1", "ECG2"), unit="mV", window_s=2, hop_s=hop_s)
     return _graph(

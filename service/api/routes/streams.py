@@ -1,4 +1,5 @@
-"""Attached LSL streams: ``GET /streams``, ``POST /streams``, ``GET /streams/{id}``, ``DELETE /streams/{id}``."""
+"""Attached LSL streams: ``GET /streams``, ``POST /streams``, ``GET /streams/{id}``, ``PATCH /streams/{id}``,
+``DELETE /streams/{id}``."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from service.api.deps import (
     error_responses,
     resolve_model,
 )
-from service.schemas import StreamCreate, StreamPublic, StreamsPublic
+from service.schemas import StreamCreate, StreamPublic, StreamsPublic, StreamUpdate
 
 router = APIRouter(prefix="/streams", tags=["streams"], dependencies=[Authenticated])
 
@@ -69,6 +70,34 @@ def get_stream(stream_id: str, manager: ManagerDep) -> StreamPublic:
         return manager.get(stream_id)
     except KeyError:
         raise _not_found(manager, stream_id) from None
+
+
+@router.patch(
+    "/{stream_id}",
+    response_model=StreamPublic,
+    dependencies=[JsonBody],
+    responses=error_responses(401, 404, 413, 415, 422),
+    summary="Switch a stream's model (hot swap)",
+)
+def update_stream(stream_id: str, body: StreamUpdate, manager: ManagerDep, engine: EngineDep) -> StreamPublic:
+    """Serve the stream with another model from its next chunk on: the LSL inlet stays connected, and
+    with the same feature spec the feature state is kept, so no state is missed."""
+    if stream_id not in manager:
+        raise _not_found(manager, stream_id)
+    loaded = resolve_model(engine, body.model)  # 404 / 422 with what exists
+    modality = manager.get(stream_id).modality
+    if modality not in loaded.bundle.manifest.graphs:
+        raise HTTPException(
+            status.HTTP_422_UNPROCESSABLE_CONTENT,
+            f"Model {loaded.ref} has no '{modality}' modality (the stream's); its modalities: "
+            f"{', '.join(sorted(loaded.bundle.manifest.graphs))}.",
+        )
+    try:
+        return manager.swap(stream_id, loaded.ref)
+    except KeyError:  # detached meanwhile
+        raise _not_found(manager, stream_id) from None
+    except ValueError as err:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(err)) from None
 
 
 @router.delete(
