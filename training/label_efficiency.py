@@ -574,7 +574,7 @@ def _population_model() -> dict[str, Any]:
 class PopulationBenchmarkConfig(SyntheticBenchmarkData):
     """The synthetic label-efficiency benchmark (``m2s-train benchmark --regime population``), JSON-loadable.
 
-    Every field is optional. The defaults finish in about 10 minutes on 2 CPU cores: three target
+    Every field is optional. The defaults finish in about 6.5 minutes on 2 CPU cores: three target
     subjects (evenly spaced over the 15 of the default synthetic world) with the small network; the
     full run (``"n_targets": 15``) costs about five times as much (see the README).
     """
