@@ -63,6 +63,14 @@ def register(subparsers) -> None:
         help="first trial index to play (default: the config's n_trials, i.e. trials unseen in training)",
     )
     p.add_argument(
+        "--calibration-trials",
+        type=int,
+        default=0,
+        metavar="K",
+        help="start with a calibration phase of K trials per class (the shortest run of trials holding K of each), "
+        'then test trials; every marker then carries "phase": "calibration" or "test" (default: 0, no phases)',
+    )
+    p.add_argument(
         "--speed",
         type=float,
         default=1.0,
@@ -122,6 +130,10 @@ def _build(args: argparse.Namespace) -> Simulator:
         )
     if args.first_trial is not None and args.first_trial < 0:
         raise ValueError(f"--first-trial must be >= 0, got {args.first_trial}.")
+    if args.calibration_trials < 0:
+        raise ValueError(
+            f"--calibration-trials must be >= 0 (trials per class), got {args.calibration_trials}."
+        )
     if not 0 < args.speed <= _MAX_SPEED:
         raise ValueError(f"--speed must be in (0, {_MAX_SPEED:g}] (1 = real time), got {args.speed:g}.")
     if not _MIN_CHUNK_S <= args.chunk_s <= _MAX_CHUNK_S:
@@ -139,6 +151,7 @@ def _build(args: argparse.Namespace) -> Simulator:
             subject=args.subject,
             modalities=modalities,
             first_trial=args.first_trial,
+            calibration_trials=args.calibration_trials,
             speed=args.speed,
             chunk_s=args.chunk_s,
             duration_s=args.duration,
@@ -161,6 +174,12 @@ def _summary(sim: Simulator) -> str:
         f"m2s simulate: subject {sim.subject}, seed {sim.seed}, trials {sim.first_trial}, {sim.first_trial + 1}, ..."
         f"{unseen}; {config.trial_duration_s:g}-s trials of {', '.join(config.class_names)}; speed x{sim.speed:g}",
     ]
+    if sim.calibration_trials:
+        last = sim.first_trial + sim.n_calibration_played - 1
+        lines.append(
+            f"  calibration: trials {sim.first_trial}-{last} ({sim.calibration_trials} per class, "
+            f"{sim.n_calibration_played * config.trial_duration_s:g} s), then test trials; markers carry their phase"
+        )
     for m in sim.modalities:
         spec = sim.streams[m]
         lines.append(

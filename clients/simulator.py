@@ -103,6 +103,7 @@ from synthetic import (
     SyntheticConfig,
     SyntheticTrial,
     generate_trial,
+    trial_labels,
 )
 
 from .outlets import described_info
@@ -212,6 +213,10 @@ class Fault:
             raise ValueError(f"{where}: {err}") from None
 
 
+#: Phases a marker can name (``Simulator(calibration_trials=K)``).
+PHASES: tuple[str, ...] = ("calibration", "test")
+
+
 @dataclass(frozen=True)
 class TrialMarker:
     """One ground-truth marker: trial ``trial`` with emotion ``label`` starts at LSL time ``lsl_time``.
@@ -224,15 +229,23 @@ class TrialMarker:
         Trial index in the synthetic dataset.
     label : str
         The trial's class name (e.g. ``'positive'``).
+    phase : {'calibration', 'test'} | None
+        With ``Simulator(calibration_trials=K)``: whether the trial belongs to the labelled
+        calibration phase or to the test trials after it; None otherwise.
     """
 
     lsl_time: float
     trial: int
     label: str
+    phase: str | None = None
 
     def to_json(self) -> str:
-        """The marker string sent on the LSL marker stream: ``{"trial": k, "label": "..."}``."""
-        return json.dumps({"trial": self.trial, "label": self.label})
+        """The marker string sent on the LSL marker stream: ``{"trial": k, "label": "..."}``, plus
+        ``"phase": "calibration" | "test"`` when the simulator plays a calibration phase."""
+        obj: dict[str, object] = {"trial": self.trial, "label": self.label}
+        if self.phase is not None:
+            obj["phase"] = self.phase
+        return json.dumps(obj)
 
     @classmethod
     def from_json(cls, text: str, lsl_time: float) -> TrialMarker:
@@ -245,15 +258,17 @@ class TrialMarker:
         """
         try:
             obj = json.loads(text)
-            trial, label = obj["trial"], obj["label"]
+            trial, label, phase = obj["trial"], obj["label"], obj.get("phase")
             if isinstance(trial, bool) or not isinstance(trial, int) or not isinstance(label, str):
                 raise TypeError
-        except (ValueError, TypeError, KeyError):
+            if phase not in (None, *PHASES):
+                raise TypeError
+        except (ValueError, TypeError, KeyError, AttributeError):
             raise ValueError(
                 f'marker {text!r} is not a simulator marker; expected JSON like {{"trial": 15, "label": '
-                '"neutral"}.'
+                '"neutral"} (optionally with "phase": "calibration" or "test").'
             ) from None
-        return cls(float(lsl_time), trial, label)
+        return cls(float(lsl_time), trial, label, phase)
 
 
 class Simulator:
@@ -272,6 +287,11 @@ class Simulator:
     first_trial : int | None
         First trial index to play; then ``first_trial + 1``, ... None: ``config.n_trials``, the
         first trial beyond the dataset (never seen in training).
+    calibration_trials : int
+        K > 0: the run starts with a calibration phase, the shortest run of trials from
+        ``first_trial`` holding K trials of every class (K blocks when ``first_trial`` starts a
+        block of the label sequence), and every marker carries ``"phase": "calibration"`` or
+        ``"test"`` (the trials after it). 0: no phases (default).
     speed : float
         Playback speed (1 = real time), in ``(0, 1000]``.
     chunk_s : float
@@ -307,6 +327,7 @@ class Simulator:
         subject: int = 0,
         modalities: Sequence[str] = DEFAULT_MODALITIES,
         first_trial: int | None = None,
+        calibration_trials: int = 0,
         speed: float = 1.0,
         chunk_s: float = 0.05,
         duration_s: float = 0.0,
@@ -333,6 +354,9 @@ class Simulator:
             first_trial = self.config.n_trials
         self.first_trial = ensure_int(first_trial, "first_trial")
         check_range(self.first_trial, "first_trial", low=0)
+        self.calibration_trials = ensure_int(calibration_trials, "calibration_trials")
+        check_range(self.calibration_trials, "calibration_trials", low=0)
+        self.n_calibration_played = self._calibration_length()
         self.speed = float(check_range(speed, "speed", low=0, high=_MAX_SPEED, low_inclusive=False))
         self.chunk_s = float(check_range(chunk_s, "chunk_s", low=_MIN_CHUNK_S, high=_MAX_CHUNK_S, unit="s"))
         self.duration_s = float(check_range(duration_s, "duration_s", low=0, unit="s"))
@@ -550,6 +574,7 @@ class Simulator:
             ("subject", self.subject),
             ("session", 0),
             ("first_trial", self.first_trial),
+            ("calibration_trials", self.calibration_trials),
             ("trial_duration_s", self.config.trial_duration_s),
             ("speed", self.speed),
         ):
@@ -557,6 +582,30 @@ class Simulator:
         return node
 
     # ------------------------------------------------------------------ trials
+
+    def _calibration_length(self) -> int:
+        """Trials played in the calibration phase: the shortest run from ``first_trial`` with K of each class."""
+        k = self.calibration_trials
+        if k == 0:
+            return 0
+        n_classes = self.config.n_classes
+        # Blocks of n_classes hold every class once, so 2K blocks past first_trial always suffice.
+        last = self.first_trial + (k + 1) * n_classes
+        config = self.config.model_copy(update={"n_trials": max(self.config.n_trials, last)})
+        labels = trial_labels(config, self.subject, 0)[self.first_trial : last]
+        counts = np.zeros(n_classes, dtype=int)
+        for i, label in enumerate(labels):
+            counts[label] += 1
+            if counts.min() >= k:
+                return i + 1
+        raise AssertionError("unreachable: block-balanced labels hold every class once per block")
+
+    def phase_of(self, played: int) -> str | None:
+        """``'calibration'`` or ``'test'`` for trial number ``played`` of this run (0 = first_trial);
+        None without a calibration phase."""
+        if not self.calibration_trials:
+            return None
+        return "calibration" if played < self.n_calibration_played else "test"
 
     def _generate(self, played: int) -> SyntheticTrial:
         """Trial number ``played`` of this run (0 = first_trial), from a config with n_trials extended to hold it."""
@@ -654,7 +703,9 @@ class Simulator:
             if self.duration_s and played * duration >= self.duration_s:
                 return
             trial = self._trial(played)
-            marker = TrialMarker(self.start_time + played * duration, trial.trial, trial.class_name)
+            marker = TrialMarker(
+                self.start_time + played * duration, trial.trial, trial.class_name, self.phase_of(played)
+            )
             self._marker_outlet.push_sample([marker.to_json()], marker.lsl_time)
             with self._lock:
                 self._timeline.append(marker)

@@ -35,6 +35,7 @@ def _prefixes() -> list[str]:
         (["--subject", "15"], r"--subject must be in \[0, 15\) \(the config's n_subjects\), got 15"),
         (["--seed", "-2"], "--seed must be >= 0, got -2"),
         (["--first-trial", "-1"], "--first-trial must be >= 0, got -1"),
+        (["--calibration-trials", "-1"], r"--calibration-trials must be >= 0 \(trials per class\), got -1"),
         (
             ["--modalities", "eeg,emg"],
             r"--modalities 'eeg,emg': give a comma-separated subset of .*'emg' unknown",
@@ -73,7 +74,7 @@ def test_help_lists_every_option(capsys):
     assert exc.value.code == 0
     out = capsys.readouterr().out
     for option in ("--duration", "--subject", "--seed", "--config", "--modalities", "--speed", "--chunk-s",
-                   "--pause", "--dropout", "--nan", "--first-trial", "AT:SECONDS"):  # fmt: skip
+                   "--pause", "--dropout", "--nan", "--first-trial", "--calibration-trials", "AT:SECONDS"):  # fmt: skip
         assert option in out
 
 
@@ -85,9 +86,10 @@ def test_a_short_run_streams_and_prints_a_summary(tmp_path, capsys):
     )
     prefix = _prefixes()
     assert main(["simulate", "--config", str(path), "--duration", "0.2", "--subject", "2", "--seed", "5",
-                 "--modalities", "eeg,pps", *prefix]) == 0  # fmt: skip
+                 "--modalities", "eeg,pps", "--calibration-trials", "1", *prefix]) == 0  # fmt: skip
     out = capsys.readouterr().out
     assert "subject 2, seed 5, trials 4, 5, ..." in out
+    assert "calibration: trials 4-7 (1 per class, 8 s), then test trials; markers carry their phase" in out
     assert "2 ch @ 200 Hz (uV)" in out and "8 ch @ 128 Hz" in out
     assert f"source_id={prefix[3]}-eeg-s2-seed5" in out
     assert f"--attach modality=eeg,source_id={prefix[3]}-eeg-s2-seed5" in out

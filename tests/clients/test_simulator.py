@@ -367,11 +367,48 @@ def test_fault_parse_reads_start_and_length():
     assert fault == Fault("dropout", 30.0, 5.5) and fault.end_s == 35.5
 
 
+def test_calibration_phase_holds_k_trials_per_class_then_test_trials():
+    """calibration_trials=K: the first trials (the shortest run with K of each class) are marked
+    'calibration', the rest 'test'; the markers on the stream say so; without K no phase is sent."""
+    from synthetic import trial_labels
+
+    config = CONFIG.model_copy(update={"n_trials": 40})
+    for first_trial, k in ((CONFIG.n_trials, 1), (CONFIG.n_trials, 2), (4, 2)):
+        sim = _sim(first_trial=first_trial, calibration_trials=k)
+        labels = trial_labels(config, SUBJECT, 0)[first_trial : first_trial + sim.n_calibration_played]
+        counts = np.bincount(labels, minlength=CONFIG.n_classes)
+        assert counts.min() == k  # K of each class ...
+        assert np.bincount(labels[:-1], minlength=CONFIG.n_classes).min() == k - 1  # ... and no trial more
+        assert [sim.phase_of(i) for i in range(sim.n_calibration_played + 2)] == ["calibration"] * len(
+            labels
+        ) + ["test"] * 2
+    sim = _sim(modalities=["ecg"], calibration_trials=1, duration_s=6 * CONFIG.trial_duration_s, speed=6.0)
+    with sim:
+        inlet = _inlet(sim, "markers")  # 2-s trials every 1/3 s of wall time: the first may pass before
+        received = []
+        deadline = time.monotonic() + 3.0
+        while time.monotonic() < deadline and len(received) < 6:
+            sample, ts = inlet.pull_sample(timeout=0.1)
+            if sample is not None:
+                received.append(TrialMarker.from_json(sample[0], ts))
+    phases = [m.phase for m in sim.labels_timeline]
+    n_cal = sim.n_calibration_played
+    assert phases == ["calibration"] * n_cal + ["test"] * (6 - n_cal)
+    assert len(received) >= 4 and received == list(sim.labels_timeline[-len(received) :])
+    assert _sim().phase_of(0) is None and TrialMarker(0.0, 1, "x").to_json() == '{"trial": 1, "label": "x"}'
+    with pytest.raises(ValueError, match="calibration_trials must be >= 0"):
+        _sim(calibration_trials=-1)
+
+
 def test_trial_marker_round_trips_and_rejects_other_strings():
-    """Markers are JSON {"trial", "label"}; anything else is refused with the expected format."""
+    """Markers are JSON {"trial", "label"} with an optional phase; anything else is refused with the expected
+    format."""
     marker = TrialMarker(12.5, 17, "positive")
     assert TrialMarker.from_json(marker.to_json(), 12.5) == marker
-    for text in ("positive", '{"trial": "1", "label": "x"}', '{"trial": 1}', '{"trial": true, "label": "x"}'):
+    calibration = TrialMarker(1.0, 2, "neutral", "calibration")
+    assert TrialMarker.from_json(calibration.to_json(), 1.0) == calibration
+    for text in ("positive", '{"trial": "1", "label": "x"}', '{"trial": 1}', '{"trial": true, "label": "x"}',
+                 '{"trial": 1, "label": "x", "phase": "warm-up"}', "[1, 2]"):  # fmt: skip
         with pytest.raises(ValueError, match="is not a simulator marker"):
             TrialMarker.from_json(text, 0.0)
 
