@@ -9,7 +9,9 @@ hop). Trials come from markers:
 - XDF: a string marker stream,
 
 whose text matches ``start_pattern`` (default ``trial_start`` or ``trial_start:<label>``) or
-``end_pattern`` (default ``trial_end``); other markers are ignored. Each trial's samples
+``end_pattern`` (default ``trial_end``), or the simulator's JSON onsets (a trial then ends at the next
+onset, a ``trial_end`` or the end of the recording); other markers are ignored. One parser,
+:mod:`signals.markers`, reads markers here and live. Each trial's samples
 ``start <= t < end`` of every modality go through ``spec.compute`` (the feature path the live
 service uses), so windows never cross a trial boundary, and the modalities are paired by the end
 time of their windows (:func:`pair_frames`).
@@ -37,6 +39,7 @@ from typing import Any
 
 import numpy as np
 
+from signals.markers import DEFAULT_END_PATTERN, DEFAULT_START_PATTERN, MarkerError, trial_segments
 from signals.recording import (
     EXTENSIONS,
     XDF_EXTENSIONS,
@@ -56,8 +59,6 @@ from .spec_options import resolve_specs
 logger = logging.getLogger(__name__)
 
 NAME = "recording"
-DEFAULT_START_PATTERN = r"^trial_start(?::(?P<label>.+))?$"
-DEFAULT_END_PATTERN = r"^trial_end$"
 
 
 # --------------------------------------------------------------------------------------------
@@ -164,36 +165,23 @@ def _is_voltage(unit: str) -> bool:
 
 
 def _trials_from_markers(
-    markers: list[tuple[float, str]], start: re.Pattern, end: re.Pattern, path: Path
+    markers: list[tuple[float, str]], start: re.Pattern, end: re.Pattern, path: Path, end_of_data: float
 ) -> list[tuple[float, float, str | None]]:
-    trials, open_at, label = [], None, None
-    for t, text in markers:
-        m_start, m_end = start.match(text), end.match(text)
-        if m_start:
-            if open_at is not None:
-                raise DatasetError(
-                    f"{path}: trial start {text!r} at {t:.3f} s comes before the trial started at "
-                    f"{open_at:.3f} s has ended; every start needs an end marker first."
-                )
-            open_at = t
-            label = m_start.groupdict().get("label")
-        elif m_end:
-            if open_at is None:
-                raise DatasetError(
-                    f"{path}: trial end {text!r} at {t:.3f} s has no matching start marker before it."
-                )
-            trials.append((open_at, t, label))
-            open_at = None
-    if open_at is not None:
-        raise DatasetError(f"{path}: the trial started at {open_at:.3f} s has no end marker.")
-    if not trials:
+    try:
+        segments = trial_segments(
+            markers, start_pattern=start.pattern, end_pattern=end.pattern, end_of_data=end_of_data
+        )
+    except MarkerError as err:
+        raise DatasetError(f"{path}: {err}") from None
+    if not segments:
         seen = sorted({text for _, text in markers})[:10]
         raise DatasetError(
             f"{path}: no trial markers found. Expected marker texts matching start_pattern "
             f"{start.pattern!r} (e.g. 'trial_start:happy') and end_pattern {end.pattern!r} (e.g. "
-            f"'trial_end'); the file's markers are {seen or 'none'}."
+            f'\'trial_end\'), or the simulator\'s onsets {{"trial": k, "label": "happy"}}; the file\'s '
+            f"markers are {seen or 'none'}."
         )
-    return trials
+    return [(s.start, s.end, s.label) for s in segments]
 
 
 def _default_spec(modality: str, source: Stream, path: Path) -> DESpec:
@@ -368,7 +356,12 @@ class _Recordings(Loader):
             }
         picks = picks or {}
         markers = _markers(rec, path, options["marker_stream"], xdf)
-        spans = _trials_from_markers(markers, start_re, end_re, path)
+        # Trials are start <= t < end: the data end just after each stream's last sample.
+        end_of_data = max(
+            (float(st.timestamps[-1]) + 1 / st.sfreq for st in rec.streams if len(st.timestamps)),
+            default=None,
+        )
+        spans = _trials_from_markers(markers, start_re, end_re, path, end_of_data)
         labels = [lab for _, _, lab in spans]
         if all(lab is None for lab in labels):
             names = None

@@ -105,6 +105,27 @@ def test_xdf_trials_from_marker_stream(files):
         assert trial.features["ecg"].shape == (4, 5)
 
 
+def test_simulator_onset_markers_make_trials(tmp_path, files):
+    """The simulator's JSON onsets (one parser, signals.markers): with a trial_end after each, the same trials
+    as the string markers; onsets alone end at the next onset and the last at the end of the recording."""
+    import dataclasses
+    import json
+
+    onsets = [(s, json.dumps({"trial": k, "label": lab})) for k, (s, _, lab) in enumerate(REC.trials)]
+    ended = sorted(onsets + [(e, "trial_end") for _, e, _ in REC.trials])
+    path = write_xdf(tmp_path / "onsets.xdf", dataclasses.replace(REC, markers=ended))
+    ds = recordings.load(path, picks={"eeg": "EEG", "ecg": "ECG"})
+    ref = recordings.load(files["xdf"], picks={"eeg": "EEG", "ecg": "ECG"})
+    assert [t.label for t in ds.trials] == [t.label for t in ref.trials] and ds.class_names == ref.class_names
+    for a, b in zip(ds.trials, ref.trials, strict=True):
+        np.testing.assert_array_equal(a.features["eeg"], b.features["eeg"])
+    bare = recordings.load(write_xdf(tmp_path / "bare.xdf", dataclasses.replace(REC, markers=onsets)),
+                           picks={"eeg": "EEG", "ecg": "ECG"})  # fmt: skip
+    # 2-8 s, 8-14 s, 14 s-end (20 s); the fixture stamps markers 1/256 s late, so the last trial holds
+    # 5.996 s of data: five whole 1-s DE windows.
+    assert [t.n_windows for t in bare.trials] == [6, 6, 5]
+
+
 def test_custom_marker_convention_and_class_order(tmp_path):
     """start/end patterns with a 'label' group and class_names ordering are honoured."""
     rec = make_recording(start_text="S_{label}", end_text="E")
