@@ -150,8 +150,8 @@ def register(subparsers) -> None:
     p.add_argument(
         "--tune-splits",
         type=int,
-        default=5,
-        help="subject regime: splits that score each --tune candidate (default: 5)",
+        default=None,
+        help="subject regime with --tune: splits whose validation trials score each candidate (default: 5)",
     )
     p.add_argument(
         "--in-modal-features",
@@ -218,6 +218,13 @@ def register(subparsers) -> None:
         action="store_true",
         help="choose M2S's recipe among a small grid first (subject regime: on validation trials; population "
         "regime: on development subjects)",
+    )
+    p.add_argument(
+        "--tune-splits",
+        type=int,
+        default=None,
+        help="subject regime with --tune: splits whose validation trials score each candidate (default: the "
+        "config's tune_splits, 5)",
     )
     p.add_argument("--device", default=None, help="auto | cpu | cuda | cuda:N (default: the config's, auto)")
     add_feature_options(p)
@@ -523,6 +530,7 @@ def _reproduce(args) -> int:
         return _reproduce_population(args)
     if args.targets:
         raise ValueError("--targets belongs to --regime population.")
+    tune_splits = _tune_splits(args)
 
     from training.experiment import CLASSICAL_ANCHORS, METHODS, modality_configs, run_methods, run_tn_sweep
     from training.reports import write_report
@@ -561,7 +569,7 @@ def _reproduce(args) -> int:
     if args.tune:
         from training.tuning import tune_subject
 
-        exp, tuning = tune_subject(splits, exp, mods, n_splits=args.tune_splits)
+        exp, tuning = tune_subject(splits, exp, mods, n_splits=tune_splits or 5)
         _say(f"tuning: chose '{tuning['selected']}' ({tuning['objective']})")
     results = run_methods(splits, exp, mods)
     sweep = run_tn_sweep(splits, exp, mods) if args.sweep else None
@@ -585,9 +593,26 @@ def _reproduce(args) -> int:
     return 0
 
 
+def _tune_splits(args) -> int | None:
+    """``--tune-splits`` checked: subject regime, with --tune, >= 1 (None when not given)."""
+    n = args.tune_splits
+    if n is None:
+        return None
+    if args.regime == "population":
+        raise ValueError(
+            "--tune-splits belongs to the subject regime; the population regime tunes on development subjects."
+        )
+    if not args.tune:
+        raise ValueError("--tune-splits needs --tune (it says how many splits score each tuning candidate).")
+    if n < 1:
+        raise ValueError(f"--tune-splits must be >= 1, got {n}.")
+    return n
+
+
 def _reproduce_population(args) -> int:
     from training.label_efficiency import CURVE_METHODS, population_config, run_population_experiment
 
+    _tune_splits(args)
     for flag in ("sweep", "ablations", "baselines", "optimistic"):
         if getattr(args, flag):
             raise ValueError(f"--{flag} belongs to the subject regime, not --regime population.")
@@ -628,6 +653,7 @@ def _print_curves(paths) -> None:
 def _benchmark(args) -> int:
     from training.experiment import BenchmarkConfig, run_benchmark
 
+    tune_splits = _tune_splits(args)
     if args.regime == "population":
         from training.label_efficiency import PopulationBenchmarkConfig, run_population_benchmark
 
@@ -660,7 +686,8 @@ def _benchmark(args) -> int:
     if args.device:
         config = config.model_copy(update={"device": args.device})
     if args.tune:
-        config = config.model_copy(update={"tune": True})
+        update = {"tune": True} if tune_splits is None else {"tune": True, "tune_splits": tune_splits}
+        config = BenchmarkConfig.model_validate({**config.model_dump(), **update})
     paths = run_benchmark(config, args.out, progress=_progress(args))
     results = json.loads(paths["results"].read_text(encoding="utf-8"))
     for method, entry in results["methods"].items():

@@ -49,7 +49,7 @@ from training.heads import C_GRID, CChoice, LinearHead, best_c, choose_c, fit_wi
 from training.metrics import classification_metrics
 from training.pretrain import PretrainConfig
 from training.protocols.population import PopulationFold, SubjectWindows, first_trials_per_class
-from training.tuning import TUNE_CANDIDATES, apply_candidates, greedy_search
+from training.tuning import TUNE_CANDIDATES, apply_candidates, effective_candidates, greedy_search
 
 logger = logging.getLogger(__name__)
 
@@ -864,8 +864,10 @@ def tune_population(
         logger.info("tune %s: %.4f on development subjects %s", " + ".join(names), np.mean(accs), dev)
         return float(np.mean(accs))
 
+    candidates, same = effective_candidates(config, candidates)
     chosen, scores = greedy_search(candidates, score)
     record = {
+        "unchanged": same,
         "selected": " + ".join(chosen),
         "change": [dict(candidates[n]) for n in chosen],
         "scores": scores,

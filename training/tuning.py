@@ -19,18 +19,22 @@ from signals._checks import check_range, ensure_int
 
 logger = logging.getLogger(__name__)
 
-#: Candidates of ``--tune`` (population regime): one change at a time from the recipe.
+#: Candidates of ``--tune`` (population regime): one change at a time from the recipe. Pairs such as
+#: w_contra 0.3 / 1 let the search move either way from whatever the defaults are; a candidate that
+#: changes nothing in the config at hand is skipped (:func:`effective_candidates`).
 TUNE_CANDIDATES: dict[str, dict[str, Any]] = {
     "recipe": {},
     "lr=3e-4": {"pretrain": {"lr": 3e-4, "estimator_lr": 3e-4}},
     "steps x3": {"pretrain": {"steps": 3}},
     "weight_decay=1e-2": {"pretrain": {"weight_decay": 1e-2}},
     "w_contra=0.3": {"model": {"w_contra": 0.3}},
+    "w_contra=1": {"model": {"w_contra": 1.0}},
     "no CLUB": {"model": {"w_club": 0.0}},
     "temperature_init=5": {"model": {"temperature_init": 5.0}},
     "head on pool+target": {"head_data": "pool+target"},
     "head on target only": {"head_data": "target"},
     "in-modal head on the latent": {"in_modal_features": "latent"},
+    "in-modal head on the projection": {"in_modal_features": "projection"},
 }
 
 #: Candidates of ``--tune`` in the subject-dependent regime (no pool, so no ``head_data``).
@@ -113,15 +117,36 @@ def greedy_search(
     return chosen, scores
 
 
+def effective_candidates(
+    config, candidates: Mapping[str, Mapping[str, Any]]
+) -> tuple[dict[str, Mapping[str, Any]], list[str]]:
+    """The first candidate (the recipe) and every other one that changes ``config``; the rest are named."""
+    names = list(candidates)
+    kept = {names[0]: candidates[names[0]]} if names else {}
+    same = []
+    for name in names[1:]:
+        if apply_candidate(config, candidates[name]) == config:
+            same.append(name)
+        else:
+            kept[name] = candidates[name]
+    return kept, same
+
+
 def validation_splits(splits: Sequence) -> list:
     """Each split with its validation trials as the test part and no validation part.
 
     The training trials (and so the normaliser) are unchanged; heads then choose ``C``
     leave-one-trial-out on the training trials (:func:`training.experiment.fit_linear_head`).
-    Splits without validation trials are left out.
+    Splits without validation trials are left out, and so are splits whose validation trials are
+    test trials of another split (the k-fold protocols: fold 1's validation trials are tested in
+    fold 2), so no trial that is ever tested takes part in a choice.
     """
+    # A trial that is a test trial of any split (k-fold: another fold of the same subject) never scores.
+    tested = {t.key for s in splits for t in s.test}
     return [
-        dataclasses.replace(s, name=f"{s.name} (validation)", test=s.val, val=()) for s in splits if s.val
+        dataclasses.replace(s, name=f"{s.name} (validation)", test=s.val, val=())
+        for s in splits
+        if s.val and not tested & {t.key for t in s.val}
     ]
 
 
@@ -158,7 +183,8 @@ def tune_subject(
     config : ExperimentConfig
         ``config`` with the chosen candidates applied.
     record : dict
-        ``{"selected", "change", "scores", "skipped", "splits", "objective", "search"}`` for
+        ``{"selected", "change", "scores", "skipped", "unchanged", "splits", "objective", "applies_to",
+        "search"}`` for
         results.json (``selected``: names joined by ``" + "``).
     """
     from training.experiment import run_split
@@ -169,15 +195,16 @@ def tune_subject(
     held = validation_splits(splits)[:n_splits]
     if not held:
         raise ValueError(
-            "--tune needs validation trials, and no split has any; set val_per_class >= 1 "
-            "(whole training trials per class held out for validation)."
+            "--tune needs validation trials that are never test trials, and no split has any: set "
+            "val_per_class >= 1 (whole training trials per class held out for validation), and use a protocol "
+            "whose validation trials are not another split's test trials (k-fold tests every trial once)."
         )
     skipped = [
         name
         for name, cand in candidates.items()
         if cand.get("in_modal_features", "projection") != "projection" and config.head != "linear"
     ]
-    usable = {name: cand for name, cand in candidates.items() if name not in skipped}
+    usable, same = effective_candidates(config, {n: c for n, c in candidates.items() if n not in skipped})
     if not usable:
         raise ValueError(f"no tuning candidate applies to head={config.head!r}.")
 
@@ -202,9 +229,16 @@ def tune_subject(
         "change": [dict(usable[n]) for n in chosen],
         "scores": scores,
         "skipped": skipped,
+        "unchanged": same,
         "splits": [s.name for s in held],
         "objective": f"{method}: mean balanced accuracy over every A->B on the validation trials "
         f"(heads chosen leave-one-trial-out on the training trials) of {len(held)} split(s)",
+        "applies_to": "every pretraining method of the run (tuned on m2s)"
+        + (
+            "; an MLP head keeps its last epoch while tuning (the validation trials are being scored)"
+            if config.head == "mlp"
+            else ""
+        ),
         "search": "each change alone, then greedy combination of the changes that beat the recipe",
     }
     return apply_candidates(config, usable, chosen), record

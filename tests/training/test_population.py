@@ -201,7 +201,9 @@ def test_tuning_never_reads_the_targets():
         ds, task, ["0", "1"], cfg, mods, protocol="fraction:0.67", candidates=cands
     )
     assert record["dev_subjects"] == ["4", "5"] and record["pool_subjects"] == ["2", "3"]
-    assert set(record["selected"].split(" + ")) <= set(cands) and set(cands) <= set(record["scores"])
+    assert set(record["selected"].split(" + ")) <= set(cands)
+    assert record["unchanged"] == ["head on pool+target"]  # the default already
+    assert set(cands) == set(record["scores"]) | set(record["unchanged"])
     rng = np.random.default_rng(5)
     poisoned = EmotionDataset(
         ds.name,

@@ -16,10 +16,12 @@ from tests.training.test_anchor_methods import NAMES, T, _dataset, _exp, _split
 from training.experiment import ExperimentConfig, modality_configs, run_split
 from training.finetune import embed_latent
 from training.pretrain import PretrainConfig
+from training.protocols import make_task, subject_dependent_splits
 from training.tuning import (
     SUBJECT_TUNE_CANDIDATES,
     TUNE_CANDIDATES,
     apply_candidate,
+    effective_candidates,
     greedy_search,
     tune_subject,
     validation_splits,
@@ -67,6 +69,26 @@ def test_validation_splits_score_on_validation_trials(split):
     np.testing.assert_array_equal(v.normaliser.mean["eeg"], split.normaliser.mean["eeg"])
     no_val = _split(val_per_class=0)
     assert validation_splits([no_val]) == []
+
+
+def test_validation_trials_that_are_tested_elsewhere_never_score():
+    """k-fold: a fold's validation trials are other folds' test trials, so they never take part in a choice."""
+    ds = _dataset()
+    splits = subject_dependent_splits(ds, make_task(ds), protocol="kfold:3", val_per_class=1)
+    tested = {t.key for s in splits for t in s.test}
+    assert all(s.val for s in splits) and all(tested & {t.key for t in s.val} for s in splits)
+    assert validation_splits(splits) == []
+    with pytest.raises(ValueError, match="--tune needs validation trials that are never test trials"):
+        tune_subject(
+            splits, _exp(methods=("m2s",), head="linear"), modality_configs(ds, NAMES), candidates=TWO
+        )
+
+
+def test_candidates_that_change_nothing_are_skipped():
+    cfg = _exp(model={**_exp().model, "w_contra": 0.3}, head="linear")
+    kept, same = effective_candidates(cfg, SUBJECT_TUNE_CANDIDATES)
+    assert "w_contra=0.3" in same and "in-modal head on the projection" in same and "w_contra=1" in kept
+    assert list(kept)[0] == "recipe"
 
 
 def test_apply_candidate():
@@ -132,7 +154,7 @@ def test_tune_subject_skips_what_does_not_apply_and_needs_validation(split):
     cands = {"recipe": {}, "latent": {"in_modal_features": "latent"}}
     _, record = tune_subject([split], _exp(methods=("m2s",)), mods, candidates=cands)
     assert record["skipped"] == ["latent"] and list(record["scores"]) == ["recipe"]
-    with pytest.raises(ValueError, match="--tune needs validation trials, and no split has any"):
+    with pytest.raises(ValueError, match="--tune needs validation trials that are never test trials"):
         tune_subject([_split(val_per_class=0)], _exp(), mods, candidates=cands)
 
 
@@ -159,3 +181,21 @@ def test_reproduce_tune_records_the_choice(tmp_path, monkeypatch, capsys):
     capsys.readouterr()
     assert main(argv[:5] + ["--in-modal-features", "latent", "--device", "cpu"]) == 2
     assert "--in-modal-features latent needs --head linear" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["reproduce", "seed", "x", "--out", "o", "--tune-splits", "2"], "--tune-splits needs --tune"),
+        (["reproduce", "seed", "x", "--out", "o", "--tune", "--tune-splits", "0"], "--tune-splits must be >= 1, got 0."),
+        (["benchmark", "--out", "o", "--regime", "population", "--tune", "--tune-splits", "2"],
+         "--tune-splits belongs to the subject regime; the population regime tunes on development subjects."),
+        (["reproduce", "seed", "x", "--out", "o", "--regime", "population", "--tune-splits", "2"],
+         "--tune-splits belongs to the subject regime"),
+    ],
+)  # fmt: skip
+def test_tune_splits_is_checked_before_any_work(argv, message, capsys):
+    from training.cli import main
+
+    assert main(argv) == 2
+    assert message in capsys.readouterr().err
