@@ -95,6 +95,7 @@ import pylsl
 
 from signals._checks import check_option, check_range, check_type, ensure_int
 from signals.eye import EYE_CHANNELS
+from signals.markers import parse_onset
 from synthetic import (
     EYE_UNITS,
     MODALITIES,
@@ -213,10 +214,6 @@ class Fault:
             raise ValueError(f"{where}: {err}") from None
 
 
-#: Phases a marker can name (``Simulator(calibration_trials=K)``).
-PHASES: tuple[str, ...] = ("calibration", "test")
-
-
 @dataclass(frozen=True)
 class TrialMarker:
     """One ground-truth marker: trial ``trial`` with emotion ``label`` starts at LSL time ``lsl_time``.
@@ -256,19 +253,13 @@ class TrialMarker:
         ValueError
             ``text`` is not a JSON object with an int ``trial`` and a str ``label``.
         """
-        try:
-            obj = json.loads(text)
-            trial, label, phase = obj["trial"], obj["label"], obj.get("phase")
-            if isinstance(trial, bool) or not isinstance(trial, int) or not isinstance(label, str):
-                raise TypeError
-            if phase not in (None, *PHASES):
-                raise TypeError
-        except (ValueError, TypeError, KeyError, AttributeError):
+        parsed = parse_onset(text) if isinstance(text, str) else None  # the one parser (signals.markers)
+        if parsed is None:
             raise ValueError(
                 f'marker {text!r} is not a simulator marker; expected JSON like {{"trial": 15, "label": '
                 '"neutral"} (optionally with "phase": "calibration" or "test").'
-            ) from None
-        return cls(float(lsl_time), trial, label, phase)
+            )
+        return cls(float(lsl_time), *parsed)
 
 
 class Simulator:
@@ -589,7 +580,7 @@ class Simulator:
         if k == 0:
             return 0
         n_classes = self.config.n_classes
-        # Blocks of n_classes hold every class once, so 2K blocks past first_trial always suffice.
+        # Blocks of n_classes hold every class once, so K + 1 blocks past first_trial always suffice.
         last = self.first_trial + (k + 1) * n_classes
         config = self.config.model_copy(update={"n_trials": max(self.config.n_trials, last)})
         labels = trial_labels(config, self.subject, 0)[self.first_trial : last]

@@ -101,9 +101,10 @@ class _AttachedStream:
             jitter_s=graph.feature_spec.jitter_s,
         )
         self.lsl.on_status = self._on_status
-        # Held by the worker while it handles a status or a chunk, and by swap(): a model swap falls
-        # between two chunks, never inside one.
-        self._serving = threading.Lock()
+        # Held by the worker while it handles a status or a chunk or computes its wake-up hint, and by
+        # swap(): a model swap falls between two chunks, never inside one. Reentrant: the hint may be
+        # asked from inside a chunk handler.
+        self._serving = threading.RLock()
         # Nothing can come out before the extractor's next vector: let the worker sleep until then.
         self.lsl.samples_wanted = self._samples_wanted
         self._lock = threading.Lock()
@@ -166,9 +167,10 @@ class _AttachedStream:
         )
 
     def _samples_wanted(self) -> int:
-        if self._rows is None:
-            return 1  # not feeding the pipeline: keep draining the inlet chunk by chunk
-        return self.pipeline.samples_until_next_vector
+        with self._serving:  # swap() may replace the pipeline from another thread
+            if self._rows is None:
+                return 1  # not feeding the pipeline: keep draining the inlet chunk by chunk
+            return self.pipeline.samples_until_next_vector
 
     def _on_chunk(self, data: np.ndarray, timestamps: np.ndarray) -> None:
         received = time.perf_counter()
@@ -279,15 +281,16 @@ class _AttachedStream:
             The new model's spec needs another gap rule than the running acquisition worker's, or
             the connected stream cannot feed it (rate, channels, units); nothing changes.
         """
-        spec, old = graph.feature_spec, self.graph
-        if (spec.gap_factor, spec.jitter_s) != (old.feature_spec.gap_factor, old.feature_spec.jitter_s):
-            raise ValueError(
-                f"{loaded.ref}/{graph.modality} treats timestamp gaps differently (gap_factor {spec.gap_factor:g}, "
-                f"jitter_s {spec.jitter_s:g}) from the running stream's model (gap_factor "
-                f"{old.feature_spec.gap_factor:g}, jitter_s {old.feature_spec.jitter_s:g}); detach the stream and "
-                "attach it again with the new model."
-            )
-        with self._serving:
+        spec = graph.feature_spec
+        with self._serving:  # concurrent swaps and the worker see one model at a time
+            old = self.graph
+            if (spec.gap_factor, spec.jitter_s) != (old.feature_spec.gap_factor, old.feature_spec.jitter_s):
+                raise ValueError(
+                    f"{loaded.ref}/{graph.modality} treats timestamp gaps differently (gap_factor "
+                    f"{spec.gap_factor:g}, jitter_s {spec.jitter_s:g}) from the running stream's model (gap_factor "
+                    f"{old.feature_spec.gap_factor:g}, jitter_s {old.feature_spec.jitter_s:g}); detach the stream "
+                    "and attach it again with the new model."
+                )
             keep = (spec, graph.seq_len, graph.spacing_s) == (old.feature_spec, old.seq_len, old.spacing_s)
             if keep:
                 self.pipeline.set_normalisation(graph.normalisation)
@@ -478,6 +481,9 @@ class StreamManager:
         graph = loaded.bundle.manifest.graph(stream.modality)
         before = stream.model_ref
         kept = stream.swap(loaded, graph)
+        with self._lock:  # detached while it swapped: say so instead of answering for a gone stream
+            if self._streams.get(stream_id) is not stream:
+                raise KeyError(f"no attached stream {stream_id!r}; it was detached during the swap.")
         if self.metrics is not None:
             self.metrics.set_providers(loaded)
         logger.info(

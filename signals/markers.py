@@ -23,6 +23,8 @@ from ._checks import check_range, check_type
 
 DEFAULT_START_PATTERN = r"^trial_start(?::(?P<label>.+))?$"
 DEFAULT_END_PATTERN = r"^trial_end$"
+#: Phases a JSON onset may name (``m2s simulate --calibration-trials``).
+PHASES: tuple[str, ...] = ("calibration", "test")
 
 
 class MarkerError(ValueError):
@@ -48,18 +50,26 @@ class TrialSegment:
     phase: str | None = None
 
 
-def parse_onset(text: str) -> tuple[str, str | None] | None:
-    """``(label, phase)`` of a JSON onset marker ``{"trial": k, "label": ...}``; None for other texts."""
+def parse_onset(text: str) -> tuple[int, str, str | None] | None:
+    """``(trial, label, phase)`` of a JSON onset marker ``{"trial": k, "label": ..., "phase"?: ...}``.
+
+    None for any other text: not JSON, not an object, ``trial`` not an int, ``label`` not a string,
+    or a ``phase`` that is not one of :data:`PHASES`.
+    """
     if not text.startswith("{"):
         return None
     try:
         obj = json.loads(text)
     except ValueError:
         return None
-    if not isinstance(obj, dict) or not isinstance(obj.get("label"), str) or "trial" not in obj:
+    if not isinstance(obj, dict):
         return None
-    phase = obj.get("phase")
-    return obj["label"], phase if isinstance(phase, str) else None
+    trial, label, phase = obj.get("trial"), obj.get("label"), obj.get("phase")
+    if isinstance(trial, bool) or not isinstance(trial, int) or not isinstance(label, str):
+        return None
+    if phase is not None and phase not in PHASES:
+        return None
+    return trial, label, phase
 
 
 class TrialMarkerParser:
@@ -116,7 +126,7 @@ class TrialMarkerParser:
         if onset is not None:
             if self._open is not None:  # the next onset ends the open trial, whichever convention
                 closed.append(self._close_at(time))
-            self._open = (time, onset[0], onset[1], True)
+            self._open = (time, onset[1], onset[2], True)
         elif m_start:
             if self._open is not None and not self._open[3]:
                 raise MarkerError(
@@ -182,6 +192,7 @@ __all__ = [
     "DEFAULT_END_PATTERN",
     "DEFAULT_START_PATTERN",
     "MarkerError",
+    "PHASES",
     "TrialMarkerParser",
     "TrialSegment",
     "parse_onset",

@@ -86,9 +86,11 @@ def test_live_pushes_give_each_segment_when_it_closes():
 
 
 def test_parse_onset_ignores_other_texts():
-    assert parse_onset(_onset(3, "happy", "test")) == ("happy", "test")
-    assert parse_onset(json.dumps({"trial": 3, "label": "x", "phase": 5})) == ("x", None)
-    for text in ("trial_start:a", "{not json", "[1]", json.dumps({"label": "x"}), json.dumps({"trial": 1})):
+    assert parse_onset(_onset(3, "happy", "test")) == (3, "happy", "test")
+    assert parse_onset(_onset(3, "happy")) == (3, "happy", None)
+    for text in ("trial_start:a", "{not json", "[1]", json.dumps({"label": "x"}), json.dumps({"trial": 1}),
+                 json.dumps({"trial": "1", "label": "x"}), json.dumps({"trial": True, "label": "x"}),
+                 json.dumps({"trial": 1, "label": "x", "phase": "warm-up"})):  # fmt: skip
         assert parse_onset(text) is None
     with pytest.raises(ValueError, match="invalid marker pattern"):
         TrialMarkerParser("(")

@@ -358,7 +358,11 @@ class _Recordings(Loader):
         markers = _markers(rec, path, options["marker_stream"], xdf)
         # Trials are start <= t < end: the data end just after each stream's last sample.
         end_of_data = max(
-            (float(st.timestamps[-1]) + 1 / st.sfreq for st in rec.streams if len(st.timestamps)),
+            (
+                float(st.timestamps[-1]) + 1 / st.sfreq
+                for st in rec.streams
+                if st.sfreq > 0 and len(st.timestamps)
+            ),
             default=None,
         )
         spans = _trials_from_markers(markers, start_re, end_re, path, end_of_data)

@@ -82,10 +82,11 @@ def get_stream(stream_id: str, manager: ManagerDep) -> StreamPublic:
 def update_stream(stream_id: str, body: StreamUpdate, manager: ManagerDep, engine: EngineDep) -> StreamPublic:
     """Serve the stream with another model from its next chunk on: the LSL inlet stays connected, and
     with the same feature spec the feature state is kept, so no state is missed."""
-    if stream_id not in manager:
-        raise _not_found(manager, stream_id)
+    try:
+        modality = manager.get(stream_id).modality
+    except KeyError:
+        raise _not_found(manager, stream_id) from None
     loaded = resolve_model(engine, body.model)  # 404 / 422 with what exists
-    modality = manager.get(stream_id).modality
     if modality not in loaded.bundle.manifest.graphs:
         raise HTTPException(
             status.HTTP_422_UNPROCESSABLE_CONTENT,

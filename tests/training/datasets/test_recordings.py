@@ -236,6 +236,20 @@ def test_xdf_marker_stream_must_be_unique(tmp_path):
     assert len(ds.trials) == 1 and ds.trials[0].n_windows == 2  # 10.5-12.5 s
 
 
+def test_irregular_numeric_stream_beside_the_data(tmp_path):
+    """A numeric stream with nominal rate 0 (events) does not disturb the trials (nor the end of the data)."""
+    t = 10 + np.arange(512) / 128
+    streams = [
+        XdfStream(
+            "EEG", "EEG", 128.0, t, np.random.default_rng(0).standard_normal((512, 1)), ("C3",), "microvolts"
+        ),
+        XdfStream("Events", "Events", 0.0, np.array([11.0, 30.0]), np.array([[1.0], [2.0]]), ("code",)),
+        XdfStream("M1", "Markers", 0.0, np.array([10.5, 12.5]), ['{"trial": 0, "label": "a"}', "trial_end"]),
+    ]
+    ds = recordings.load(write_xdf_streams(tmp_path / "events.xdf", streams), picks={"eeg": "EEG"})
+    assert len(ds.trials) == 1 and ds.trials[0].n_windows == 2
+
+
 def test_pair_frames_trims_leading_vectors():
     """pair_frames keeps vectors whose windows end together (short windows lose their leading ones)."""
     x = np.random.default_rng(0).standard_normal((1, 1280))
