@@ -599,9 +599,17 @@ def pretrain(
     device = resolve_device(config.device, ctx)
     owns_group = _init_process_group(ctx, device)
     try:
-        return _run(
+        result = _run(
             M2S, model_config, data, config, device, ctx, ckpt_path, resume_path, stop_after_epoch, extra
         )
+        if owns_group:
+            import torch.distributed as dist
+
+            # Every rank finishes its last collective before any tears the group down: a rank that
+            # exits while its peer's gloo threads still talk to it aborts ("terminate called without
+            # an active exception"), seen once in CI.
+            dist.barrier()
+        return result
     finally:
         if owns_group:
             import torch.distributed as dist
