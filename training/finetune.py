@@ -203,16 +203,7 @@ def embed(
     -------
     z : Tensor, shape (N, proj_dim), float32, on ``device``
     """
-    if device is None:
-        device = next(embedder.parameters()).device
-    was_training = embedder.training
-    embedder.eval()
-    x = torch.as_tensor(np.asarray(x) if not isinstance(x, torch.Tensor) else x, dtype=torch.float32)
-    out = [embedder(x[i : i + batch_size].to(device)).float() for i in range(0, x.shape[0], batch_size)]
-    embedder.train(was_training)
-    if not out:
-        raise ValueError("no windows to embed (x has N = 0).")
-    return torch.cat(out)
+    return _run_frozen(embedder, embedder, x, batch_size, device)
 
 
 @torch.no_grad()
@@ -238,16 +229,18 @@ def embed_latent(
     z : Tensor, shape (N, d_model), float32, on ``device``
     """
     encoder = embedder.encoder
+    return _run_frozen(encoder, lambda batch: encoder(batch).mean(dim=1), x, batch_size, device)
+
+
+def _run_frozen(module: nn.Module, forward, x, batch_size: int, device) -> torch.Tensor:
+    """``forward`` over ``x`` in batches with ``module`` in eval mode (its mode restored after), float32."""
     if device is None:
-        device = next(encoder.parameters()).device
-    was_training = encoder.training
-    encoder.eval()
+        device = next(module.parameters()).device
+    was_training = module.training
+    module.eval()
     x = torch.as_tensor(np.asarray(x) if not isinstance(x, torch.Tensor) else x, dtype=torch.float32)
-    out = [
-        encoder(x[i : i + batch_size].to(device)).float().mean(dim=1)
-        for i in range(0, x.shape[0], batch_size)
-    ]
-    encoder.train(was_training)
+    out = [forward(x[i : i + batch_size].to(device)).float() for i in range(0, x.shape[0], batch_size)]
+    module.train(was_training)
     if not out:
         raise ValueError("no windows to embed (x has N = 0).")
     return torch.cat(out)
