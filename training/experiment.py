@@ -588,27 +588,26 @@ def _linear_heads(
     groups = _trial_ids(wins["train"])
     device = next(model.parameters()).device
 
-    def fit(a, featurise):
-        z_val, z_test = z(a, "val", featurise), z(a, "test", featurise)
-        head, record = fit_linear_head(
+    def fit(a, featurise, z_test_a):
+        z_val = z(a, "val", featurise)
+        return fit_linear_head(
             z(a, "train", featurise), wins["train"].y, groups, n_classes,
-            val=None if z_val is None else (z_val, wins["val"].y), test=(z_test, wins["test"].y),
+            val=None if z_val is None else (z_val, wins["val"].y), test=(z_test_a, wins["test"].y),
             optimistic=optimistic,
         )  # fmt: skip
-        return head, record
 
     z_test = {b: z(b, "test") for b in names}
     for a in train_mods:
-        head, result.selection[a] = fit(a, embed)
+        head, result.selection[a] = fit(a, embed, z_test[a])
         classifiers[a] = head.to_torch().to(device)
         for b in names:
             result.matrix[pair_key(a, b)] = _pair_result(wins["test"].y, head.predict(z_test[b]), n_classes)
         if in_modal_features == "latent":
-            own, record = fit(a, embed_latent)
+            z_own = z(a, "test", embed_latent)
+            own, record = fit(a, embed_latent, z_own)
             result.selection[a]["in_modal"] = {**record, "features": "latent"}
             classifiers[pair_key(a, a)] = own.to_torch().to(device)
-            y_pred = own.predict(z(a, "test", embed_latent))
-            result.matrix[pair_key(a, a)] = _pair_result(wins["test"].y, y_pred, n_classes)
+            result.matrix[pair_key(a, a)] = _pair_result(wins["test"].y, own.predict(z_own), n_classes)
 
 
 # ---------------------------------------------------------------------------------------------- experiments
