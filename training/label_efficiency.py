@@ -49,7 +49,7 @@ from training.heads import C_GRID, CChoice, LinearHead, best_c, choose_c, fit_wi
 from training.metrics import classification_metrics
 from training.pretrain import PretrainConfig
 from training.protocols.population import PopulationFold, SubjectWindows, first_trials_per_class
-from training.tuning import TUNE_CANDIDATES, apply_candidates, effective_candidates, greedy_search
+from training.tuning import TUNE_CANDIDATES, apply_candidates, choose_recipe
 
 logger = logging.getLogger(__name__)
 
@@ -826,7 +826,7 @@ def tune_population(
     every subject that is neither a target nor a development subject, so no target's trial (not
     even unlabelled) reaches any choice. Each candidate pretrains ``method`` on the tuning pool and
     is scored on the development subjects' test trials at k = 1 and k = all, mean balanced accuracy
-    over every A→B and both k, searched by :func:`training.tuning.greedy_search` (each change alone,
+    over every A→B and both k, searched by :func:`training.tuning.choose_recipe` (each change alone,
     then greedy combination).
 
     Returns
@@ -834,8 +834,8 @@ def tune_population(
     config : PopulationConfig
         ``config`` with the chosen candidates applied.
     record : dict
-        ``{"selected", "change", "scores", "dev_subjects", "pool_subjects", "objective", "search"}``
-        for results.json (``selected``: names joined by ``" + "``).
+        :func:`~training.tuning.choose_recipe`'s record plus ``"dev_subjects"``, ``"pool_subjects"``
+        and ``"objective"``, for results.json.
     """
     from training.protocols.population import population_folds
 
@@ -864,17 +864,11 @@ def tune_population(
         logger.info("tune %s: %.4f on development subjects %s", " + ".join(names), np.mean(accs), dev)
         return float(np.mean(accs))
 
-    candidates, same = effective_candidates(config, candidates)
-    chosen, scores = greedy_search(candidates, score)
-    record = {
-        "unchanged": same,
-        "selected": " + ".join(chosen),
-        "change": [dict(candidates[n]) for n in chosen],
-        "scores": scores,
-        "dev_subjects": dev,
-        "pool_subjects": pool,
-        "objective": f"{method}: mean balanced accuracy over every A->B at k=1 and k=all on the development "
+    tuned, record = choose_recipe(config, candidates, score)
+    record.update(
+        dev_subjects=dev,
+        pool_subjects=pool,
+        objective=f"{method}: mean balanced accuracy over every A->B at k=1 and k=all on the development "
         "subjects' test trials",
-        "search": "each change alone, then greedy combination of the changes that beat the recipe",
-    }
-    return apply_candidates(config, candidates, chosen), record
+    )
+    return tuned, record

@@ -132,6 +132,31 @@ def effective_candidates(
     return kept, same
 
 
+def choose_recipe(config, candidates: Mapping[str, Mapping[str, Any]], score: Callable[[list[str]], float]):
+    """:func:`greedy_search` over the candidates that change ``config``; the choice and its record.
+
+    ``score(names)`` scores ``config`` with the named candidates applied (validation data only).
+
+    Returns
+    -------
+    config
+        ``config`` with the chosen candidates applied.
+    record : dict
+        ``{"selected", "change", "scores", "unchanged", "search"}`` (``selected``: names joined by
+        ``" + "``); each regime adds where it scored.
+    """
+    usable, same = effective_candidates(config, candidates)
+    chosen, scores = greedy_search(usable, score)
+    record = {
+        "selected": " + ".join(chosen),
+        "change": [dict(usable[n]) for n in chosen],
+        "scores": scores,
+        "unchanged": same,
+        "search": "each change alone, then greedy combination of the changes that beat the recipe",
+    }
+    return apply_candidates(config, usable, chosen), record
+
+
 def validation_splits(splits: Sequence) -> list:
     """Each split with its validation trials as the test part and no validation part.
 
@@ -204,7 +229,7 @@ def tune_subject(
         for name, cand in candidates.items()
         if cand.get("in_modal_features", "projection") != "projection" and config.head != "linear"
     ]
-    usable, same = effective_candidates(config, {n: c for n, c in candidates.items() if n not in skipped})
+    usable = {n: c for n, c in candidates.items() if n not in skipped}
     if not usable:
         raise ValueError(f"no tuning candidate applies to head={config.head!r}.")
 
@@ -223,22 +248,17 @@ def tune_subject(
         )
         return float(np.mean(accs))
 
-    chosen, scores = greedy_search(usable, score)
-    record = {
-        "selected": " + ".join(chosen),
-        "change": [dict(usable[n]) for n in chosen],
-        "scores": scores,
-        "skipped": skipped,
-        "unchanged": same,
-        "splits": [s.name for s in held],
-        "objective": f"{method}: mean balanced accuracy over every A->B on the validation trials "
+    tuned, record = choose_recipe(config, usable, score)
+    record.update(
+        skipped=skipped,
+        splits=[s.name for s in held],
+        objective=f"{method}: mean balanced accuracy over every A->B on the validation trials "
         f"(heads chosen leave-one-trial-out on the training trials) of {len(held)} split(s)",
-        "applies_to": "every pretraining method of the run (tuned on m2s)"
+        applies_to="every pretraining method of the run (tuned on m2s)"
         + (
             "; an MLP head keeps its last epoch while tuning (the validation trials are being scored)"
             if config.head == "mlp"
             else ""
         ),
-        "search": "each change alone, then greedy combination of the changes that beat the recipe",
-    }
-    return apply_candidates(config, usable, chosen), record
+    )
+    return tuned, record
