@@ -82,11 +82,8 @@ class _AttachedStream:
     ):
         self.id = stream_id
         self.request = request
-        self.loaded = loaded
-        self.graph = graph
         self.modality = graph.modality
-        self.model_ref = ModelRef(name=loaded.bundle.manifest.name, version=loaded.bundle.manifest.version)
-        self.class_names = tuple(loaded.bundle.manifest.class_names)
+        self._serve(loaded, graph)
         self.engine = engine
         self.hub = hub
         self.metrics = metrics
@@ -265,6 +262,12 @@ class _AttachedStream:
                 exc_info=err,
             )
 
+    def _serve(self, loaded: LoadedModel, graph: ModalityGraph) -> None:
+        """Name ``loaded``'s ``graph`` as this stream's model (at attach, and by :meth:`swap`)."""
+        self.loaded, self.graph = loaded, graph
+        self.model_ref = ModelRef(name=loaded.bundle.manifest.name, version=loaded.bundle.manifest.version)
+        self.class_names = tuple(loaded.bundle.manifest.class_names)
+
     # -- any thread --------------------------------------------------------------------------------
 
     def swap(self, loaded: LoadedModel, graph: ModalityGraph) -> bool:
@@ -298,11 +301,7 @@ class _AttachedStream:
                 pipeline = graph.feature_pipeline(live=True)  # ValueError: not computable live
                 if self._info is not None:
                     self._input_map(self._info, spec)  # ValueError before anything changes
-            self.loaded, self.graph = loaded, graph
-            self.model_ref = ModelRef(
-                name=loaded.bundle.manifest.name, version=loaded.bundle.manifest.version
-            )
-            self.class_names = tuple(loaded.bundle.manifest.class_names)
+            self._serve(loaded, graph)
             if not keep:
                 self.pipeline = pipeline
                 if self._info is not None:

@@ -231,14 +231,7 @@ class FeaturePipeline:
             )
         self.step = round(steps)
         self.span = (self.seq_len - 1) * self.step + 1
-        if normalisation is None:
-            normalisation = Normalisation.identity(self.dim)
-        elif normalisation.dim != self.dim:
-            raise ValueError(
-                f"the normalisation has {normalisation.dim} values but the '{self.modality}' spec gives "
-                f"{self.dim} features per vector."
-            )
-        self.normalisation = normalisation
+        self.set_normalisation(Normalisation.identity(self.dim) if normalisation is None else normalisation)
         self._feature_names = tuple(spec.feature_names())
         self._extractor = None
         if live:
@@ -312,7 +305,8 @@ class FeaturePipeline:
         return self._extractor
 
     def set_normalisation(self, normalisation: Normalisation) -> None:
-        """Normalise with other statistics from the next window on, keeping the live state.
+        """Normalise with other statistics from the next window on, keeping the live state (also the
+        constructor's check of its ``normalisation``).
 
         The kept vectors are raw (windows are normalised when cut), so the window completed by the
         next vector already uses ``normalisation``: a model swap with the same spec needs no refill.
@@ -324,7 +318,7 @@ class FeaturePipeline:
         if normalisation.dim != self.dim:
             raise ValueError(
                 f"the normalisation has {normalisation.dim} values but the '{self.modality}' spec gives "
-                f"{self.dim} features."
+                f"{self.dim} features per vector."
             )
         self.normalisation = normalisation
 
