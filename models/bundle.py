@@ -99,6 +99,39 @@ class ModalityGraph(BaseModel):
         return self
 
 
+class CalibrationProvenance(BaseModel):
+    """Where a calibrated bundle (``<base>-<participant>/<n>/``, written by the live service) comes from.
+
+    Its graphs are the base bundle's embedding graphs followed by a linear head fitted on the
+    participant's labelled calibration windows; its normalisation is the participant's own.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    participant: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
+    base: str = Field(description="The base bundle, 'name:version'.")
+    created: str = Field(description="ISO 8601 time of the fit.")
+    train_modality: str | None = Field(
+        description="The modality whose embeddings the head was fitted on; None: each modality its own."
+    )
+    heads: dict[str, str] = Field(
+        description="Per served modality, the modality whose labelled windows fitted its head "
+        "(another one = cross-modal through the shared embedding space)."
+    )
+    head_files: dict[str, str] = Field(
+        description="Per head (by the modality it was fitted on): its ONNX graph, embedding -> probabilities."
+    )
+    normalisation: dict[str, str] = Field(
+        description="Per modality: 'participant' (statistics of the calibration session) or 'base'."
+    )
+    windows: dict[str, dict[str, int]] = Field(description="Labelled windows per modality and class.")
+    trials: dict[str, int] = Field(description="Labelled trials per class.")
+    head: dict[str, Any] = Field(description="The head: kind, C, how C was chosen, the scores of each C.")
+    validation: dict[str, Any] = Field(
+        description="Leave-one-trial-out balanced accuracy: overall and per modality."
+    )
+
+
 class BundleManifest(BaseModel):
     """``manifest.json``: what a bundle is and how its inputs must be computed."""
 
@@ -117,6 +150,9 @@ class BundleManifest(BaseModel):
     )
     metrics: dict[str, Any] = Field(default_factory=dict, description="Evaluation, e.g. the A->B matrix.")
     created: str = Field(default="", description="ISO 8601 time of export.")
+    calibration: CalibrationProvenance | None = Field(
+        default=None, description="Set on bundles calibrated to one participant by the live service."
+    )
 
     @field_validator("schema_version")
     @classmethod
@@ -218,6 +254,7 @@ __all__ = [
     "MANIFEST_NAME",
     "BundleError",
     "BundleManifest",
+    "CalibrationProvenance",
     "ModalityGraph",
     "Normalisation",
     "file_sha256",

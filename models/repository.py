@@ -55,27 +55,35 @@ class ModelRepository:
     ----------
     root : path-like
         Repository folder (created by :meth:`new_version_dir` if needed).
+    *more_roots : path-like
+        Further repository folders searched after ``root`` (e.g. the service's writable folder of
+        calibrated bundles beside its read-only repository). A name lives in the first root that
+        has a version of it; :meth:`new_version_dir` writes into ``root`` only.
     """
 
-    def __init__(self, root: Path | str):
+    def __init__(self, root: Path | str, *more_roots: Path | str):
         self.root = Path(root)
+        self.roots: tuple[Path, ...] = (self.root, *(Path(r) for r in more_roots))
 
     def names(self) -> list[str]:
-        """Model names that have at least one version, sorted."""
-        if not self.root.is_dir():
-            return []
-        return sorted(p.name for p in self.root.iterdir() if p.is_dir() and self.versions(p.name))
+        """Model names that have at least one version (in any root), sorted."""
+        folders = {p.name for root in self.roots if root.is_dir() for p in root.iterdir() if p.is_dir()}
+        return sorted(n for n in folders if self.versions(n))
+
+    def _home(self, name: str) -> Path:
+        """The root that holds ``name`` (the first with a version of it; ``root`` when none has)."""
+        for root in self.roots:
+            if _versions_in(root / name):
+                return root
+        return self.root
 
     def versions(self, name: str) -> list[int]:
-        """Versions of ``name`` that hold a manifest, ascending."""
-        folder = self.root / name
-        if not folder.is_dir():
-            return []
-        return sorted(
-            int(p.name)
-            for p in folder.iterdir()
-            if p.is_dir() and p.name.isdigit() and int(p.name) > 0 and (p / MANIFEST_NAME).is_file()
-        )
+        """Versions of ``name`` that hold a manifest, ascending (from the root that holds ``name``)."""
+        return _versions_in(self._home(name) / name)
+
+    def path(self, name: str, version: int) -> Path:
+        """Folder of ``name`` version ``version`` (whether or not it exists)."""
+        return self._home(name) / name / str(version)
 
     def resolve(self, ref: str) -> Path:
         """Folder of ``name[:version]`` (latest when no version); BundleError listing what exists otherwise."""
@@ -83,14 +91,13 @@ class ModelRepository:
         versions = self.versions(name)
         if not versions:
             known = ", ".join(self.names()) or "none"
-            raise BundleError(
-                f"no model named {name!r} in repository {str(self.root)!r}; models there: {known}."
-            )
+            where = " + ".join(repr(str(r)) for r in self.roots)
+            raise BundleError(f"no model named {name!r} in repository {where}; models there: {known}.")
         if version is None:
             version = versions[-1]
         elif version not in versions:
             raise BundleError(f"model {name!r} has no version {version}; versions: {versions}.")
-        return self.root / name / str(version)
+        return self.path(name, version)
 
     def load(self, ref: str, *, verify: bool = True) -> Bundle:
         """Load and verify (schema, checksums) the bundle ``name[:version]``."""
@@ -107,16 +114,27 @@ class ModelRepository:
     def list(self) -> list[Bundle]:
         """Every bundle (all names, all versions), manifests validated but checksums not re-read."""
         return [
-            Bundle(path=self.root / n / str(v), manifest=load_manifest(self.root / n / str(v), verify=False))
+            Bundle(path=self.path(n, v), manifest=load_manifest(self.path(n, v), verify=False))
             for n in self.names()
             for v in self.versions(n)
         ]
 
     def new_version_dir(self, name: str) -> tuple[int, Path]:
-        """Create the folder of the next version of ``name`` and return (version, path)."""
+        """Create the folder of the next version of ``name`` in ``root`` and return (version, path)."""
         parse_model_ref(name)
-        versions = self.versions(name)
+        versions = _versions_in(self.root / name)
         version = (versions[-1] + 1) if versions else 1
         path = self.root / name / str(version)
         path.mkdir(parents=True, exist_ok=False)
         return version, path
+
+
+def _versions_in(folder: Path) -> list[int]:
+    """Versions (positive integer sub-folders holding a manifest) of one model folder, ascending."""
+    if not folder.is_dir():
+        return []
+    return sorted(
+        int(p.name)
+        for p in folder.iterdir()
+        if p.is_dir() and p.name.isdigit() and int(p.name) > 0 and (p / MANIFEST_NAME).is_file()
+    )

@@ -8,7 +8,7 @@ A model or attach request that fails at startup makes startup fail: the service 
 half-configured.
 
 Routes, one router per topic (:mod:`service.api.routes`): ``/predict``, ``/v2/health``,
-``/v2/models``, ``/streams``, ``/metrics``, ``/ws``; the dashboard (``service/static``) is served
+``/v2/models``, ``/streams``, ``/calibrations``, ``/metrics``, ``/ws``; the dashboard (``service/static``) is served
 at ``/``. Operation ids are ``<tag>-<function name>`` (stable, for generated clients).
 
 Never imports torch.
@@ -30,7 +30,9 @@ from fastapi.staticfiles import StaticFiles
 from models.repository import ModelRepository
 from service.api.errors import install_error_handlers
 from service.api.middleware import BodySizeLimitMiddleware, RequestMetricsMiddleware
+from service.api.routes import calibrations as calibrations_routes
 from service.api.routes import health, metrics, models, predict, streams, ws
+from service.calibration import CalibrationManager
 from service.config import Settings
 from service.engine import InferenceEngine
 from service.hub import StateHub
@@ -59,19 +61,22 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings: Settings = app.state.settings
     metrics: ServiceMetrics = app.state.metrics
     engine = InferenceEngine(
-        ModelRepository(settings.model_repository),
+        # Calibrated models (written by the service) are found beside the read-only repository's.
+        ModelRepository(settings.model_repository, settings.calibrated_repository),
         providers=settings.providers,
         max_batch=settings.batch_max_windows,
         max_wait_s=settings.batch_max_wait_s,
     )
     hub = StateHub(settings.ws_queue_size, on_dropped=metrics.dropped)
     manager = StreamManager(engine, hub, settings, metrics=metrics)
+    calibrations = CalibrationManager(engine, manager, settings)
     try:
         loaded = await run_in_threadpool(engine.load, settings.default_model)  # warm-up run included
         metrics.set_providers(loaded)
         for request in settings.attach:
             await run_in_threadpool(manager.attach, request)
         app.state.engine, app.state.hub, app.state.manager = engine, hub, manager
+        app.state.calibrations = calibrations
         app.state.ready = True
         logger.info(
             "ready: %s on %s, %d stream(s) attached", loaded.ref, loaded.providers, len(settings.attach)
@@ -79,6 +84,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         yield
     finally:
         app.state.ready = False
+        calibrations.close()
         manager.close()
         hub.close()
         await run_in_threadpool(engine.close)
@@ -114,7 +120,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # Added last = outermost: the metrics middleware also counts the limiter's 413s.
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(RequestMetricsMiddleware, metrics=app.state.metrics)
-    for module in (predict, health, models, streams, metrics, ws):
+    for module in (predict, health, models, streams, calibrations_routes, metrics, ws):
         app.include_router(module.router)
     if (STATIC_DIR / "index.html").is_file():
         app.mount("/", StaticFiles(directory=STATIC_DIR, html=True), name="dashboard")

@@ -260,6 +260,11 @@ class Settings(ServiceAddress):
         DEFAULT_REPOSITORY,
         description="model repository, folders <name>/<version>/manifest.json",
     )
+    calibrated_repository: Path | None = Field(
+        None,
+        description="writable repository where calibrated models <base>-<participant>/<n>/ are saved; default: "
+        "the folder 'calibrated' beside the model repository",
+    )
     default_model: str = Field(
         DEMO_BUNDLE,
         description="model loaded and warmed up at start, used when a request or stream names none",
@@ -300,6 +305,18 @@ class Settings(ServiceAddress):
                 f"(folders <name>/<version>/manifest.json), e.g. {str(DEFAULT_REPOSITORY)!r}."
             )
         return path
+
+    @model_validator(mode="after")
+    def _calibrated_beside(self) -> Settings:
+        if self.calibrated_repository is None:  # frozen model: set the derived default once, here
+            object.__setattr__(
+                self, "calibrated_repository", self.model_repository.resolve().parent / "calibrated"
+            )
+        elif self.calibrated_repository.exists() and not self.calibrated_repository.is_dir():
+            raise ValueError(
+                f"M2S_CALIBRATED_REPOSITORY {str(self.calibrated_repository)!r} is a file; point it at a folder."
+            )
+        return self
 
     @field_validator("default_model")
     @classmethod

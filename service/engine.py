@@ -365,6 +365,8 @@ class InferenceEngine:
         self.max_wait_s = max_wait_s
         self._models: dict[str, LoadedModel] = {}
         self._sessions: dict[tuple[str, str], _BatchedSession] = {}
+        # Embedding graphs, created on first use (calibration fits only): (session, lock) per (ref, modality).
+        self._embedders: dict[tuple[str, str], tuple[ort.InferenceSession, threading.Lock]] = {}
         self._load_lock = threading.Lock()  # serialises loads: one set of sessions per name:version
         self._state_lock = threading.Lock()  # guards _closed against concurrent predict/close
         self._closed = False
@@ -512,6 +514,54 @@ class InferenceEngine:
         else:
             parts = [f.result() for f in futures]
         return parts[0] if len(parts) == 1 else np.concatenate(parts)
+
+    def embed(self, ref: str, modality: str, windows: np.ndarray) -> np.ndarray:
+        """Shared embeddings of normalised windows through the bundle's embedding graph.
+
+        Not micro-batched (calibration fits call it with all their windows at once); the session
+        is created on first use and kept.
+
+        Parameters
+        ----------
+        ref : str
+            A loaded model, ``name[:version]``.
+        modality : str
+        windows : array, shape (n, T, D)
+            As for :meth:`predict`.
+
+        Returns
+        -------
+        embeddings : ndarray of float32, shape (n, embedding_dim)
+        """
+        check_type(modality, str, "modality")
+        loaded = self.get(ref)
+        manifest = loaded.bundle.manifest
+        graph = manifest.graph(modality)
+        windows = self._check_windows(windows, (graph.seq_len, graph.dim), f"{loaded.ref}/{modality}")
+        key = (loaded.ref, modality)
+        with self._load_lock:
+            self._check_open("embed()")
+            if key not in self._embedders:
+                session = ort.InferenceSession(
+                    str(loaded.bundle.graph_path(modality, embedding=True)),
+                    sess_options=session_options(),
+                    providers=self.providers,
+                )
+                self._embedders[key] = (session, threading.Lock())
+            session, lock = self._embedders[key]
+        out_name = session.get_outputs()[0].name
+        parts = []
+        with lock:
+            for i in range(0, len(windows), self.max_batch):
+                (z,) = session.run([out_name], {INPUT_NAME: windows[i : i + self.max_batch]})
+                parts.append(z)
+        z = parts[0] if len(parts) == 1 else np.concatenate(parts)
+        if z.shape != (len(windows), manifest.embedding_dim):
+            raise BundleError(
+                f"the embedding graph of {loaded.ref}/{modality} returned shape {z.shape}; the manifest says "
+                f"embedding_dim {manifest.embedding_dim}."
+            )
+        return z
 
     @staticmethod
     def _check_windows(windows: np.ndarray, shape: tuple[int, int], label: str) -> np.ndarray:

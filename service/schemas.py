@@ -13,7 +13,10 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from service.config import AttachRequest
+from service.config import AttachRequest, StreamSelector
+
+#: Participant ids of calibrations (and of the calibrated models' names).
+PARTICIPANT_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$"
 
 _MODALITY = Field(
     min_length=1,
@@ -247,6 +250,149 @@ class ModelMetadata(BaseModel):
     metrics: dict[str, Any] = Field(description="Evaluation reported at export, e.g. the A->B matrix.")
 
 
+class CalibrationLabels(BaseModel):
+    """Where a calibration's labels come from: an LSL marker stream or ``POST /calibrations/{id}/label``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    markers: StreamSelector | None = Field(
+        None,
+        description="The experiment's marker stream (type / name / source_id): JSON onsets "
+        '{"trial": k, "label": "<class>"} or trial_start:<label> / trial_end strings.',
+        examples=[{"type": "Markers"}],
+    )
+    rest: bool = Field(False, description="Labels come from POST /calibrations/{id}/label.")
+
+    @model_validator(mode="after")
+    def _one_source(self) -> CalibrationLabels:
+        if (self.markers is not None) == bool(self.rest):
+            raise ValueError(
+                'give exactly one label source: {"markers": {"type": "Markers"}} or {"rest": true}'
+            )
+        return self
+
+
+class CalibrationCreate(BaseModel):
+    """``POST /calibrations``: start collecting a new participant's labelled windows on attached streams."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    participant: str = Field(
+        pattern=PARTICIPANT_PATTERN,
+        description="Participant id: letters, digits, '_' and '-', at most 64, starting with a letter or digit.",
+        examples=["p-013"],
+    )
+    model: str | None = Field(
+        None,
+        min_length=1,
+        description="Base model 'name[:version]'; default: the model the first stream runs.",
+        examples=["m2s-synthetic-demo"],
+    )
+    streams: list[str] = Field(
+        min_length=1, max_length=16, description="Ids of attached streams, at most one per modality."
+    )
+    labels: CalibrationLabels
+    record: bool = Field(False, description="Record the session to XDF (not available yet: must be false).")
+
+
+class CalibrationLabel(BaseModel):
+    """``POST /calibrations/{id}/label``: ``{"label": "<class>"}`` starts a labelled trial now, ``null`` ends it."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    label: str | None = Field(description="A class name of the base model, or null to end the trial.")
+
+
+class CalibrationFit(BaseModel):
+    """``POST /calibrations/{id}/fit``: fit the participant's head and save it as a new model version."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    train_modality: str | None = Field(
+        None,
+        pattern=r"^[a-z][a-z0-9_]*$",
+        description="Fit one head on this modality's embeddings and serve every modality with it (cross-modal); "
+        "default: each modality its own head.",
+        examples=["eeg"],
+    )
+    activate: bool = Field(False, description="Switch the calibration's streams to the new model (hot swap).")
+
+
+class ModalityValidation(BaseModel):
+    """Leave-one-trial-out balanced accuracy of one served modality."""
+
+    balanced_accuracy: float
+    head: str = Field(description="The modality whose windows fitted the head serving this one.")
+    n_windows: int = Field(description="Labelled windows of this modality.")
+    own_head_balanced_accuracy: float | None = Field(
+        None, description="With a head fitted on this modality's own windows (beside a cross-modal head)."
+    )
+
+
+class CalibrationValidation(BaseModel):
+    """Leave-one-trial-out validation within the calibration trials (no other data involved)."""
+
+    balanced_accuracy: float = Field(
+        description="Of the train modality, or the mean over own-modality heads."
+    )
+    per_modality: dict[str, ModalityValidation]
+    n_trials: dict[str, int] = Field(description="Labelled trials per class.")
+    c: dict[str, float] = Field(
+        description="Inverse regularisation chosen per head (by the modality fitted on)."
+    )
+
+
+class CalibrationResult(BaseModel):
+    """The answer of a fit: the new model, its validation and the streams switched to it."""
+
+    model: ModelRef
+    validation: CalibrationValidation
+    activated: list[str] = Field(description="Streams now served by the new model.")
+    fit_s: float = Field(
+        description="Seconds the fit took (embedding, regularisation choice, heads, bundle)."
+    )
+
+
+class MarkerEvent(BaseModel):
+    """A labelled trial seen by the calibration (for timelines): LSL times of its start and end."""
+
+    label: str | None
+    start: float
+    end: float | None = Field(description="None while the trial is open.")
+    phase: str | None = None
+    used: bool = Field(
+        description="The trial's windows are calibration data (test-phase or unknown labels are not)."
+    )
+
+
+class CalibrationPublic(BaseModel):
+    """A calibration and its progress."""
+
+    id: str
+    participant: str
+    state: str = Field(description="collecting | fitting | done | failed | cancelled")
+    model: ModelRef = Field(description="The base model.")
+    streams: list[str]
+    modalities: dict[str, str] = Field(description="Stream id -> modality.")
+    labels: str = Field(description="'markers' or 'rest'.")
+    markers_connected: bool | None = Field(None, description="The marker stream is connected (markers only).")
+    counts: dict[str, dict[str, int]] = Field(description="Labelled windows per modality and class so far.")
+    trials: dict[str, int] = Field(description="Completed labelled trials per class.")
+    open_label: str | None = Field(None, description="The label of the trial open now.")
+    events: list[MarkerEvent] = Field(description="The latest trials seen (at most 200), oldest first.")
+    notes: list[str] = Field(description="Markers or labels that were not used, and why (latest 20).")
+    error: str | None = None
+    result: CalibrationResult | None = None
+    created: float = Field(description="time.time() at creation.")
+
+
+class CalibrationsPublic(BaseModel):
+    """``GET /calibrations``."""
+
+    data: list[CalibrationPublic]
+    count: int
+
+
 class ErrorPublic(BaseModel):
     """Every 4xx/5xx answer: one sentence saying what was wrong and what to do."""
 
@@ -254,6 +400,17 @@ class ErrorPublic(BaseModel):
 
 
 __all__ = [
+    "PARTICIPANT_PATTERN",
+    "CalibrationCreate",
+    "CalibrationFit",
+    "CalibrationLabel",
+    "CalibrationLabels",
+    "CalibrationPublic",
+    "CalibrationResult",
+    "CalibrationValidation",
+    "CalibrationsPublic",
+    "MarkerEvent",
+    "ModalityValidation",
     "EmotionState",
     "ErrorPublic",
     "FeatureSpecSummary",

@@ -114,6 +114,8 @@ class _AttachedStream:
         self._logged_at = -float("inf")
         self._unlogged = 0
         self._incomplete_logged_at = -float("inf")
+        # Observers of the raw features (live calibration): tap(stream, windows, vectors) after each push.
+        self._taps: dict[str, Callable[..., None]] = {}
 
     # -- worker thread -----------------------------------------------------------------------------
 
@@ -190,6 +192,11 @@ class _AttachedStream:
         ready = self.pipeline.push(x, timestamps)
         if self.pipeline.n_incomplete_segments_ > incomplete:
             self._note_incomplete()
+        for tap in list(self._taps.values()):
+            try:
+                tap(self, ready, self.pipeline.last_vectors_)
+            except Exception as err:  # a calibration's failure must not cost the stream its states
+                self._note_failure(err)
         if not ready:
             return
         t_features = time.perf_counter()
@@ -307,6 +314,22 @@ class _AttachedStream:
                 if self._info is not None:
                     self._configure(self._info)
         return keep
+
+    def add_tap(self, key: str, tap: Callable[..., None]) -> None:
+        """Call ``tap(stream, windows, vectors)`` on the worker thread after every chunk's push.
+
+        ``windows`` are the :class:`~signals.pipeline.WindowReady` the chunk completed (raw features
+        in ``.features``), ``vectors`` the raw extractor vectors it produced
+        (:attr:`~signals.pipeline.FeaturePipeline.last_vectors_`). A tap must be quick; its
+        exceptions count as a failed chunk.
+        """
+        with self._serving:
+            self._taps[key] = tap
+
+    def remove_tap(self, key: str) -> None:
+        """Forget a tap (no error if it is not there)."""
+        with self._serving:
+            self._taps.pop(key, None)
 
     def public(self) -> StreamPublic:
         status = self.lsl.status()
@@ -494,6 +517,11 @@ class StreamManager:
             "feature state kept" if kept else "feature state reset for the new spec",
         )
         return stream.public()
+
+    def stream(self, stream_id: str) -> _AttachedStream:
+        """The attached stream object itself (for live calibration's taps); KeyError if unknown."""
+        with self._lock:
+            return self._streams[self._known(stream_id)]
 
     def get(self, stream_id: str) -> StreamPublic:
         """One attached stream and its health.

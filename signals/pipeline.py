@@ -74,11 +74,15 @@ class WindowReady:
         the window end.
     segment : int
         The continuous segment (1 for the first, +1 per gap) the vectors come from.
+    features : array of float64, shape (T, D)
+        The same vectors before normalisation (read-only): what live calibration keeps, to normalise
+        them later with the participant's own statistics.
     """
 
     window: np.ndarray
     lsl_time: float
     segment: int
+    features: np.ndarray
 
 
 @dataclass(frozen=True, eq=False)
@@ -202,6 +206,9 @@ class FeaturePipeline:
         Live: gap-free stretches that ended (a gap followed) before a window completed in them.
         Many of them mean a stream that produces nothing: too many gaps, e.g. timestamps that jitter
         more than the spec's ``jitter_s``.
+    last_vectors_ : FeatureFrames
+        Live: the raw (not normalised) extractor vectors the last :meth:`push` produced, finite or
+        not: what live calibration accumulates a participant's statistics from.
     """
 
     def __init__(
@@ -327,6 +334,7 @@ class FeaturePipeline:
         if self._extractor is not None:
             self._extractor.reset()
         self._tail = FeatureFrames.concatenate([], self.dim)
+        self.last_vectors_ = self._tail
         self._nonfinite_key: tuple[str, ...] | None = None  # kinds of the current run of bad vectors
         self._nonfinite_run = 0
         self.n_windows_ = 0
@@ -375,6 +383,7 @@ class FeaturePipeline:
                 "map_channels (pylsl chunks are samples x channels: transpose)."
             )
         new = extractor.push(data, timestamps)
+        self.last_vectors_ = new
         if not len(new):
             self._count_incomplete(())
             return []
@@ -387,12 +396,16 @@ class FeaturePipeline:
         cut = self.cut(frames)
         fresh = cut.ends >= n_kept
         self._tail = _last(frames, self.span - 1)
+        raw = cut_windows(frames.features, cut.ends[fresh], self.seq_len, self.step)
         ready = []
-        for window, lsl_time, segment in zip(
-            cut.x[fresh], cut.timestamps[fresh], cut.segments[fresh], strict=True
+        for window, features, lsl_time, segment in zip(
+            cut.x[fresh], raw, cut.timestamps[fresh], cut.segments[fresh], strict=True
         ):
             window.setflags(write=False)
-            ready.append(WindowReady(window=window, lsl_time=float(lsl_time), segment=int(segment)))
+            features.setflags(write=False)
+            ready.append(
+                WindowReady(window=window, lsl_time=float(lsl_time), segment=int(segment), features=features)
+            )
         self.n_windows_ += len(ready)
         self._count_incomplete(ready)
         return ready

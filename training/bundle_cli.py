@@ -65,6 +65,24 @@ def describe_manifest(manifest: BundleManifest, *, checksums_verified: bool = Tr
             f"window {spec.window_s:g} s, hop {spec.hop_s:g} s, smoothing {spec.smoothing.method}",
             f"  reproducible online: {'yes' if graph.reproducible_online else 'NO (offline-only features)'}",
         ]
+    cal = manifest.calibration
+    if cal is not None:
+        lines += [
+            f"calibration: participant {cal.participant}, base {cal.base}, fitted {cal.created}",
+            "  heads: "
+            + ", ".join(f"{m} <- {src}" for m, src in cal.heads.items())
+            + f"  (C {cal.head.get('c')}, {cal.head.get('selected_on', '')})",
+            "  normalisation: " + ", ".join(f"{m} {kind}" for m, kind in cal.normalisation.items()),
+            "  trials: " + ", ".join(f"{label} {n}" for label, n in cal.trials.items()),
+        ]
+        for modality, counts in cal.windows.items():
+            lines.append(f"  windows {modality}: " + ", ".join(f"{label} {n}" for label, n in counts.items()))
+        per = cal.validation.get("per_modality", {})
+        if per:
+            lines.append(
+                "  validation (leave-one-trial-out balanced accuracy): "
+                + ", ".join(f"{m} {v['balanced_accuracy']:.3f}" for m, v in per.items())
+            )
     matrix = manifest.metrics.get("matrix", {})
     if matrix:
         lines.append(f"evaluation ({manifest.metrics.get('evaluated_on', 'mean over subjects')}):")

@@ -20,6 +20,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from models.bundle import BundleError
 from models.repository import parse_model_ref
+from service.calibration import CalibrationManager
 from service.config import Settings
 from service.engine import InferenceEngine, LoadedModel
 from service.metrics import ServiceMetrics
@@ -57,6 +58,14 @@ async def get_manager(request: Request) -> StreamManager:
     return manager
 
 
+async def get_calibrations(request: Request) -> CalibrationManager:
+    """The calibration manager; 503 while the service is not ready."""
+    calibrations = getattr(request.app.state, "calibrations", None)
+    if calibrations is None:
+        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, NOT_READY)
+    return calibrations
+
+
 async def get_metrics(request: Request) -> ServiceMetrics:
     """The app's Prometheus metrics."""
     return request.app.state.metrics
@@ -66,6 +75,7 @@ SettingsDep = Annotated[Settings, Depends(get_settings)]
 MetricsDep = Annotated[ServiceMetrics, Depends(get_metrics)]
 EngineDep = Annotated[InferenceEngine, Depends(get_engine)]
 ManagerDep = Annotated[StreamManager, Depends(get_manager)]
+CalibrationsDep = Annotated[CalibrationManager, Depends(get_calibrations)]
 
 
 def token_matches(settings: Settings, presented: str | None) -> bool:

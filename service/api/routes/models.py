@@ -37,7 +37,7 @@ def list_models(engine: EngineDep) -> ModelsPublic:
     for name in repository.names():
         versions = repository.versions(name)
         try:
-            manifest = load_manifest(repository.root / name / str(versions[-1]), verify=False)
+            manifest = load_manifest(repository.path(name, versions[-1]), verify=False)
             modalities = sorted(manifest.graphs)
         except BundleError:  # a broken bundle is listed (so it can be found) but has no modalities
             logger.warning("model %s:%d has an invalid manifest", name, versions[-1], exc_info=True)
@@ -90,7 +90,7 @@ def _metadata(engine: InferenceEngine, name: str, version: int | None) -> ModelM
         manifest = (
             loaded.bundle.manifest
             if loaded is not None
-            else load_manifest(engine.repository.root / name / str(version), verify=False)
+            else load_manifest(engine.repository.path(name, version), verify=False)
         )
     except BundleError:
         logger.exception("model %s has an invalid manifest", key)

@@ -1,0 +1,255 @@
+"""Calibrated bundles: a base bundle's embedding graphs, a participant's linear head and normalisation.
+
+A calibrated bundle is an ordinary bundle (``<base>-<participant>/<n>/``, loaded and verified by
+:class:`~models.repository.ModelRepository` like any other) whose files are:
+
+- ``<modality>.embedding.onnx``: the base bundle's embedding graph, byte for byte;
+- ``head.<source>.onnx``: the head fitted on ``<source>``'s embeddings, ``(batch, E) -> (batch, C)``
+  probabilities: ``softmax(embedding @ coef.T + intercept)``;
+- ``<modality>.onnx``: the embedding graph followed by the head serving that modality (its own, or
+  another modality's for cross-modal serving through the shared space), so the engine runs one
+  graph per window as for every bundle;
+- ``manifest.json``: the base's feature specs with the participant's normalisation, and a
+  :class:`~models.bundle.CalibrationProvenance`.
+
+Written into a temporary folder inside the repository and renamed into place only when complete:
+a failed or cancelled write leaves nothing a repository would list.
+
+Needs the ``onnx`` package (a base dependency: the service writes these without torch).
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .bundle import (
+    BundleError,
+    BundleManifest,
+    CalibrationProvenance,
+    Normalisation,
+    file_sha256,
+    load_manifest,
+    write_manifest,
+)
+from .repository import Bundle, ModelRepository
+
+_HEAD_PREFIX = "m2s_head_"  # names of the nodes and initialisers the head adds to an embedding graph
+
+
+@dataclass(frozen=True)
+class LinearHeadWeights:
+    """A fitted linear head: ``softmax(z @ coef.T + intercept)``.
+
+    Attributes
+    ----------
+    coef : array, shape (n_classes, E)
+    intercept : array, shape (n_classes,)
+    """
+
+    coef: np.ndarray
+    intercept: np.ndarray
+
+    def __post_init__(self):
+        coef, intercept = np.asarray(self.coef, np.float64), np.asarray(self.intercept, np.float64)
+        if coef.ndim != 2 or intercept.shape != (coef.shape[0],):
+            raise ValueError(
+                f"a head needs coef (n_classes, E) and intercept (n_classes,), got {coef.shape} and {intercept.shape}."
+            )
+        if not (np.isfinite(coef).all() and np.isfinite(intercept).all()):
+            raise ValueError("head weights must be finite.")
+
+    def probabilities(self, z: np.ndarray) -> np.ndarray:
+        """Softmax of the logits for embeddings ``z`` (N, E), in float64 (the graph does the same in float32)."""
+        logits = np.asarray(z, np.float64) @ np.asarray(self.coef, np.float64).T + self.intercept
+        logits -= logits.max(axis=1, keepdims=True)
+        e = np.exp(logits)
+        return e / e.sum(axis=1, keepdims=True)
+
+
+def calibrated_name(base_name: str, participant: str) -> str:
+    """``<base>-<participant>``; ValueError when it would not be a valid model name (over 64 characters)."""
+    name = f"{base_name}-{participant}"
+    if len(name) > 64:
+        raise ValueError(
+            f"the calibrated model name {name[:40]}… would have {len(name)} characters (at most 64): use a shorter "
+            "participant id or base model name."
+        )
+    return name
+
+
+def _append_head(graph_model, head: LinearHeadWeights, input_name: str, output_name: str):
+    """Add MatMul + Add + Softmax after ``input_name`` of an ONNX model (in place); returns the model."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    g = graph_model.graph
+    w = numpy_helper.from_array(np.asarray(head.coef, np.float32).T.copy(), f"{_HEAD_PREFIX}weight")
+    b = numpy_helper.from_array(np.asarray(head.intercept, np.float32), f"{_HEAD_PREFIX}bias")
+    g.initializer.extend([w, b])
+    g.node.extend(
+        [
+            helper.make_node(
+                "MatMul", [input_name, w.name], [f"{_HEAD_PREFIX}mm"], name=f"{_HEAD_PREFIX}matmul"
+            ),
+            helper.make_node(
+                "Add", [f"{_HEAD_PREFIX}mm", b.name], [f"{_HEAD_PREFIX}logits"], name=f"{_HEAD_PREFIX}add"
+            ),
+            helper.make_node(
+                "Softmax", [f"{_HEAD_PREFIX}logits"], [output_name], name=f"{_HEAD_PREFIX}softmax", axis=1
+            ),
+        ]
+    )
+    del g.output[:]
+    g.output.append(
+        helper.make_tensor_value_info(output_name, TensorProto.FLOAT, ["batch", head.coef.shape[0]])
+    )
+    return graph_model
+
+
+def head_graph(head: LinearHeadWeights, *, opset: int):
+    """The head alone as an ONNX model: ``embedding`` (batch, E) -> ``probabilities`` (batch, C)."""
+    from onnx import TensorProto, helper
+
+    inp = helper.make_tensor_value_info("embedding", TensorProto.FLOAT, ["batch", head.coef.shape[1]])
+    graph = helper.make_graph([], "m2s_linear_head", [inp], [])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", max(opset, 13))])
+    return _append_head(model, head, "embedding", "probabilities")
+
+
+def composed_graph(embedding_path: Path, head: LinearHeadWeights):
+    """The embedding graph at ``embedding_path`` followed by ``head``: window -> probabilities."""
+    import onnx
+
+    model = onnx.load(str(embedding_path))
+    outputs = [o.name for o in model.graph.output]
+    if len(outputs) != 1:
+        raise BundleError(f"{embedding_path} has outputs {outputs}; an embedding graph has exactly one.")
+    return _append_head(model, head, outputs[0], "probabilities")
+
+
+def write_calibrated_bundle(
+    repository: ModelRepository,
+    base: Bundle,
+    *,
+    participant: str,
+    heads: dict[str, LinearHeadWeights],
+    serve: dict[str, str],
+    normalisations: dict[str, Normalisation],
+    provenance: dict,
+) -> Bundle:
+    """Write the next version of ``<base>-<participant>`` into ``repository`` and load it back.
+
+    Parameters
+    ----------
+    repository : ModelRepository
+        The writable repository (its ``root``).
+    base : Bundle
+        The bundle whose embedding graphs and feature specs are reused.
+    participant : str
+        Participant id (``^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$``).
+    heads : dict of str to LinearHeadWeights
+        Fitted heads by the modality whose embeddings fitted them.
+    serve : dict of str to str
+        Modality served by the bundle -> key of ``heads`` serving it.
+    normalisations : dict of str to Normalisation
+        The participant's statistics per modality; modalities without one keep the base's.
+    provenance : dict
+        The remaining :class:`~models.bundle.CalibrationProvenance` fields (``train_modality``,
+        ``windows``, ``trials``, ``head``, ``validation``).
+
+    Returns
+    -------
+    Bundle
+        The new version, verified (schema and checksums) by the ordinary loader.
+    """
+    import onnx
+
+    manifest = base.manifest
+    name = calibrated_name(manifest.name, participant)
+    unknown = sorted(set(serve) - set(manifest.graphs))
+    if unknown:
+        raise ValueError(f"{base.ref} has no modality {unknown}; it has {sorted(manifest.graphs)}.")
+    missing = sorted(set(serve.values()) - set(heads))
+    if missing:
+        raise ValueError(f"no fitted head for {missing}.")
+    repository.root.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{name}-", dir=repository.root))
+    try:
+        graphs, sha = {}, {}
+        head_files = {}
+        for source, head in heads.items():
+            if head.coef.shape != (len(manifest.class_names), manifest.embedding_dim):
+                raise ValueError(
+                    f"the {source} head has weights {head.coef.shape}; {base.ref} needs "
+                    f"({len(manifest.class_names)}, {manifest.embedding_dim})."
+                )
+            file = f"head.{source}.onnx"
+            onnx.save(head_graph(head, opset=manifest.opset), str(tmp / file))
+            head_files[source] = file
+        for modality, source in serve.items():
+            graph = manifest.graphs[modality]
+            shutil.copyfile(base.path / graph.embedding_file, tmp / graph.embedding_file)
+            model_file = f"{modality}.onnx"
+            onnx.save(composed_graph(base.path / graph.embedding_file, heads[source]), str(tmp / model_file))
+            graphs[modality] = graph.model_copy(
+                update={
+                    "model_file": model_file,
+                    "normalisation": normalisations.get(modality, graph.normalisation),
+                }
+            )
+        for file in {
+            *head_files.values(),
+            *(g.model_file for g in graphs.values()),
+            *(g.embedding_file for g in graphs.values()),
+        }:
+            sha[file] = file_sha256(tmp / file)
+        now = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+        calibration = CalibrationProvenance(
+            participant=participant,
+            base=base.ref,
+            created=now,
+            heads=dict(serve),
+            head_files=head_files,
+            normalisation={m: "participant" if m in normalisations else "base" for m in serve},
+            **provenance,
+        )
+        version_holder = ModelRepository(repository.root)
+        versions = version_holder.versions(name)
+        version = versions[-1] + 1 if versions else 1
+        new = BundleManifest.model_validate(
+            {
+                **manifest.model_dump(
+                    exclude={"graphs", "sha256", "name", "version", "created", "calibration", "metrics"}
+                ),
+                "name": name,
+                "version": version,
+                "graphs": {m: g.model_dump() for m, g in graphs.items()},
+                "sha256": sha,
+                "created": now,
+                "metrics": {},
+                "calibration": calibration.model_dump(),
+            }
+        )
+        write_manifest(tmp, new)
+        load_manifest(tmp)  # the ordinary loader accepts it before anything becomes visible
+        target = repository.root / name / str(version)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp.rename(target)  # atomic within one file system; fails if a concurrent writer took the version
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return ModelRepository(repository.root).load(f"{name}:{version}")
+
+
+__all__ = [
+    "LinearHeadWeights",
+    "calibrated_name",
+    "composed_graph",
+    "head_graph",
+    "write_calibrated_bundle",
+]

@@ -1,0 +1,178 @@
+"""The participant's head: logistic regression on shared embeddings, C and validation by leave-one-trial-out.
+
+Why logistic regression (:class:`training.heads.LinearHead`, scikit-learn): with two or three
+labelled trials per class (tens of strongly correlated windows) a convex model with one
+regularisation knob is what can be fitted and tuned reliably; it fits in milliseconds on a CPU
+without torch; it exports as one matrix product (:mod:`models.calibrated`); and it is the head the
+label-efficiency benchmark measures (``training.label_efficiency``), so what the benchmark reports
+is what the service fits.
+
+Every choice is made inside the calibration trials: ``C`` by leave-one-trial-out balanced
+accuracy (:func:`training.heads.choose_c`, ties to the stronger regularisation), and the reported
+validation is the same leave-one-trial-out with the chosen ``C``. A cross-modal head (fitted on
+``train_modality``) is validated on every other modality's windows of the held-out trial, beside
+that modality's own head when it has labelled windows.
+
+numpy and scikit-learn only (no torch, no onnxruntime): a pure function of the embeddings.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from models.calibrated import LinearHeadWeights
+from training.heads import LinearHead, choose_c
+from training.metrics import balanced_accuracy
+
+#: Labelled trials each class needs before a fit (leave-one-trial-out keeps one to train on).
+MIN_TRIALS_PER_CLASS = 2
+
+
+@dataclass(frozen=True)
+class LabelledEmbeddings:
+    """One modality's labelled calibration windows, embedded.
+
+    Attributes
+    ----------
+    z : array, shape (N, E)
+        Shared embeddings of the participant-normalised windows.
+    y : array of int, shape (N,)
+        Class index of each window.
+    trials : array of int, shape (N,)
+        Calibration trial of each window (the same trial index across modalities).
+    """
+
+    z: np.ndarray
+    y: np.ndarray
+    trials: np.ndarray
+
+
+@dataclass
+class HeadFit:
+    """What :func:`fit_heads` returns.
+
+    Attributes
+    ----------
+    heads : dict of str to LinearHeadWeights
+        By the modality whose windows fitted it.
+    serve : dict of str to str
+        Served modality -> the head (its key in ``heads``) serving it.
+    c : dict of str to float
+        Chosen inverse regularisation per head.
+    c_scores : dict of str to dict
+        Leave-one-trial-out balanced accuracy of every candidate ``C``, per head.
+    per_modality : dict of str to dict
+        ``balanced_accuracy``, ``head``, ``n_windows`` and ``own_head_balanced_accuracy`` per served modality.
+    balanced_accuracy : float
+        The train modality's, or the mean over own-modality heads.
+    """
+
+    heads: dict[str, LinearHeadWeights]
+    serve: dict[str, str]
+    c: dict[str, float]
+    c_scores: dict[str, dict[float, float]]
+    per_modality: dict[str, dict] = field(default_factory=dict)
+    balanced_accuracy: float = float("nan")
+
+
+def trials_per_class(data: LabelledEmbeddings, n_classes: int) -> list[int]:
+    """Distinct trials per class index among ``data``'s windows."""
+    counts = [0] * n_classes
+    for trial in np.unique(data.trials):
+        counts[int(data.y[data.trials == trial][0])] += 1
+    return counts
+
+
+def _loto_predictions(
+    source: LabelledEmbeddings, c: float, n_classes: int, targets: dict[str, LabelledEmbeddings]
+):
+    """Held-out predictions for each target's windows: per trial, a head fitted on ``source``'s other trials."""
+    preds = {m: np.full(len(t.y), -1, dtype=np.int64) for m, t in targets.items()}
+    for trial in np.unique(source.trials):
+        train = source.trials != trial
+        if np.unique(source.y[train]).size < 2:
+            continue
+        head = LinearHead(n_classes, c).fit(source.z[train], source.y[train])
+        for m, t in targets.items():
+            held = t.trials == trial
+            if held.any():
+                preds[m][held] = head.predict(t.z[held])
+    return preds
+
+
+def _score(t: LabelledEmbeddings, pred: np.ndarray, n_classes: int) -> float:
+    ok = pred >= 0
+    return float(balanced_accuracy(t.y[ok], pred[ok], n_classes)) if ok.any() else float("nan")
+
+
+def fit_heads(
+    data: dict[str, LabelledEmbeddings], n_classes: int, train_modality: str | None = None
+) -> HeadFit:
+    """Fit the participant's head(s) and validate them by leave-one-trial-out.
+
+    Parameters
+    ----------
+    data : dict of str to LabelledEmbeddings
+        Per modality with labelled windows.
+    n_classes : int
+    train_modality : str | None
+        Fit one head on this modality and serve every modality of ``data`` with it; None: each
+        modality its own head.
+
+    Returns
+    -------
+    HeadFit
+
+    Raises
+    ------
+    ValueError
+        ``data`` is empty or ``train_modality`` is not in it. (Enough trials per class is the
+        caller's check: :func:`trials_per_class`, :data:`MIN_TRIALS_PER_CLASS`.)
+    """
+    if not data:
+        raise ValueError("no modality has labelled windows yet.")
+    if train_modality is not None and train_modality not in data:
+        raise ValueError(
+            f"train_modality {train_modality!r} has no labelled windows in this calibration; modalities with "
+            f"labelled windows: {', '.join(sorted(data))}."
+        )
+    sources = [train_modality] if train_modality is not None else sorted(data)
+    heads, c, c_scores = {}, {}, {}
+    for source in sources:
+        d = data[source]
+        choice = choose_c(
+            d.z, d.y, d.trials, n_classes, selected_on="leave-one-trial-out on the calibration trials"
+        )
+        head = LinearHead(n_classes, choice.c).fit(d.z, d.y)
+        heads[source] = LinearHeadWeights(head.coef, head.intercept)
+        c[source], c_scores[source] = choice.c, choice.scores
+    serve = {m: (train_modality or m) for m in sorted(data)}
+    served = {}  # held-out predictions of every modality by the head serving it
+    for source in sources:
+        targets = {m: d for m, d in data.items() if serve[m] == source}
+        served.update(_loto_predictions(data[source], c[source], n_classes, targets))
+    own = {}  # beside a cross-modal head: each other modality's own head, C chosen the same way
+    for m, d in data.items():
+        if serve[m] != m:
+            c_own = choose_c(d.z, d.y, d.trials, n_classes).c
+            own[m] = _loto_predictions(d, c_own, n_classes, {m: d})[m]
+    per_modality: dict[str, dict] = {}
+    for m, d in data.items():
+        pred = served[m]
+        per_modality[m] = {
+            "balanced_accuracy": _score(d, pred, n_classes),
+            "head": serve[m],
+            "n_windows": int(len(d.y)),
+            "own_head_balanced_accuracy": None if serve[m] == m else _score(d, own[m], n_classes),
+        }
+    overall = (
+        per_modality[train_modality]["balanced_accuracy"]
+        if train_modality is not None
+        else float(np.nanmean([v["balanced_accuracy"] for v in per_modality.values()]))
+    )
+    return HeadFit(heads, serve, c, c_scores, per_modality, overall)
+
+
+__all__ = ["MIN_TRIALS_PER_CLASS", "HeadFit", "LabelledEmbeddings", "fit_heads", "trials_per_class"]
