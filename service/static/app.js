@@ -5,6 +5,9 @@
 //   GET streams         {"data": [StreamPublic], "count": n}, polled every STREAMS_POLL_MS
 //   GET v2/health/ready readiness and the execution providers in use, polled every READY_POLL_MS
 //   GET v2/models/{name} model metadata, fetched once per model name
+//   GET calibrations    live calibrations (their trials are drawn on the streams' timelines), every
+//                       STREAMS_POLL_MS; the one shown in the calibration panel every CALIBRATION_POLL_MS
+//                       while the panel is open; POST/DELETE calibrations... from the panel's controls
 // A `?token=...` in the page URL is passed to the WebSocket as `?token=` and to REST as a bearer header.
 // No framework, no build step, no CDN: lab machines are often offline.
 "use strict";
@@ -14,6 +17,7 @@
   const GAP_S = 5; // points further apart than this are not joined (no line across a data gap)
   const STREAMS_POLL_MS = 3000;
   const READY_POLL_MS = 10000;
+  const CALIBRATION_POLL_MS = 1000;
   const REDRAW_MS = 1000; // the time axis scrolls even when no state arrives
   const BACKOFF_MIN_MS = 500;
   const BACKOFF_MAX_MS = 15000;
@@ -28,6 +32,14 @@
   let serviceProviders = []; // every provider reported by /v2/health/ready
   let readyBody = null; // last /v2/health/ready answer
   let droppedTotal = 0;
+  let streamInfos = []; // last GET /streams list
+
+  // Calibrations (docs/design/CALIBRATION.md §3). Their trials are marked on the timelines of their streams.
+  const calibrations = new Map(); // calibration id -> CalibrationPublic (latest seen)
+  // Browser clock minus the service's LSL clock (s), estimated when this page sets a REST label (the label is
+  // stamped with the service's LSL clock): places trials on a timeline that has no state (no lsl_time) yet.
+  let restLabelClock = null;
+  const fitResults = new Map(); // calibration id -> the answer of its POST .../fit (shown until GET has it)
 
   // ---------------------------------------------------------------- helpers
 
@@ -46,6 +58,45 @@
     }
     if (!response.ok) throw new Error("GET /" + path + ": HTTP " + response.status);
     return response.json();
+  }
+
+  // Any method; the answer's JSON, or an Error whose message is the service's `detail` sentence.
+  async function apiRequest(method, path, body) {
+    const headers = { Accept: "application/json" };
+    if (token) headers.Authorization = "Bearer " + token;
+    const init = { method, headers, cache: "no-store" };
+    if (body !== undefined) {
+      headers["Content-Type"] = "application/json";
+      init.body = JSON.stringify(body);
+    }
+    const response = await fetch(apiUrl(path), init);
+    const text = await response.text();
+    let data = null;
+    try {
+      data = text ? JSON.parse(text) : null;
+    } catch (_) {
+      data = null;
+    }
+    if (!response.ok) {
+      let detail = data && data.detail;
+      if (typeof detail !== "string") detail = detail ? JSON.stringify(detail) : "HTTP " + response.status;
+      if (response.status === 401 || response.status === 403) {
+        detail += " Open the dashboard with ?token=<API token>.";
+      }
+      const err = new Error(detail);
+      err.status = response.status;
+      throw err;
+    }
+    return data;
+  }
+
+  function pct(value) {
+    return Number.isFinite(value) ? (100 * value).toFixed(1) + " %" : "–";
+  }
+
+  function hexToRgba(hex, alpha) {
+    const n = parseInt(hex.slice(1), 16);
+    return "rgba(" + ((n >> 16) & 255) + ", " + ((n >> 8) & 255) + ", " + (n & 255) + ", " + alpha + ")";
   }
 
   function fmt(value, digits, unit) {
@@ -104,6 +155,7 @@
         label: q(".label"),
         probs: q(".probs"),
         canvas: q(".plot"),
+        markers: q(".markers"),
         legend: q(".legend"),
         connected: q(".connected"),
         dataAge: q(".data-age"),
@@ -122,6 +174,7 @@
       this.classes = []; // class names in a stable order (first seen)
       this.points = []; // {t: server wall time (s), p: {class: prob}}
       this.clockOffset = 0; // server wall clock minus browser clock (s)
+      this.lslOffset = null; // server wall clock minus this stream's LSL clock (s), from the latest state
       this.nStates = 0;
       this.modelRef = null; // "name:version"
       this.fromStreams = false; // listed by GET /streams (else only seen on the WebSocket)
@@ -234,6 +287,11 @@
       this.ensureClasses(Object.keys(probs));
       const t = Number.isFinite(state.wall_time) ? state.wall_time : Date.now() / 1000;
       this.clockOffset = t - Date.now() / 1000;
+      // A state is plotted at its wall_time; the trial boundaries (LSL times) go where the states of the same
+      // LSL time are plotted.
+      if (Number.isFinite(state.lsl_time) && Number.isFinite(state.wall_time)) {
+        this.lslOffset = state.wall_time - state.lsl_time;
+      }
       this.points.push({ t, p: probs });
       this.prune();
       this.nStates += 1;
@@ -387,6 +445,81 @@
       ctx.restore();
       canvas.dataset.points = String(drawn);
       canvas.dataset.series = String(series);
+      this.drawMarkers(now, x, pad.left, pad.left + w, pad.top, h);
+    }
+
+    // The trials of the calibrations on this stream as labelled spans over the plot (DOM, not canvas: each
+    // has its label as text, a tooltip and data-* attributes). Used trials are filled with the class colour;
+    // trials not used (test phase, unknown label, no complete window) are hatched grey with a dashed edge.
+    drawMarkers(now, x, left, right, top, height) {
+      const list = this.el.markers;
+      const spans = [];
+      for (const cal of calibrations.values()) {
+        if (!Array.isArray(cal.streams) || !cal.streams.includes(this.id)) continue;
+        const cancelled = cal.state === "cancelled"; // its windows were dropped: no trial of it is used
+        for (const ev of cal.events || []) {
+          let offset = this.lslOffset;
+          let placement = "states";
+          if (offset === null) {
+            if (restLabelClock === null) continue; // no state and no clock estimate: nowhere to put it
+            offset = restLabelClock + this.clockOffset;
+            placement = "estimated";
+          }
+          const start = ev.start + offset;
+          const open = ev.end === null || ev.end === undefined;
+          const end = open ? Math.max(now, start) : ev.end + offset;
+          if (end < now - WINDOW_S || start > now + 1) continue; // (+1 s: an estimated start may be a bit ahead)
+          const clamp = (v) => Math.min(right, Math.max(left, v));
+          const x0 = Math.min(clamp(x(start)), right - 2);
+          const used = Boolean(ev.used) && !cancelled;
+          spans.push({ cal, ev, open, used, placement, x0, x1: Math.max(x0 + 2, clamp(x(end))) });
+        }
+      }
+      const items = spans.map(({ cal, ev, open, used, placement, x0, x1 }) => {
+        const item = document.createElement("li");
+        item.className = "marker";
+        const label = ev.label ?? "(no label)";
+        const classes = Object.keys(cal.trials || {});
+        const known = this.classes.includes(ev.label) || classes.includes(ev.label);
+        const colour = !known
+          ? "#5b6773"
+          : this.classes.includes(ev.label)
+            ? this.colour(ev.label)
+            : PALETTE[classes.indexOf(ev.label) % PALETTE.length];
+        const status = open
+          ? "open"
+          : used
+            ? "used for calibration"
+            : ev.phase === "test"
+              ? "test phase, not used"
+              : cal.state === "cancelled"
+                ? "not used (calibration cancelled)"
+                : "not used";
+        item.dataset.label = ev.label ?? "";
+        item.dataset.used = String(used);
+        item.dataset.open = String(open);
+        item.dataset.phase = ev.phase ?? "";
+        item.dataset.calibration = cal.id;
+        item.dataset.placement = placement;
+        item.style.left = x0.toFixed(1) + "px";
+        item.style.width = (x1 - x0).toFixed(1) + "px";
+        item.style.top = top + "px";
+        item.style.height = height + "px";
+        item.style.borderColor = colour;
+        if (used || open) item.style.background = hexToRgba(colour, open ? 0.1 : 0.16);
+        const text = document.createElement("span");
+        text.className = "marker-label";
+        text.textContent = label + (ev.phase === "test" ? " (test)" : "");
+        text.style.color = colour;
+        item.title =
+          label + " trial, " + status + " (calibration " + cal.id + ", participant " + cal.participant + ")" +
+          (placement === "estimated" ? "; position estimated from the label clock" : "");
+        item.setAttribute("aria-label", label + " trial, " + status);
+        item.appendChild(text);
+        return item;
+      });
+      list.replaceChildren(...items);
+      list.dataset.count = String(items.length);
     }
   }
 
@@ -413,6 +546,8 @@
     try {
       const body = await apiGet("streams");
       const list = Array.isArray(body) ? body : body.data || [];
+      streamInfos = list;
+      renderCalibrationStreams();
       const seen = new Set();
       for (const info of list) {
         seen.add(info.id);
@@ -474,6 +609,7 @@
       }
     }
     setText(document.getElementById("service-models"), names.length ? names.join(", ") : "–");
+    renderModelOptions(names);
   }
 
   function requestModelInfo(name, version) {
@@ -489,6 +625,528 @@
         // Leave null: the service-wide providers are shown instead.
       });
   }
+
+  // ---------------------------------------------------------------- calibration panel
+
+  const cal = {
+    panel: document.getElementById("calibration"),
+    summary: document.getElementById("cal-summary"),
+    select: document.getElementById("cal-select"),
+    error: document.getElementById("cal-error"),
+    start: document.getElementById("cal-start"),
+    startButton: document.getElementById("cal-start-button"),
+    participant: document.getElementById("cal-participant"),
+    model: document.getElementById("cal-model"),
+    modelList: document.getElementById("cal-model-list"),
+    streamList: document.getElementById("cal-stream-list"),
+    noStreams: document.getElementById("cal-no-streams"),
+    markerSelector: document.getElementById("cal-marker-selector"),
+    active: document.getElementById("cal-active"),
+    labelButtons: document.getElementById("cal-label-buttons"),
+    counts: document.getElementById("cal-counts"),
+    fit: document.getElementById("cal-fit"),
+    fitButton: document.getElementById("cal-fit-button"),
+    trainModality: document.getElementById("cal-train-modality"),
+    activate: document.getElementById("cal-activate"),
+    result: document.getElementById("cal-result"),
+    cancel: document.getElementById("cal-cancel"),
+  };
+  let calSupported = null; // false once GET /calibrations answers 404 (a service without calibration)
+  let calListed = false; // the list was read once (then a calibration in progress is shown)
+  let activeId = null; // the calibration shown in the panel; null: the start form
+  let calBusy = false; // a request from the panel's controls is in flight
+  let calSeq = 0; // bumped by every answer to a control: older poll answers do not overwrite it
+  let activePolling = false;
+  const FINAL = new Set(["done", "failed", "cancelled"]);
+
+  function showCalError(message) {
+    if (message) {
+      setText(cal.error, message);
+      cal.error.hidden = false;
+    } else {
+      cal.error.hidden = true;
+      setText(cal.error, "");
+    }
+  }
+
+  function classesOf(snapshot) {
+    // The base model's classes, in its order: the keys of `trials` (every class, 0 when none yet).
+    return Object.keys(snapshot.trials || {});
+  }
+
+  function remember(snapshot) {
+    calibrations.set(snapshot.id, snapshot);
+  }
+
+  function redrawCardsOf(snapshot) {
+    for (const sid of snapshot.streams || []) cards.get(sid)?.draw();
+  }
+
+  function renderCalibrationStreams() {
+    const busy = new Map(); // stream id -> calibration collecting or fitting on it
+    for (const c of calibrations.values()) {
+      if (c.state === "collecting" || c.state === "fitting") for (const sid of c.streams) busy.set(sid, c);
+    }
+    const previous = new Map(
+      [...cal.streamList.querySelectorAll("input")].map((input) => [input.value, input.checked])
+    );
+    const checkedModalities = new Set(
+      streamInfos.filter((s) => previous.get(s.id)).map((s) => s.modality)
+    );
+    const rows = streamInfos.map((info) => {
+      const label = document.createElement("label");
+      label.className = "cal-stream";
+      const input = document.createElement("input");
+      input.type = "checkbox";
+      input.name = "cal-stream";
+      input.value = info.id;
+      if (previous.has(info.id)) input.checked = previous.get(info.id);
+      else if (!checkedModalities.has(info.modality) && !busy.has(info.id)) {
+        // A new stream is preselected when no other stream of its modality is (one stream per modality).
+        input.checked = true;
+        checkedModalities.add(info.modality);
+      }
+      const model = info.model ? " · " + info.model.name + ":" + info.model.version : "";
+      const other = busy.get(info.id);
+      const note = document.createElement("span");
+      note.className = "muted";
+      note.textContent =
+        " (" + info.modality + model + (info.connected ? "" : ", not connected") +
+        (other ? ", in calibration " + other.id : "") + ")";
+      label.append(input, document.createTextNode(info.id), note);
+      return label;
+    });
+    const same =
+      rows.length === cal.streamList.children.length &&
+      rows.every((row, i) => row.textContent === cal.streamList.children[i].textContent);
+    if (!same) cal.streamList.replaceChildren(...rows);
+    cal.noStreams.hidden = streamInfos.length > 0;
+  }
+
+  function renderModelOptions(names) {
+    const refs = new Set();
+    for (const entry of names) {
+      const [name, versions] = String(entry).split(":");
+      refs.add(name);
+      for (const v of (versions || "").split("/").filter(Boolean)) refs.add(name + ":" + v);
+    }
+    const options = [...refs].map((ref) => {
+      const option = document.createElement("option");
+      option.value = ref;
+      return option;
+    });
+    if (options.map((o) => o.value).join("\n") !== [...cal.modelList.children].map((o) => o.value).join("\n")) {
+      cal.modelList.replaceChildren(...options);
+    }
+  }
+
+  function renderPicker() {
+    const wanted = [["", "New calibration…"]];
+    for (const c of calibrations.values()) wanted.push([c.id, c.participant + " · " + c.id + " · " + c.state]);
+    const current = [...cal.select.options].map((o) => [o.value, o.textContent]);
+    if (JSON.stringify(wanted) !== JSON.stringify(current)) {
+      cal.select.replaceChildren(
+        ...wanted.map(([value, text]) => {
+          const option = document.createElement("option");
+          option.value = value;
+          option.textContent = text;
+          return option;
+        })
+      );
+    }
+    cal.select.value = activeId ?? "";
+  }
+
+  function renderLabelButtons(snapshot) {
+    const show = snapshot.labels === "rest" && snapshot.state === "collecting";
+    cal.labelButtons.hidden = !show;
+    if (!show) return;
+    const classes = classesOf(snapshot);
+    const key = snapshot.id + "|" + classes.join("|");
+    if (cal.labelButtons.dataset.key !== key) {
+      cal.labelButtons.dataset.key = key;
+      const buttons = classes.map((name, i) => {
+        const button = document.createElement("button");
+        button.type = "button";
+        button.className = "cal-label";
+        button.dataset.label = name;
+        const swatch = document.createElement("span");
+        swatch.className = "swatch";
+        swatch.style.background = PALETTE[i % PALETTE.length];
+        swatch.setAttribute("aria-hidden", "true");
+        button.append(swatch, document.createTextNode(name));
+        button.title = "Start a '" + name + "' trial now (ends the open one)";
+        return button;
+      });
+      const end = document.createElement("button");
+      end.type = "button";
+      end.className = "cal-label cal-end";
+      end.id = "cal-end-trial";
+      end.dataset.label = "";
+      end.textContent = "End trial";
+      end.title = "End the open trial now";
+      cal.labelButtons.replaceChildren(...buttons, end);
+    }
+    for (const button of cal.labelButtons.children) {
+      const label = button.dataset.label;
+      if (label) button.setAttribute("aria-pressed", String(snapshot.open_label === label));
+      button.disabled = calBusy || (!label && !snapshot.open_label);
+    }
+  }
+
+  function renderCounts(snapshot) {
+    const classes = classesOf(snapshot);
+    const modalities = Object.keys(snapshot.counts || {});
+    const head = document.createElement("tr");
+    const th = (text) => {
+      const cell = document.createElement("th");
+      cell.scope = "col";
+      cell.textContent = text;
+      return cell;
+    };
+    head.append(th("Class"), ...modalities.map((m) => th(m + " windows")), th("Trials"));
+    const rows = classes.map((name) => {
+      const row = document.createElement("tr");
+      row.dataset.class = name;
+      if (snapshot.open_label === name) row.className = "open";
+      const first = document.createElement("th");
+      first.scope = "row";
+      first.textContent = name;
+      row.appendChild(first);
+      for (const m of modalities) {
+        const cell = document.createElement("td");
+        cell.dataset.modality = m;
+        cell.textContent = String(snapshot.counts[m]?.[name] ?? 0);
+        row.appendChild(cell);
+      }
+      const trials = document.createElement("td");
+      trials.className = "trials";
+      trials.textContent = String(snapshot.trials?.[name] ?? 0);
+      row.appendChild(trials);
+      return row;
+    });
+    cal.counts.tHead.replaceChildren(head);
+    cal.counts.tBodies[0].replaceChildren(...rows);
+  }
+
+  function renderResult(snapshot) {
+    const result = snapshot.result ?? fitResults.get(snapshot.id);
+    cal.result.hidden = !result;
+    if (!result) return;
+    const v = result.validation || {};
+    const nClasses = classesOf(snapshot).length;
+    setText(document.getElementById("cal-result-model"), result.model.name + ":" + result.model.version);
+    setText(
+      document.getElementById("cal-result-accuracy"),
+      pct(v.balanced_accuracy) + (nClasses ? " (chance " + pct(1 / nClasses) + ")" : "")
+    );
+    setText(
+      document.getElementById("cal-result-trials"),
+      Object.entries(v.n_trials || {})
+        .map(([k, n]) => k + " " + n)
+        .join(", ") || "–"
+    );
+    setText(
+      document.getElementById("cal-result-activated"),
+      result.activated?.length ? result.activated.join(", ") : "not activated"
+    );
+    setText(document.getElementById("cal-result-fit-s"), fmt(result.fit_s, 1, "s"));
+    const rows = Object.entries(v.per_modality || {}).map(([modality, m]) => {
+      const row = document.createElement("tr");
+      row.dataset.modality = modality;
+      const cells = [
+        modality,
+        m.head ?? "–",
+        pct(m.balanced_accuracy),
+        pct(m.own_head_balanced_accuracy),
+        String(m.n_windows ?? "–"),
+      ];
+      cells.forEach((text, i) => {
+        const cell = document.createElement(i ? "td" : "th");
+        if (!i) cell.scope = "row";
+        cell.textContent = text;
+        if (i === 1) cell.className = "text";
+        if (i === 2) cell.className = "accuracy";
+        row.appendChild(cell);
+      });
+      return row;
+    });
+    document.querySelector("#cal-result-table tbody").replaceChildren(...rows);
+  }
+
+  function renderActive() {
+    const snapshot = activeId === null ? null : calibrations.get(activeId);
+    cal.start.hidden = Boolean(snapshot);
+    cal.active.hidden = !snapshot;
+    setText(cal.summary, snapshot ? snapshot.participant + " · " + snapshot.state : "");
+    if (!snapshot) return;
+    setText(document.getElementById("cal-id"), snapshot.id);
+    const state = document.getElementById("cal-state");
+    state.dataset.state = snapshot.state;
+    setText(state, snapshot.state);
+    setText(document.getElementById("cal-participant-shown"), snapshot.participant);
+    setText(document.getElementById("cal-base"), snapshot.model.name + ":" + snapshot.model.version);
+    setText(
+      document.getElementById("cal-streams"),
+      snapshot.streams.map((sid) => sid + " (" + (snapshot.modalities?.[sid] ?? "?") + ")").join(", ")
+    );
+    let labels = snapshot.labels === "rest" ? "buttons on this page" : "marker stream";
+    if (snapshot.labels === "markers") {
+      labels += snapshot.markers_connected ? " (connected)" : " (not connected)";
+    }
+    setText(document.getElementById("cal-labels"), labels);
+    const open = document.getElementById("cal-open-label");
+    open.dataset.label = snapshot.open_label ?? "";
+    setText(open, snapshot.open_label ?? "none");
+    const failure = document.getElementById("cal-failure");
+    failure.hidden = !snapshot.error;
+    setText(failure, snapshot.error ? "The fit failed: " + snapshot.error : "");
+
+    renderLabelButtons(snapshot);
+    renderCounts(snapshot);
+
+    const notes = snapshot.notes || [];
+    document.getElementById("cal-notes-box").hidden = notes.length === 0;
+    setText(document.getElementById("cal-notes-count"), String(notes.length));
+    const noteItems = notes.map((text) => {
+      const item = document.createElement("li");
+      item.textContent = text;
+      return item;
+    });
+    const notesList = document.getElementById("cal-notes");
+    if (notesList.textContent !== noteItems.map((i) => i.textContent).join("")) {
+      notesList.replaceChildren(...noteItems);
+    }
+
+    const collecting = snapshot.state === "collecting";
+    cal.fit.hidden = !collecting && snapshot.state !== "fitting";
+    const modalities = [...new Set(Object.values(snapshot.modalities || {}))];
+    const wanted = ["", ...modalities];
+    if ([...cal.trainModality.options].map((o) => o.value).join("|") !== wanted.join("|")) {
+      const keep = cal.trainModality.value;
+      cal.trainModality.replaceChildren(
+        ...wanted.map((m) => {
+          const option = document.createElement("option");
+          option.value = m;
+          option.textContent = m ? m + " (one head serves every modality)" : "each modality its own head";
+          return option;
+        })
+      );
+      cal.trainModality.value = wanted.includes(keep) ? keep : "";
+    }
+    cal.fitButton.disabled = calBusy || !collecting;
+    setText(cal.fitButton, snapshot.state === "fitting" ? "Fitting…" : "Fit");
+    renderResult(snapshot);
+
+    cal.cancel.hidden = snapshot.state === "fitting";
+    cal.cancel.disabled = calBusy;
+    setText(cal.cancel, collecting ? "Cancel calibration" : "Forget calibration");
+    setText(
+      cal.cancel.nextElementSibling,
+      collecting
+        ? "cancelling discards the collected data; nothing is saved"
+        : "removes it from the list; a model it saved stays in the repository"
+    );
+  }
+
+  function selectCalibration(id) {
+    activeId = id && calibrations.has(id) ? id : null;
+    showCalError(null);
+    renderPicker();
+    renderActive();
+    pollActive();
+  }
+
+  async function pollCalibrations() {
+    if (calSupported === false) return;
+    const seq = calSeq;
+    try {
+      const body = await apiRequest("GET", "calibrations");
+      calSupported = true;
+      cal.panel.hidden = false;
+      const list = Array.isArray(body) ? body : body.data || [];
+      const seen = new Set(list.map((c) => c.id));
+      for (const c of list) if (seq === calSeq || c.id !== activeId) remember(c);
+      for (const id of [...calibrations.keys()]) if (!seen.has(id)) calibrations.delete(id);
+      if (!calListed) {
+        calListed = true;
+        const live = list.filter((c) => c.state === "collecting" || c.state === "fitting").pop();
+        if (live && activeId === null) {
+          activeId = live.id;
+          cal.panel.open = true;
+        }
+      }
+      if (activeId !== null && !calibrations.has(activeId)) activeId = null;
+      renderPicker();
+      renderActive();
+      renderCalibrationStreams();
+    } catch (err) {
+      if (err.status === 404) {
+        calSupported = false; // this service has no calibration routes: no panel
+        cal.panel.hidden = true;
+      }
+      // Other errors (401, network) already show in the service panel via GET /streams.
+    }
+  }
+
+  // The calibration in the panel, about once a second while the panel is open and it is not finished.
+  async function pollActive() {
+    if (activePolling || activeId === null || !cal.panel.open) return;
+    const shown = calibrations.get(activeId);
+    if (shown && FINAL.has(shown.state)) return;
+    const id = activeId;
+    const seq = calSeq;
+    activePolling = true;
+    try {
+      const snapshot = await apiRequest("GET", "calibrations/" + encodeURIComponent(id));
+      if (seq === calSeq) {
+        remember(snapshot);
+        if (id === activeId) renderActive();
+        redrawCardsOf(snapshot);
+      }
+    } catch (err) {
+      if (err.status === 404 && id === activeId) {
+        calibrations.delete(id);
+        activeId = null;
+        renderPicker();
+        renderActive();
+        showCalError(err.message);
+      }
+    } finally {
+      activePolling = false;
+    }
+  }
+
+  // Runs one control's request; its answer (a CalibrationPublic) becomes the shown state; errors show `detail`.
+  async function calAction(run) {
+    if (calBusy) return null;
+    calBusy = true;
+    renderActive();
+    try {
+      const answer = await run();
+      showCalError(null);
+      return answer;
+    } catch (err) {
+      showCalError(err.message);
+      return null;
+    } finally {
+      calBusy = false;
+      calSeq += 1;
+      renderPicker();
+      renderActive();
+    }
+  }
+
+  cal.select.addEventListener("change", () => selectCalibration(cal.select.value || null));
+
+  cal.panel.addEventListener("toggle", () => pollActive());
+
+  for (const radio of document.querySelectorAll('input[name="cal-label-source"]')) {
+    radio.addEventListener("change", () => {
+      const source = document.querySelector('input[name="cal-label-source"]:checked').value;
+      cal.markerSelector.disabled = source !== "markers";
+    });
+  }
+
+  cal.start.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const streams = [...cal.streamList.querySelectorAll("input:checked")].map((input) => input.value);
+    if (!streams.length) {
+      showCalError("Choose at least one attached stream to calibrate on.");
+      return;
+    }
+    const body = { participant: cal.participant.value.trim(), streams };
+    if (cal.model.value.trim()) body.model = cal.model.value.trim();
+    const source = document.querySelector('input[name="cal-label-source"]:checked').value;
+    if (source === "rest") body.labels = { rest: true };
+    else {
+      const selector = {};
+      const fields = [
+        ["type", "cal-marker-type"],
+        ["name", "cal-marker-name"],
+        ["source_id", "cal-marker-source-id"],
+      ];
+      for (const [key, id] of fields) {
+        const value = document.getElementById(id).value.trim();
+        if (value) selector[key] = value;
+      }
+      body.labels = { markers: selector };
+    }
+    cal.startButton.disabled = true;
+    const snapshot = await calAction(() => apiRequest("POST", "calibrations", body));
+    cal.startButton.disabled = false;
+    if (snapshot) {
+      remember(snapshot);
+      activeId = snapshot.id;
+      renderPicker();
+      renderActive();
+      renderCalibrationStreams();
+    }
+  });
+
+  cal.labelButtons.addEventListener("click", async (event) => {
+    const button = event.target.closest("button");
+    if (!button || activeId === null) return;
+    const id = activeId;
+    const label = button.dataset.label || null;
+    let sent = 0;
+    let received = 0;
+    const snapshot = await calAction(async () => {
+      sent = Date.now() / 1000;
+      const answer = await apiRequest("POST", "calibrations/" + encodeURIComponent(id) + "/label", { label });
+      received = Date.now() / 1000;
+      return answer;
+    });
+    if (!snapshot) return;
+    // The label was stamped with the service's LSL clock while the request was in flight.
+    const last = (snapshot.events || [])[snapshot.events.length - 1];
+    const stamp = last ? (label === null ? last.end : last.start) : null;
+    if (Number.isFinite(stamp)) restLabelClock = (sent + received) / 2 - stamp;
+    remember(snapshot);
+    renderActive();
+    redrawCardsOf(snapshot);
+  });
+
+  cal.fit.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    if (activeId === null) return;
+    const id = activeId;
+    const body = {};
+    if (cal.trainModality.value) body.train_modality = cal.trainModality.value;
+    if (cal.activate.checked) body.activate = true;
+    const path = "calibrations/" + encodeURIComponent(id);
+    const result = await calAction(async () => {
+      // The windows of an open trial count only once it is closed: end it first.
+      if (calibrations.get(id)?.labels === "rest" && calibrations.get(id)?.open_label) {
+        remember(await apiRequest("POST", path + "/label", { label: null }));
+      }
+      return apiRequest("POST", path + "/fit", body);
+    });
+    try {
+      remember(await apiRequest("GET", path));
+    } catch (_) {
+      // The next poll shows it.
+    }
+    if (result) fitResults.set(id, result);
+    renderActive();
+    if (result?.activated?.length) pollStreams(); // the streams now name the new model
+  });
+
+  cal.cancel.addEventListener("click", async () => {
+    if (activeId === null) return;
+    const id = activeId;
+    const finished = FINAL.has(calibrations.get(id)?.state);
+    const snapshot = await calAction(() => apiRequest("DELETE", "calibrations/" + encodeURIComponent(id)));
+    if (!snapshot) return;
+    if (finished) {
+      calibrations.delete(id); // forgotten by the service
+      activeId = null;
+    } else remember(snapshot);
+    renderPicker();
+    renderActive();
+    renderCalibrationStreams();
+    redrawCardsOf(snapshot);
+  });
 
   // ---------------------------------------------------------------- WebSocket with backoff
 
@@ -564,7 +1222,10 @@
   connect();
   pollStreams();
   pollReady();
+  pollCalibrations();
   window.setInterval(pollStreams, STREAMS_POLL_MS);
+  window.setInterval(pollCalibrations, STREAMS_POLL_MS);
+  window.setInterval(pollActive, CALIBRATION_POLL_MS);
   window.setInterval(pollReady, READY_POLL_MS);
   window.setInterval(() => {
     for (const card of cards.values()) card.draw();

@@ -4,7 +4,7 @@ Chromium is driven over the Chrome DevTools protocol (CDP): it is launched with 
 the port is read from ``DevToolsActivePort`` in its profile folder, and the page target is controlled over a
 websocket (``websockets`` sync client): navigate, evaluate JavaScript against the live DOM, capture a PNG.
 
-Two servers:
+Servers:
 
 - the real app (``service.app.create_app``) under uvicorn with a real pylsl outlet attached (synthetic EEG
   with channel labels and units in ``desc``): the live path end to end, including ``stale`` appearing and
@@ -12,7 +12,10 @@ Two servers:
 - a small stand-in FastAPI app (``_standin_app``) that serves the same ``service/static`` files and emits
   synthetic EmotionStates at 10 Hz with the contract's message shapes: fast and deterministic, and it
   requires a bearer token, so it also proves that ``?token=`` reaches REST and WS and that the page backs
-  off and retries when the WebSocket is refused.
+  off and retries when the WebSocket is refused;
+- the real app again for the calibration panel (``/calibrations``): on a stream whose outlet does not exist
+  (the controls, errors, REST labels and their marks on the timeline) and on a real outlet (live window
+  counts, a used trial placed by the states' LSL clock). Calibrated models go under tmp_path.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ import socket
 import subprocess
 import threading
 import time
+import urllib.error
 import urllib.request
 import uuid
 from collections.abc import Iterator
@@ -426,6 +430,8 @@ def test_dashboard_shows_live_stream(standin_server, browser, tmp_path):
     assert text["channels"] == "4 @ 200 Hz"
     assert browser.evaluate("document.getElementById('dropped-count').dataset.count") == "3"
     assert browser.evaluate(f"{CARD}.querySelector('.stale').hidden") is True
+    # This stand-in has no /calibrations (404): no calibration panel.
+    assert browser.evaluate("document.getElementById('calibration').hidden") is True
 
     # Stale appears, then clears.
     control.stale = True
@@ -498,4 +504,276 @@ def test_dashboard_with_real_service(real_server, browser, tmp_path):
     (tmp_path / "dashboard_real.png").write_bytes(png)
     pixels = np.asarray(Image.open(io.BytesIO(png)).convert("RGB"))
     assert len(np.unique(pixels.reshape(-1, 3), axis=0)) > 50
+    assert browser.console == []
+
+
+# --------------------------------------------------------------------------- calibration panel
+
+CAL = "document.getElementById"
+
+
+def _api(base: str, method: str, path: str, body: dict | None = None) -> tuple[int, dict | None]:
+    """One REST call to the real app with the bearer token; (status, JSON answer)."""
+    request = urllib.request.Request(
+        base + path,
+        method=method,
+        data=None if body is None else json.dumps(body).encode(),
+        headers={"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json"},
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=30) as answer:
+            text = answer.read()
+            return answer.status, json.loads(text) if text else None
+    except urllib.error.HTTPError as err:
+        return err.code, json.loads(err.read() or b"null")
+
+
+def _open_panel(browser: _Chromium, stream_id: str) -> None:
+    browser.wait_for(f"!{CAL}('calibration').hidden", timeout=20)
+    browser.evaluate(f"{CAL}('calibration').open = true")
+    # The attached stream is offered as a checkbox with a label; exactly it is ticked.
+    browser.wait_for(f"!!document.querySelector('#cal-stream-list input[value=\"{stream_id}\"]')")
+    browser.evaluate(
+        "[...document.querySelectorAll('#cal-stream-list input')].forEach(i => { i.checked = "
+        f"i.value === '{stream_id}'; }})"
+    )
+
+
+def _start(browser: _Chromium, participant: str) -> None:
+    browser.evaluate(f"{CAL}('cal-participant').value = {json.dumps(participant)}")
+    browser.evaluate(f"{CAL}('cal-start-button').click()")
+
+
+def _click_label(browser: _Chromium, label: str) -> None:
+    selector = "#cal-end-trial" if label == "" else f'.cal-label[data-label="{label}"]'
+    browser.wait_for(f"!document.querySelector('{selector}').disabled")
+    browser.evaluate(f"document.querySelector('{selector}').click()")
+
+
+def _markers(browser: _Chromium, stream_id: str) -> list[dict]:
+    return browser.evaluate(
+        f"[...document.querySelectorAll('[data-stream-id=\"{stream_id}\"] .markers li.marker')]"
+        ".map(m => ({...m.dataset, text: m.textContent, width: parseFloat(m.style.width)}))"
+    )
+
+
+@pytest.fixture
+def calibration_server(tmp_path: Path) -> Iterator[str]:
+    """The real app with a token, calibrated models written under tmp_path (never into the source tree)."""
+    from service.app import create_app
+    from tests.service.conftest import make_settings
+
+    settings = make_settings(api_token=TOKEN, calibrated_repository=tmp_path / "calibrated")
+    with _serve(create_app(settings)) as base:
+        yield base
+    assert not any((tmp_path / "calibrated").rglob("manifest.json"))  # nothing was fitted for real
+
+
+def test_dashboard_calibration_panel(calibration_server, browser, tmp_path):
+    """Panel on the real app, on an attached stream whose outlet does not exist: bad participant id shows the
+    service's detail; a REST-labelled calibration starts, shows its counts table, label buttons set and end the
+    open trial (seen by GET /calibrations/{id}) and mark it on the stream's timeline; fit errors show their
+    detail; a fit answer (the schema's shape) shows accuracy per modality and the new model; cancel cancels;
+    a marker-labelled calibration shows no label buttons."""
+    from service.schemas import CalibrationResult
+
+    base = calibration_server
+    status, stream = _api(
+        base, "POST", "/streams", {"modality": "eeg", "source_id": f"absent-{uuid.uuid4().hex}"}
+    )
+    assert status == 201, stream
+    sid = stream["id"]
+    card = f"document.querySelector('[data-stream-id=\"{sid}\"]')"
+    browser.navigate(f"{base}/?token={TOKEN}")
+    _open_panel(browser, sid)
+    assert browser.evaluate(f"{CAL}('cal-participant').labels[0].textContent") == "Participant id"
+
+    # Invalid participant id: the service's own detail sentence is shown, no calibration is made.
+    _, answer = _api(
+        base, "POST", "/calibrations", {"participant": "bad id!", "streams": [sid], "labels": {"rest": True}}
+    )
+    _start(browser, "bad id!")
+    error = browser.wait_for(f"!{CAL}('cal-error').hidden && {CAL}('cal-error').textContent")
+    assert answer["detail"] in error and "participant" in error
+    assert _api(base, "GET", "/calibrations")[1]["count"] == 0
+
+    # A REST-labelled calibration: counts table (modality x class, zeros), trials, one button per class.
+    _start(browser, "p-013")
+    cid = browser.wait_for(f"!{CAL}('cal-active').hidden && {CAL}('cal-id').textContent")
+    assert browser.evaluate(f"{CAL}('cal-error').hidden") is True
+    assert browser.evaluate(f"{CAL}('cal-state').textContent") == "collecting"
+    status, snapshot = _api(base, "GET", f"/calibrations/{cid}")
+    assert status == 200 and snapshot["participant"] == "p-013" and snapshot["streams"] == [sid]
+    assert snapshot["labels"] == "rest"
+    table = browser.evaluate(
+        "[...document.querySelectorAll('#cal-counts tr')].map(r => [...r.cells].map(c => c.textContent))"
+    )
+    assert table[0] == ["Class", "eeg windows", "Trials"]
+    assert table[1:] == [[name, "0", "0"] for name in CLASSES]
+    buttons = browser.evaluate(
+        "[...document.querySelectorAll('#cal-label-buttons button')].map(b => b.textContent)"
+    )
+    assert buttons == [*CLASSES, "End trial"]
+    assert browser.evaluate(f"{CAL}('cal-end-trial').disabled") is True
+
+    # A label button opens a trial now; the service sees it, and the stream's timeline marks it.
+    _click_label(browser, "neutral")
+    browser.wait_for(f"{CAL}('cal-open-label').dataset.label === 'neutral'")
+    assert _api(base, "GET", f"/calibrations/{cid}")[1]["open_label"] == "neutral"
+    assert (
+        browser.evaluate(
+            "document.querySelector('.cal-label[data-label=\"neutral\"]').getAttribute('aria-pressed')"
+        )
+        == "true"
+    )
+    browser.wait_for(f"!!{card}.querySelector('.markers li.marker[data-label=\"neutral\"]')")
+    (marker,) = _markers(browser, sid)
+    assert marker["open"] == "true" and marker["calibration"] == cid and marker["text"] == "neutral"
+    assert marker["placement"] == "estimated"  # no state on this stream: placed by the REST label clock
+    browser.evaluate(f"{CAL}('calibration').open = true")
+
+    # End trial: closed; with no data it has no window, so it is not used (drawn differently) and noted.
+    _click_label(browser, "")
+    browser.wait_for(f"{CAL}('cal-open-label').dataset.label === ''")
+    snapshot = _api(base, "GET", f"/calibrations/{cid}")[1]
+    assert snapshot["open_label"] is None and snapshot["events"][-1]["end"] is not None
+    browser.wait_for(f"!!{card}.querySelector('.markers li.marker[data-open=\"false\"]')")
+    (marker,) = _markers(browser, sid)
+    assert marker["used"] == "false" and marker["width"] >= 2
+    browser.wait_for(f"!{CAL}('cal-notes-box').hidden")
+
+    # Fit with too few trials: the service's detail is shown.
+    browser.evaluate(f"{CAL}('cal-fit-button').click()")
+    error = browser.wait_for(f"!{CAL}('cal-error').hidden && {CAL}('cal-error').textContent")
+    assert "label at least" in error
+    assert _api(base, "POST", f"/calibrations/{cid}/fit", {})[1]["detail"] in error
+
+    # A fit answer (CalibrationResult's shape, checked against the schema) is rendered: the real fit needs
+    # minutes of labelled data, so the browser's fetch answers this one request itself.
+    result = {
+        "model": {"name": "m2s-synthetic-demo-p-013", "version": 1},
+        "validation": {
+            "balanced_accuracy": 0.8125,
+            "per_modality": {
+                "eeg": {
+                    "balanced_accuracy": 0.8125,
+                    "head": "eeg",
+                    "n_windows": 42,
+                    "own_head_balanced_accuracy": None,
+                }
+            },
+            "n_trials": {name: 3 for name in CLASSES},
+            "c": {"eeg": 1.0},
+        },
+        "activated": [sid],
+        "fit_s": 1.25,
+    }
+    CalibrationResult.model_validate(result)
+    browser.evaluate(
+        "(() => { const real = window.fetch; window.__realFetch = real; window.fetch = (input, init) => "
+        "String(input).endsWith('/fit') ? Promise.resolve(new Response("
+        f"{json.dumps(json.dumps(result))}, {{status: 200, headers: {{'Content-Type': 'application/json'}}}}))"
+        " : real(input, init); })()"
+    )
+    browser.evaluate(f"{CAL}('cal-activate').checked = true; {CAL}('cal-fit-button').click()")
+    browser.wait_for(f"!{CAL}('cal-result').hidden")
+    browser.evaluate("window.fetch = window.__realFetch")
+    assert browser.evaluate(f"{CAL}('cal-result-model').textContent") == "m2s-synthetic-demo-p-013:1"
+    assert browser.evaluate(f"{CAL}('cal-result-accuracy').textContent").startswith("81.3 %")
+    assert (
+        browser.evaluate(
+            "document.querySelector('#cal-result-table tr[data-modality=\"eeg\"] .accuracy').textContent"
+        )
+        == "81.3 %"
+    )
+    assert browser.evaluate(f"{CAL}('cal-result-activated').textContent") == sid
+    assert browser.evaluate(f"{CAL}('cal-error').hidden") is True
+    (tmp_path / "dashboard_calibration.png").write_bytes(browser.screenshot())
+
+    # Cancel: the service has it cancelled; the panel shows it and offers no more labels.
+    browser.evaluate(f"{CAL}('cal-cancel').click()")
+    browser.wait_for(f"{CAL}('cal-state').textContent === 'cancelled'")
+    assert _api(base, "GET", f"/calibrations/{cid}")[1]["state"] == "cancelled"
+    assert browser.evaluate(f"{CAL}('cal-label-buttons').hidden && {CAL}('cal-fit').hidden") is True
+    assert browser.evaluate(f"{CAL}('cal-cancel').textContent") == "Forget calibration"
+
+    # A new calibration with labels from a marker stream: no label buttons; the marker stream is not found.
+    browser.evaluate(
+        f"{CAL}('cal-select').value = ''; {CAL}('cal-select').dispatchEvent(new Event('change'))"
+    )
+    browser.wait_for(f"!{CAL}('cal-start').hidden")
+    browser.evaluate('document.querySelector(\'input[name="cal-label-source"][value="markers"]\').click()')
+    assert browser.evaluate(f"{CAL}('cal-marker-selector').disabled") is False
+    browser.evaluate(f"{CAL}('cal-marker-source-id').value = 'absent-markers-{uuid.uuid4().hex}'")
+    _start(browser, "p-014")
+    cid2 = browser.wait_for(
+        f"{CAL}('cal-id').textContent !== {json.dumps(cid)} && {CAL}('cal-id').textContent"
+    )
+    snapshot = _api(base, "GET", f"/calibrations/{cid2}")[1]
+    assert snapshot["labels"] == "markers" and snapshot["participant"] == "p-014"
+    assert browser.evaluate(f"{CAL}('cal-label-buttons').hidden") is True
+    assert browser.evaluate(f"{CAL}('cal-labels').textContent").startswith("marker stream")
+    browser.evaluate(f"{CAL}('cal-cancel').click()")
+    browser.wait_for(f"{CAL}('cal-state').textContent === 'cancelled'")
+    assert browser.console == []
+
+
+@pytest.fixture
+def calibration_real_server(tmp_path: Path) -> Iterator[tuple[str, _SyntheticEegOutlet]]:
+    """The real app with a token, attached to a real synthetic-EEG outlet; calibrated models under tmp_path."""
+    from service.app import create_app
+    from service.config import AttachRequest
+    from tests.service.conftest import make_settings
+
+    source_id = f"m2s-dashboard-cal-{uuid.uuid4().hex[:12]}"
+    outlet = _SyntheticEegOutlet(source_id)
+    settings = make_settings(
+        api_token=TOKEN,
+        calibrated_repository=tmp_path / "calibrated",
+        attach=[AttachRequest(modality="eeg", source_id=source_id)],
+    )
+    try:
+        with _serve(create_app(settings)) as base:
+            yield base
+    finally:
+        outlet.close()
+
+
+def test_dashboard_calibration_counts_live_windows(calibration_real_server, browser, tmp_path):
+    """Real LSL data: the counts table fills with the windows of the open REST-labelled trial, the ended trial
+    counts as one used trial and its span on the stream's timeline is placed by the states' LSL clock, as wide
+    as the trial lasted."""
+    base = calibration_real_server
+    browser.navigate(f"{base}/?token={TOKEN}")
+    sid = browser.wait_for("document.querySelector('[data-stream-id]')?.dataset.streamId", timeout=20)
+    card = f"document.querySelector('[data-stream-id=\"{sid}\"]')"
+    _open_panel(browser, sid)
+    _start(browser, "p-live-1")
+    cid = browser.wait_for(f"!{CAL}('cal-active').hidden && {CAL}('cal-id').textContent")
+
+    _click_label(browser, "positive")
+    cell = 'document.querySelector(\'#cal-counts tr[data-class="positive"] td[data-modality="eeg"]\')'
+    # The demo EEG window spans about 10 s of data: the first one inside the trial completes after that.
+    browser.wait_for(f"Number({cell}.textContent) >= 1", timeout=45)
+    assert _api(base, "GET", f"/calibrations/{cid}")[1]["counts"]["eeg"]["positive"] >= 1
+    browser.wait_for(f"Number({card}.querySelector('canvas.plot').dataset.points) >= 1", timeout=30)
+    _click_label(browser, "")
+    browser.wait_for(
+        "document.querySelector('#cal-counts tr[data-class=\"positive\"] td.trials').textContent === '1'"
+    )
+    event = _api(base, "GET", f"/calibrations/{cid}")[1]["events"][-1]
+    assert event["used"] is True and event["label"] == "positive"
+    browser.wait_for(f"{card}.querySelector('.markers li.marker')?.dataset.used === 'true'")
+    (marker,) = _markers(browser, sid)
+    assert marker["placement"] == "states" and marker["open"] == "false" and marker["calibration"] == cid
+    plot_width = browser.evaluate(f"{card}.querySelector('canvas.plot').clientWidth") - 40 - 12
+    expected = (event["end"] - event["start"]) * plot_width / 120
+    assert abs(marker["width"] - expected) < 3, (marker, expected)
+
+    browser.evaluate(f"{card}.scrollIntoView()")
+    (tmp_path / "dashboard_calibration_timeline.png").write_bytes(browser.screenshot())
+    browser.evaluate(f"{CAL}('cal-cancel').click()")
+    browser.wait_for(f"{CAL}('cal-state').textContent === 'cancelled'")
+    # A cancelled calibration's data is dropped: its trial is no longer drawn as used.
+    browser.wait_for(f"{card}.querySelector('.markers li.marker')?.dataset.used === 'false'")
     assert browser.console == []
