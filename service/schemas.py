@@ -379,6 +379,8 @@ class CalibrationPublic(BaseModel):
     counts: dict[str, dict[str, int]] = Field(description="Labelled windows per modality and class so far.")
     trials: dict[str, int] = Field(description="Completed labelled trials per class.")
     open_label: str | None = Field(None, description="The label of the trial open now.")
+    class_names: list[str] = Field(description="The base model's classes: the valid labels.")
+    lsl_now: float = Field(description="The service's LSL clock when this answer was made (events use it).")
     events: list[MarkerEvent] = Field(description="The latest trials seen (at most 200), oldest first.")
     notes: list[str] = Field(description="Markers or labels that were not used, and why (latest 20).")
     error: str | None = None

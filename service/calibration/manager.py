@@ -53,6 +53,10 @@ class CalibrationNotFound(KeyError):
         return str(self.args[0])
 
 
+class NotEnoughTrials(ValueError):
+    """Too few labelled trials of some class to fit (the calibration keeps collecting)."""
+
+
 class CalibrationConflict(RuntimeError):
     """The calibration (or a resource it needs) is in a state that forbids the request now."""
 
@@ -222,9 +226,7 @@ class CalibrationManager:
             finished = calibration.state != "collecting"
             if not finished:
                 calibration.state = "cancelled"
-                for collector in calibration.collectors.values():  # its data goes; nothing was written
-                    collector.labelled.clear()
-                    collector.pending.clear()
+                calibration.drop_data()  # its data goes; nothing was written
         self._detach(calibration)
         if finished:
             with self._lock:
@@ -261,7 +263,14 @@ class CalibrationManager:
                 )
                 raise CalibrationConflict(f"calibration {calibration_id} cannot be fitted: {what}.")
             data = calibration.labelled_data()
-            self._check_enough(calibration, data, train_modality)
+            try:
+                self._check_enough(calibration, data, train_modality)
+            except NotEnoughTrials as err:
+                if calibration.labels == "rest" and calibration.snapshot()["open_label"] is not None:
+                    raise ValueError(f"{err} (The open trial counts once it ends: label null.)") from None
+                raise
+            calibration.close_open_rest_trial()  # enough without it; with it, more
+            data = calibration.labelled_data()
             check_writable(self.settings.calibrated_repository)
             calibration.state = "fitting"
         try:
@@ -290,11 +299,11 @@ class CalibrationManager:
         )
         if train_modality is not None and train_modality not in data:
             raise ValueError(
-                f"train_modality {train_modality!r} is not a modality of this calibration; its modalities: "
+                f"the train modality {train_modality!r} is not a modality of this calibration; its modalities: "
                 f"{', '.join(sorted(data))}."
             )
         if not modalities:
-            raise ValueError(
+            raise NotEnoughTrials(
                 f"no labelled window yet; label at least {MIN_TRIALS_PER_CLASS} trials of each class "
                 f"({', '.join(names)}) first."
             )
@@ -305,7 +314,7 @@ class CalibrationManager:
             )
             short = [f"{names[i]} {n}" for i, n in enumerate(per_class) if n < MIN_TRIALS_PER_CLASS]
             if short:
-                raise ValueError(
+                raise NotEnoughTrials(
                     f"too few labelled trials of '{m}' to fit: {', '.join(short)} (each class needs "
                     f"{MIN_TRIALS_PER_CLASS}, so that one trial can be held out for validation); keep labelling."
                 )

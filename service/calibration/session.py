@@ -93,9 +93,10 @@ class StreamCollector:
         self.pending = deque(w for w in self.pending if w.end >= segment.end)
         return len(inside)
 
-    def prune(self, keep_from: float) -> None:
-        """Forget pending windows that start before ``keep_from`` (no trial can claim them any more)."""
-        while self.pending and self.pending[0].start < keep_from:
+    def prune(self, start_from: float, end_from: float) -> None:
+        """Forget pending windows that start before ``start_from`` or end before ``end_from`` (no trial can
+        claim them any more)."""
+        while self.pending and (self.pending[0].start < start_from or self.pending[0].end < end_from):
             self.pending.popleft()
 
     def count_in(self, start: float) -> int:
@@ -158,7 +159,7 @@ class Calibration:
             if collector is None:
                 return
             collector.add(windows, vectors)
-            collector.prune(self._keep_from(collector.newest))
+            collector.prune(*self._keep_from(collector.newest))
 
     def on_marker(self, lsl_time: float, text: str) -> None:
         """One marker of the experiment's marker stream (from the marker worker thread)."""
@@ -251,11 +252,13 @@ class Calibration:
                 {"label": open_[1], "start": open_[0], "end": None, "phase": None, "used": False}
             )
 
-    def _keep_from(self, newest: float) -> float:
+    def _keep_from(self, newest: float) -> tuple[float, float]:
+        """(start, end) bounds of the windows a trial may still claim: an open trial claims from its start on;
+        otherwise a later trial starts after the last one ended, and its marker is at most PENDING_S late."""
         open_ = self._parser.open_segment
         if open_ is not None:
-            return open_[0]
-        return max(self._last_end, newest - PENDING_S)
+            return open_[0], -np.inf
+        return self._last_end, newest - PENDING_S
 
     def _note(self, message: str) -> None:
         self._notes.append(message)
@@ -305,6 +308,8 @@ class Calibration:
                 "counts": self.counts(),
                 "trials": self.trials(),
                 "open_label": None if open_ is None else open_[1],
+                "class_names": list(self.class_names),
+                "lsl_now": self.clock(),
                 "events": list(self._events),
                 "notes": list(self._notes)
                 + ([] if status is None or not status["last_error"] else [status["last_error"]]),
@@ -312,6 +317,23 @@ class Calibration:
                 "result": self.result,
                 "created": self.created,
             }
+
+    def close_open_rest_trial(self) -> None:
+        """REST labelling: end the open trial now (a fit uses completed trials; the experimenter's open one counts)."""
+        with self._lock:
+            if self.labels == "rest" and self._parser.open_segment is not None:
+                for segment in self._parser.push(self.clock(), "trial_end"):
+                    self._close(segment)
+
+    def drop_data(self) -> None:
+        """Cancelled: forget every window and trial (nothing was written); the timeline shows none as used."""
+        with self._lock:
+            for collector in self.collectors.values():
+                collector.labelled.clear()
+                collector.pending.clear()
+            for event in self._events:
+                event["used"] = False
+            self._trials.clear()
 
     def labelled_data(self) -> dict[str, tuple[FeatureStatistics, np.ndarray, np.ndarray, np.ndarray]]:
         """Per modality: statistics, raw windows (N, T, D), class indices (N,), trial indices (N,)."""

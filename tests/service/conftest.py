@@ -1,6 +1,7 @@
 """Fixtures running the REAL service app under uvicorn on a free loopback port (reused by the service tests)."""
 
 import contextlib
+import tempfile
 import threading
 import time
 
@@ -16,8 +17,10 @@ CPU = "CPUExecutionProvider"
 
 
 def make_settings(**overrides) -> Settings:
-    """Settings for tests: demo bundle, CPU, no token, no streams (explicit, so M2S_* env vars cannot leak in)."""
+    """Settings for tests: demo bundle, CPU, no token, no streams (explicit, so M2S_* env vars cannot leak in);
+    calibrated models go to a fresh temporary folder, never into the source tree."""
     values = {
+        "calibrated_repository": tempfile.mkdtemp(prefix="m2s-test-calibrated-"),
         "model_repository": DEFAULT_REPOSITORY,
         "default_model": DEMO_BUNDLE,
         "host": "127.0.0.1",

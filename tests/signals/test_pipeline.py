@@ -470,3 +470,22 @@ def test_imports_without_torch():
     out = run_without(code, blocked=("torch", "onnxruntime"), timeout=120, cwd=ROOT)
     assert out.returncode == 0, out.stderr
     assert int(out.stdout.strip()) > 0
+
+
+def test_live_windows_carry_their_raw_features_and_the_push_its_vectors(bundle, trial):
+    """A live window's ``features`` are its vectors before normalisation; ``last_vectors_`` are every vector of
+    the push, so live calibration can renormalise with a participant's statistics (the same windows)."""
+    graph = _graph(bundle.manifest.graph("eeg"), normalisation=_random_normalisation(310, seed=3))
+    pipeline = graph.feature_pipeline(live=True)
+    x, ts = _recording(trial, "eeg")
+    windows, vectors = [], []
+    for a in range(0, x.shape[1], 700):
+        windows += pipeline.push(x[:, a : a + 700], ts[a : a + 700])
+        vectors.append(pipeline.last_vectors_.features)
+    assert windows
+    all_vectors = np.concatenate(vectors)
+    offline = graph.feature_pipeline().features(x, ts).features
+    np.testing.assert_allclose(all_vectors, offline[: len(all_vectors)], rtol=1e-10, atol=1e-12)
+    for w in windows:
+        assert w.features.shape == (graph.seq_len, graph.dim) and not w.features.flags.writeable
+        np.testing.assert_array_equal(w.window, graph.normalisation.apply(w.features))

@@ -45,7 +45,8 @@ def _get(calibrations, calibration_id: str) -> Calibration:
 
 
 def _sentence(err: Exception) -> str:
-    text = str(err)
+    """The error's message as a sentence (a KeyError's str() would quote it)."""
+    text = str(err.args[0]) if isinstance(err, KeyError) and err.args else str(err)
     return text[:1].upper() + text[1:]
 
 
@@ -68,7 +69,7 @@ def create_calibration(
         try:
             first = manager.get(body.streams[0])
         except KeyError as err:
-            raise HTTPException(status.HTTP_404_NOT_FOUND, _sentence(KeyError(str(err.args[0])))) from None
+            raise HTTPException(status.HTTP_404_NOT_FOUND, _sentence(err)) from None
         base = resolve_model(engine, f"{first.model.name}:{first.model.version}")
     try:
         return _public(calibrations.create(body, base))
