@@ -71,6 +71,14 @@ def register(subparsers) -> None:
         'then test trials; every marker then carries "phase": "calibration" or "test" (default: 0, no phases)',
     )
     p.add_argument(
+        "--wait-for-consumers",
+        type=float,
+        default=0.0,
+        metavar="S",
+        help="wait up to S seconds before the first trial until every stream (markers included) has an inlet, as an "
+        "experiment waits for its recorder (default: 0, start at once)",
+    )
+    p.add_argument(
         "--speed",
         type=float,
         default=1.0,
@@ -134,6 +142,10 @@ def _build(args: argparse.Namespace) -> Simulator:
         raise ValueError(
             f"--calibration-trials must be >= 0 (trials per class), got {args.calibration_trials}."
         )
+    if not 0 <= args.wait_for_consumers <= 3600:
+        raise ValueError(
+            f"--wait-for-consumers must be a number of seconds in [0, 3600], got {args.wait_for_consumers:g}."
+        )
     if not 0 < args.speed <= _MAX_SPEED:
         raise ValueError(f"--speed must be in (0, {_MAX_SPEED:g}] (1 = real time), got {args.speed:g}.")
     if not _MIN_CHUNK_S <= args.chunk_s <= _MAX_CHUNK_S:
@@ -152,6 +164,7 @@ def _build(args: argparse.Namespace) -> Simulator:
             modalities=modalities,
             first_trial=args.first_trial,
             calibration_trials=args.calibration_trials,
+            wait_for_consumers_s=args.wait_for_consumers,
             speed=args.speed,
             chunk_s=args.chunk_s,
             duration_s=args.duration,

@@ -86,6 +86,7 @@ import json
 import logging
 import math
 import threading
+import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -298,6 +299,11 @@ class Simulator:
     clock : callable
         ``clock() -> float``, seconds: ``start_time`` and every due time are read from it (default
         ``pylsl.local_clock``, so timestamps are LSL times).
+    wait_for_consumers_s : float
+        At :meth:`start`, wait up to this long (s) after the outlets exist and before playback time 0
+        until every outlet (markers included) has an inlet, as an experiment waits for its recorder:
+        a live calibration listening to the markers then sees the first trial's onset. 0 (default):
+        start at once (an inlet that connects later misses what was pushed before).
     sleep : callable | None
         ``sleep(seconds) -> bool``: how the playback thread waits until the next chunk is due; True
         ends playback. None: the stop event's ``wait`` (returns True once :meth:`stop` is called).
@@ -327,6 +333,7 @@ class Simulator:
         source_id_prefix: str = "m2s-sim",
         clock: Callable[[], float] = pylsl.local_clock,
         sleep: Callable[[float], bool] | None = None,
+        wait_for_consumers_s: float = 0.0,
     ):
         self.config = SyntheticConfig() if config is None else check_type(config, SyntheticConfig, "config")
         self.subject = ensure_int(subject, "subject")
@@ -348,6 +355,9 @@ class Simulator:
         self.calibration_trials = ensure_int(calibration_trials, "calibration_trials")
         check_range(self.calibration_trials, "calibration_trials", low=0)
         self.n_calibration_played = self._calibration_length()
+        self.wait_for_consumers_s = float(
+            check_range(wait_for_consumers_s, "wait_for_consumers_s", low=0, high=3600, unit="s")
+        )
         self.speed = float(check_range(speed, "speed", low=0, high=_MAX_SPEED, low_inclusive=False))
         self.chunk_s = float(check_range(chunk_s, "chunk_s", low=_MIN_CHUNK_S, high=_MAX_CHUNK_S, unit="s"))
         self.duration_s = float(check_range(duration_s, "duration_s", low=0, unit="s"))
@@ -487,6 +497,8 @@ class Simulator:
         for m in self.modalities:
             self._outlets[m] = pylsl.StreamOutlet(self._data_info(m))
         self._marker_outlet = pylsl.StreamOutlet(self._marker_info())
+        if self.wait_for_consumers_s > 0:
+            self._wait_for_consumers()
         self._thread = threading.Thread(target=self._run, name="m2s-simulator", daemon=True)
         self.start_time = self._clock()
         logger.info(
@@ -500,6 +512,22 @@ class Simulator:
         )
         self._thread.start()
         return self
+
+    def _wait_for_consumers(self) -> None:
+        """Wait (up to ``wait_for_consumers_s`` in all) until every outlet has an inlet; warn if some has none."""
+        deadline = time.monotonic() + self.wait_for_consumers_s
+        outlets = {**{m: self._outlets[m] for m in self.modalities}, "markers": self._marker_outlet}
+        waiting = [
+            name
+            for name, outlet in outlets.items()
+            if not outlet.wait_for_consumers(max(deadline - time.monotonic(), 0.0))
+        ]
+        if waiting:
+            logger.warning(
+                "no inlet on %s after %.1f s; starting anyway (what is pushed before an inlet connects is lost to it).",
+                ", ".join(waiting),
+                self.wait_for_consumers_s,
+            )
 
     def wait(self, timeout: float | None = None) -> bool:
         """Block until playback ends (duration reached, :meth:`stop` or an error); True if it has ended."""

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+import threading
 import time
 import uuid
 
@@ -426,3 +428,31 @@ def test_wrong_state_errors():
         sim.stop()
     sim.stop()  # idempotent
     assert not sim.running
+
+
+def test_wait_for_consumers_lets_a_late_inlet_see_the_first_onset(caplog):
+    """With wait_for_consumers_s, playback waits for an inlet on every outlet, so the first trial's marker
+    reaches an inlet opened after start(); with nobody listening it starts after the wait, with a warning."""
+    sim = _sim(modalities=["ecg"], calibration_trials=1, duration_s=2 * CONFIG.trial_duration_s, speed=6.0,
+               wait_for_consumers_s=20.0)  # fmt: skip
+    starter = threading.Thread(target=sim.start)
+    starter.start()  # blocks until the inlets below connect
+    try:
+        deadline = time.monotonic() + 10
+        while sim._marker_outlet is None and time.monotonic() < deadline:
+            time.sleep(0.01)
+        time.sleep(0.5)  # later than a sim without the wait would have pushed its first marker
+        inlets = {name: _inlet(sim, name) for name in ("markers", "ecg")}
+        sample, ts = inlets["markers"].pull_sample(timeout=5.0)
+        assert sample is not None
+        assert TrialMarker.from_json(sample[0], ts) == sim.labels_timeline[0]
+    finally:
+        starter.join(10)
+        sim.stop()
+    lone = _sim(modalities=["ecg"], duration_s=0.1, wait_for_consumers_s=0.2)
+    with caplog.at_level(logging.WARNING, logger="clients.simulator"):
+        lone.start()
+        lone.stop()
+    assert "no inlet on ecg, markers after 0.2 s; starting anyway" in caplog.text
+    with pytest.raises(ValueError, match="wait_for_consumers_s"):
+        _sim(wait_for_consumers_s=-1)
