@@ -1,4 +1,5 @@
-"""``m2s``: the client command line (LSL simulator, recording replay, one-off predictions, watching states).
+"""``m2s``: the client command line (LSL simulator, recording replay, one-off predictions, watching states,
+calibrating a participant).
 
 Each command lives in its own module and registers its sub-parser through a ``register(subparsers)``
 function that sets a ``handler`` default; :mod:`cli` is the front end shared with ``m2s-train``.
@@ -17,6 +18,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "clients.replay_cli",
     "clients.predict_cli",
     "clients.watch_cli",
+    "clients.calibrate_cli",
 )
 
 
@@ -25,7 +27,7 @@ def build_parser() -> argparse.ArgumentParser:
     return build_command_parser(
         "m2s",
         "Clients of the M2S-live service: simulate LSL streams with ground truth, replay recordings to LSL, "
-        "predict from a file, watch live emotion states.",
+        "predict from a file, watch live emotion states, calibrate a new participant on the live streams.",
         COMMAND_MODULES,
     )
 

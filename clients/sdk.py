@@ -7,15 +7,22 @@ service does not break an older SDK.
 Every error answer of the service (``{"detail": "..."}``) raises :class:`M2SError` with the HTTP status
 and the service's sentence; a refused WebSocket raises it with the close code (4401 wrong token, 4404
 unknown stream). An unreachable service raises :class:`M2SError` with ``status=None``.
+
+Live calibration of a new participant (``/calibrations``, see ``service/api/routes/calibrations.py``):
+:meth:`Client.calibrate` runs a whole session (create, wait for enough labelled trials, fit, activate);
+:meth:`Client.create_calibration`, :meth:`Client.calibration`, :meth:`Client.label`,
+:meth:`Client.fit_calibration` and :meth:`Client.cancel_calibration` are the single steps.
 """
 
 from __future__ import annotations
 
 import asyncio
+import inspect
 import json
 import logging
 import random
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 from urllib.parse import quote
 
@@ -141,6 +148,83 @@ class Readiness(_Result):
     providers: dict[str, dict[str, str]]
 
 
+class ModalityValidation(_Result):
+    """Leave-one-trial-out validation of one served modality of a calibrated model.
+
+    ``balanced_accuracy`` is None where the service could not score the modality (no held-out window);
+    ``head`` names the modality whose windows fitted the head serving this one (another one for a
+    cross-modal head); ``own_head_balanced_accuracy`` scores this modality's own head beside it.
+    """
+
+    balanced_accuracy: float | None = None
+    head: str | None = None
+    n_windows: int = 0
+    own_head_balanced_accuracy: float | None = None
+
+
+class CalibrationValidation(_Result):
+    """Validation of a fit within the calibration trials: overall, per modality, trials per class, chosen C."""
+
+    balanced_accuracy: float | None = None
+    per_modality: dict[str, ModalityValidation] = Field(default_factory=dict)
+    n_trials: dict[str, int] = Field(default_factory=dict)
+    c: dict[str, float] = Field(default_factory=dict)
+
+
+class CalibrationResult(_Result):
+    """The answer of a fit (``POST /calibrations/{id}/fit``): the new model ``<base>-<participant>:<n>``,
+    its validation, the streams switched to it and the seconds the fit took."""
+
+    model: ModelRef
+    validation: CalibrationValidation
+    activated: list[str] = Field(default_factory=list)
+    fit_s: float | None = None
+
+
+class MarkerEvent(_Result):
+    """A labelled trial a calibration saw: LSL times (s) of its start and end (None while open).
+
+    ``used`` says its windows are calibration data (test-phase trials and unknown labels are not).
+    """
+
+    label: str | None = None
+    start: float
+    end: float | None = None
+    phase: str | None = None
+    used: bool = False
+
+
+class CalibrationInfo(_Result):
+    """A calibration and its progress (``GET /calibrations/{id}``).
+
+    ``state`` is ``collecting``, ``fitting``, ``done``, ``failed`` or ``cancelled``; ``model`` the base
+    model; ``counts[modality][class]`` the labelled windows so far; ``trials[class]`` the completed,
+    used trials (its keys are the base model's classes); ``notes`` the markers or labels that were not
+    used, and why; ``result`` the fit's answer once done.
+    """
+
+    id: str
+    participant: str
+    state: str
+    model: ModelRef
+    streams: list[str]
+    modalities: dict[str, str] = Field(default_factory=dict)
+    labels: str
+    markers_connected: bool | None = None
+    counts: dict[str, dict[str, int]] = Field(default_factory=dict)
+    trials: dict[str, int] = Field(default_factory=dict)
+    open_label: str | None = None
+    events: list[MarkerEvent] = Field(default_factory=list)
+    notes: list[str] = Field(default_factory=list)
+    error: str | None = None
+    result: CalibrationResult | None = None
+    created: float | None = None
+
+    def missing_trials(self, trials_per_class: int) -> dict[str, int]:
+        """Trials still missing per class to reach ``trials_per_class`` (classes already there left out)."""
+        return {label: trials_per_class - n for label, n in self.trials.items() if n < trials_per_class}
+
+
 # -- request building and answer parsing, shared by the sync and async clients -------------------------
 
 
@@ -227,6 +311,142 @@ def _check_timeout(timeout: float) -> float:
     return float(timeout)
 
 
+# -- calibration: request bodies, argument checks and the wait of calibrate() ----------------------------
+
+#: Seconds to wait for the answer of a fit: it embeds every labelled window and validates by
+#: leave-one-trial-out before it answers, which takes longer than an ordinary request.
+FIT_TIMEOUT_S = 300.0
+
+#: Trials per class the service needs at least (one trial of each class is held out for validation).
+MIN_TRIALS_PER_CLASS = 2
+
+_SELECTOR_KEYS = ("type", "name", "source_id")
+_LABEL_SOURCE = (
+    'give exactly one label source: markers={"type": "Markers"} (an LSL marker stream of the experiment) '
+    "or rest=True (you label trials with label())"
+)
+
+
+def _text(value: Any, what: str, example: str) -> str:
+    if not isinstance(value, str):
+        raise TypeError(f"{what} must be a str such as {example}, got {type(value).__name__}.")
+    if not value.strip():
+        raise ValueError(f"{what} must be a non-empty str such as {example}, got {value!r}.")
+    return value
+
+
+def _calibration_body(
+    participant: str,
+    streams: Sequence[str],
+    markers: Mapping[str, str] | None,
+    rest: bool,
+    model: str | None,
+) -> dict[str, Any]:
+    _text(participant, "participant", "'p-013'")
+    if isinstance(streams, str) or not isinstance(streams, Sequence):
+        raise TypeError(
+            f"streams must be a list of attached stream ids such as ['eeg-1a2b'], got {streams!r}"
+            + (f"; wrap one id in a list: [{streams!r}]." if isinstance(streams, str) else ".")
+        )
+    if not streams:
+        raise ValueError(
+            "streams is empty; give the ids of the attached streams to calibrate (see streams())."
+        )
+    for sid in streams:
+        _text(sid, "each stream id", "'eeg-1a2b'")
+    if not isinstance(rest, bool):
+        raise TypeError(f"rest must be True or False, got {rest!r}.")
+    if (markers is None) == (not rest):
+        raise ValueError(_LABEL_SOURCE + f"; got markers={markers!r}, rest={rest!r}.")
+    if markers is not None:
+        if not isinstance(markers, Mapping):
+            raise TypeError(
+                f"markers must be a mapping of type / name / source_id, e.g. {{'type': 'Markers'}}, got {markers!r}."
+            )
+        unknown = sorted(set(markers) - set(_SELECTOR_KEYS))
+        if unknown or not markers:
+            raise ValueError(
+                f"markers picks the LSL marker stream by {', '.join(_SELECTOR_KEYS)} (at least one), "
+                f"e.g. {{'type': 'Markers'}}; got {dict(markers)!r}."
+            )
+        for key, value in markers.items():
+            _text(value, f"markers[{key!r}]", "'Markers'")
+        labels: dict[str, Any] = {"markers": dict(markers)}
+    else:
+        labels = {"rest": True}
+    body: dict[str, Any] = {"participant": participant, "streams": list(streams), "labels": labels}
+    if model is not None:
+        body["model"] = _text(model, "model", "'m2s-synthetic-demo' or 'm2s-synthetic-demo:1'")
+    return body
+
+
+def _fit_body(train_modality: str | None, activate: bool) -> dict[str, Any]:
+    if not isinstance(activate, bool):
+        raise TypeError(f"activate must be True or False, got {activate!r}.")
+    body: dict[str, Any] = {"activate": activate}
+    if train_modality is not None:
+        body["train_modality"] = _text(train_modality, "train_modality", "'eeg'")
+    return body
+
+
+def _label_body(label: str | None) -> dict[str, Any]:
+    if label is not None:
+        _text(label, "label", "'positive' (a class of the base model; None ends the trial)")
+    return {"label": label}
+
+
+def _check_calibrate(trials_per_class: int, timeout_s: float, poll_s: float, on_progress) -> None:
+    if isinstance(trials_per_class, bool) or not isinstance(trials_per_class, int):
+        raise TypeError(f"trials_per_class must be an int, got {trials_per_class!r}.")
+    if trials_per_class < MIN_TRIALS_PER_CLASS:
+        raise ValueError(
+            f"trials_per_class must be >= {MIN_TRIALS_PER_CLASS} (the fit holds one trial of each class out "
+            f"for validation), got {trials_per_class}."
+        )
+    for value, what in ((timeout_s, "timeout_s"), (poll_s, "poll_s")):
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < float("inf"):
+            raise ValueError(f"{what} must be a positive number of seconds, got {value!r}.")
+    if on_progress is not None and not callable(on_progress):
+        raise TypeError(f"on_progress must be callable (it gets each CalibrationInfo), got {on_progress!r}.")
+
+
+def _collected(info: CalibrationInfo, trials_per_class: int) -> bool:
+    """True once every class has ``trials_per_class`` trials; RuntimeError when it stopped collecting."""
+    if info.state != "collecting":
+        why = f": {info.error}" if info.error else ""
+        raise RuntimeError(
+            f"calibration {info.id} is {info.state}{why} before it had {trials_per_class} trials of each class "
+            f"(trials {_describe_trials(info)}); start a new one."
+        )
+    return not info.missing_trials(trials_per_class)
+
+
+def _describe_trials(info: CalibrationInfo) -> str:
+    return ", ".join(f"{label} {n}" for label, n in info.trials.items()) or "none"
+
+
+def _timeout_error(
+    info: CalibrationInfo, trials_per_class: int, timeout_s: float, cancelled: bool
+) -> TimeoutError:
+    windows = "; ".join(
+        f"{m} " + ", ".join(f"{label} {n}" for label, n in counts.items())
+        for m, counts in info.counts.items()
+    )
+    if info.labels == "markers" and not info.markers_connected:
+        hint = "the marker stream is not connected: check the markers selector (type / name / source_id)"
+    elif not any(info.trials.values()) and not any(n for c in info.counts.values() for n in c.values()):
+        hint = "no labelled window arrived: are the streams and the markers (or label() calls) running?"
+    else:
+        hint = "run more trials per class, or give a longer timeout_s"
+    last = f"; last note: {info.notes[-1].rstrip('.')}" if info.notes else ""
+    fate = "was cancelled (nothing saved)" if cancelled else "could not be cancelled (see the log)"
+    return TimeoutError(
+        f"calibration {info.id} (participant {info.participant}) did not reach {trials_per_class} trials of each "
+        f"class within {timeout_s:g} s and {fate}; trials so far: {_describe_trials(info)} (windows: "
+        f"{windows or 'none'}); {hint}{last}."
+    )
+
+
 # -- sync client -------------------------------------------------------------------------------------
 
 
@@ -257,9 +477,17 @@ class Client:
             base_url=self.base_url, headers=_headers(token), timeout=_check_timeout(timeout)
         )
 
-    def _call(self, method: str, path: str, json_body: Any = None, *, ok_statuses=()) -> httpx.Response:
+    def _call(
+        self,
+        method: str,
+        path: str,
+        json_body: Any = None,
+        *,
+        ok_statuses=(),
+        timeout=httpx.USE_CLIENT_DEFAULT,
+    ) -> httpx.Response:
         try:
-            response = self._http.request(method, path, json=json_body)
+            response = self._http.request(method, path, json=json_body, timeout=timeout)
         except httpx.TransportError as err:
             raise _unreachable(self.base_url, err) from err
         if response.status_code not in ok_statuses:
@@ -324,6 +552,193 @@ class Client:
         """Detach an attached stream (``DELETE /streams/{id}``)."""
         self._call("DELETE", f"/streams/{_segment(stream_id)}")
 
+    # -- calibration -------------------------------------------------------------------------------
+
+    def create_calibration(
+        self,
+        participant: str,
+        streams: Sequence[str],
+        *,
+        markers: Mapping[str, str] | None = None,
+        rest: bool = False,
+        model: str | None = None,
+    ) -> CalibrationInfo:
+        """Start calibrating ``participant`` on attached streams (``POST /calibrations``).
+
+        Parameters
+        ----------
+        participant : str
+            Participant id: letters, digits, ``_`` and ``-``, at most 64, starting with a letter or digit
+            (the service checks it: 422). The calibrated model is named ``<base>-<participant>``.
+        streams : list of str
+            Ids of attached streams (:meth:`streams`), at most one per modality.
+        markers : mapping, optional
+            The experiment's LSL marker stream, by ``type`` / ``name`` / ``source_id``, e.g.
+            ``{"type": "Markers"}``: JSON onsets ``{"trial": k, "label": "<class>"}`` or
+            ``trial_start:<label>`` / ``trial_end`` strings label the trials.
+        rest : bool
+            Label the trials with :meth:`label` instead (give exactly one of ``markers`` and ``rest``).
+        model : str, optional
+            Base model ``'name'`` or ``'name:version'``; default: the model the first stream runs.
+
+        Returns
+        -------
+        CalibrationInfo
+            State ``collecting``; its ``id`` names the calibration in the other calls.
+        """
+        body = _calibration_body(participant, streams, markers, rest, model)
+        return CalibrationInfo.model_validate(self._call("POST", "/calibrations", body).json())
+
+    def calibration(self, calibration_id: str) -> CalibrationInfo:
+        """A calibration and its progress: state, windows and trials per class, events, notes, result."""
+        return CalibrationInfo.model_validate(
+            self._call("GET", f"/calibrations/{_segment(calibration_id)}").json()
+        )
+
+    def calibrations(self) -> list[CalibrationInfo]:
+        """Every calibration of the running service, oldest first (``GET /calibrations``)."""
+        return [CalibrationInfo.model_validate(c) for c in self._call("GET", "/calibrations").json()["data"]]
+
+    def label(self, calibration_id: str, label: str | None) -> CalibrationInfo:
+        """REST labelling: start a trial of class ``label`` now (ending an open one), or end it (None).
+
+        Only for a calibration created with ``rest=True`` (409 otherwise); an unknown class is a 422
+        whose message lists the base model's classes.
+        """
+        body = _label_body(label)
+        return CalibrationInfo.model_validate(
+            self._call("POST", f"/calibrations/{_segment(calibration_id)}/label", body).json()
+        )
+
+    def fit_calibration(
+        self,
+        calibration_id: str,
+        *,
+        train_modality: str | None = None,
+        activate: bool = False,
+        timeout: float = FIT_TIMEOUT_S,
+    ) -> CalibrationResult:
+        """Fit the participant's head, save it as a new model version and optionally activate it.
+
+        Parameters
+        ----------
+        calibration_id : str
+        train_modality : str, optional
+            Fit one head on this modality's windows and serve every modality with it (cross-modal);
+            default: each modality with enough trials its own head.
+        activate : bool
+            Switch the calibration's streams to the new model (hot swap, between two states).
+        timeout : float
+            Seconds to wait for the answer (default :data:`FIT_TIMEOUT_S`).
+
+        Returns
+        -------
+        CalibrationResult
+            The new model ``<base>-<participant>:<n>``, its leave-one-trial-out validation and the
+            streams switched to it. Too few trials of some class is a 422; the calibration then keeps
+            collecting.
+        """
+        body = _fit_body(train_modality, activate)
+        response = self._call(
+            "POST",
+            f"/calibrations/{_segment(calibration_id)}/fit",
+            body,
+            timeout=_check_timeout(timeout),
+        )
+        return CalibrationResult.model_validate(response.json())
+
+    def cancel_calibration(self, calibration_id: str) -> CalibrationInfo:
+        """Cancel a collecting calibration (nothing is saved) or forget a finished one (``DELETE``)."""
+        return CalibrationInfo.model_validate(
+            self._call("DELETE", f"/calibrations/{_segment(calibration_id)}").json()
+        )
+
+    def calibrate(
+        self,
+        participant: str,
+        streams: Sequence[str],
+        *,
+        markers: Mapping[str, str] | None = None,
+        rest: bool = False,
+        model: str | None = None,
+        trials_per_class: int = MIN_TRIALS_PER_CLASS,
+        train_modality: str | None = None,
+        activate: bool = True,
+        timeout_s: float = 1800.0,
+        poll_s: float = 1.0,
+        on_progress: Callable[[CalibrationInfo], Any] | None = None,
+    ) -> CalibrationResult:
+        """Calibrate a participant end to end: create, wait for labelled trials, fit, activate.
+
+        Parameters
+        ----------
+        participant, streams, markers, rest, model
+            As in :meth:`create_calibration`.
+        trials_per_class : int
+            Fit once every class of the base model has this many completed, used trials (at least
+            :data:`MIN_TRIALS_PER_CLASS`; more trials give a better head and a steadier validation).
+        train_modality, activate
+            As in :meth:`fit_calibration`; ``activate`` defaults to True here.
+        timeout_s : float
+            Longest wait for the trials, s (the fit's own time not included).
+        poll_s : float
+            Seconds between two progress requests.
+        on_progress : callable, optional
+            Called with each :class:`CalibrationInfo` polled, the first one right after creation.
+
+        Returns
+        -------
+        CalibrationResult
+
+        Raises
+        ------
+        TimeoutError
+            The trials did not come within ``timeout_s``; the calibration is cancelled and the message
+            gives the trials and windows per class so far.
+        RuntimeError
+            The calibration stopped collecting meanwhile (cancelled elsewhere, the service stopping).
+        M2SError
+            An error answer of the service (e.g. 404 unknown stream, 409 stream busy, 422 bad
+            participant id).
+
+        Notes
+        -----
+        Whatever interrupts the wait or the fit (an error, Ctrl-C) cancels the calibration while it is
+        still collecting, so that its streams are free for the next one.
+        """
+        _check_calibrate(trials_per_class, timeout_s, poll_s, on_progress)
+        fit = _fit_body(train_modality, activate)
+        deadline = time.monotonic() + timeout_s
+        info = self.create_calibration(participant, streams, markers=markers, rest=rest, model=model)
+        cancelled = None
+        try:
+            while True:
+                if on_progress is not None:
+                    on_progress(info)
+                if _collected(info, trials_per_class):
+                    break
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    cancelled = self._abandon(info.id)
+                    raise _timeout_error(info, trials_per_class, timeout_s, cancelled)
+                time.sleep(min(poll_s, left))
+                info = self.calibration(info.id)
+            return self.fit_calibration(info.id, **fit)
+        except BaseException:
+            if cancelled is None:
+                self._abandon(info.id)
+            raise
+
+    def _abandon(self, calibration_id: str) -> bool:
+        """Cancel the calibration if it is still collecting; True when it no longer collects."""
+        try:
+            if self.calibration(calibration_id).state == "collecting":
+                self.cancel_calibration(calibration_id)
+            return True
+        except M2SError as err:
+            logger.warning("calibration %s could not be cancelled: %s", calibration_id, err)
+            return False
+
     def ready(self) -> Readiness:
         """Readiness of the service; ``ready`` is False (no error) while it starts or stops."""
         return Readiness.model_validate(self._call("GET", "/v2/health/ready", ok_statuses=(503,)).json())
@@ -379,9 +794,17 @@ class AsyncClient:
         self.timeout = _check_timeout(timeout)
         self._http = httpx.AsyncClient(base_url=self.base_url, headers=_headers(token), timeout=self.timeout)
 
-    async def _call(self, method: str, path: str, json_body: Any = None, *, ok_statuses=()) -> httpx.Response:
+    async def _call(
+        self,
+        method: str,
+        path: str,
+        json_body: Any = None,
+        *,
+        ok_statuses=(),
+        timeout=httpx.USE_CLIENT_DEFAULT,
+    ) -> httpx.Response:
         try:
-            response = await self._http.request(method, path, json=json_body)
+            response = await self._http.request(method, path, json=json_body, timeout=timeout)
         except httpx.TransportError as err:
             raise _unreachable(self.base_url, err) from err
         if response.status_code not in ok_statuses:
@@ -430,6 +853,109 @@ class AsyncClient:
     async def detach(self, stream_id: str) -> None:
         """See :meth:`Client.detach`."""
         await self._call("DELETE", f"/streams/{_segment(stream_id)}")
+
+    async def create_calibration(
+        self,
+        participant: str,
+        streams: Sequence[str],
+        *,
+        markers: Mapping[str, str] | None = None,
+        rest: bool = False,
+        model: str | None = None,
+    ) -> CalibrationInfo:
+        """See :meth:`Client.create_calibration`."""
+        body = _calibration_body(participant, streams, markers, rest, model)
+        return CalibrationInfo.model_validate((await self._call("POST", "/calibrations", body)).json())
+
+    async def calibration(self, calibration_id: str) -> CalibrationInfo:
+        """See :meth:`Client.calibration`."""
+        response = await self._call("GET", f"/calibrations/{_segment(calibration_id)}")
+        return CalibrationInfo.model_validate(response.json())
+
+    async def calibrations(self) -> list[CalibrationInfo]:
+        """See :meth:`Client.calibrations`."""
+        data = (await self._call("GET", "/calibrations")).json()["data"]
+        return [CalibrationInfo.model_validate(c) for c in data]
+
+    async def label(self, calibration_id: str, label: str | None) -> CalibrationInfo:
+        """See :meth:`Client.label`."""
+        body = _label_body(label)
+        response = await self._call("POST", f"/calibrations/{_segment(calibration_id)}/label", body)
+        return CalibrationInfo.model_validate(response.json())
+
+    async def fit_calibration(
+        self,
+        calibration_id: str,
+        *,
+        train_modality: str | None = None,
+        activate: bool = False,
+        timeout: float = FIT_TIMEOUT_S,
+    ) -> CalibrationResult:
+        """See :meth:`Client.fit_calibration`."""
+        body = _fit_body(train_modality, activate)
+        response = await self._call(
+            "POST",
+            f"/calibrations/{_segment(calibration_id)}/fit",
+            body,
+            timeout=_check_timeout(timeout),
+        )
+        return CalibrationResult.model_validate(response.json())
+
+    async def cancel_calibration(self, calibration_id: str) -> CalibrationInfo:
+        """See :meth:`Client.cancel_calibration`."""
+        response = await self._call("DELETE", f"/calibrations/{_segment(calibration_id)}")
+        return CalibrationInfo.model_validate(response.json())
+
+    async def calibrate(
+        self,
+        participant: str,
+        streams: Sequence[str],
+        *,
+        markers: Mapping[str, str] | None = None,
+        rest: bool = False,
+        model: str | None = None,
+        trials_per_class: int = MIN_TRIALS_PER_CLASS,
+        train_modality: str | None = None,
+        activate: bool = True,
+        timeout_s: float = 1800.0,
+        poll_s: float = 1.0,
+        on_progress: Callable[[CalibrationInfo], Any] | None = None,
+    ) -> CalibrationResult:
+        """See :meth:`Client.calibrate`; ``on_progress`` may also be a coroutine function."""
+        _check_calibrate(trials_per_class, timeout_s, poll_s, on_progress)
+        fit = _fit_body(train_modality, activate)
+        deadline = time.monotonic() + timeout_s
+        info = await self.create_calibration(participant, streams, markers=markers, rest=rest, model=model)
+        cancelled = None
+        try:
+            while True:
+                if on_progress is not None:
+                    outcome = on_progress(info)
+                    if inspect.isawaitable(outcome):
+                        await outcome
+                if _collected(info, trials_per_class):
+                    break
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    cancelled = await self._abandon(info.id)
+                    raise _timeout_error(info, trials_per_class, timeout_s, cancelled)
+                await asyncio.sleep(min(poll_s, left))
+                info = await self.calibration(info.id)
+            return await self.fit_calibration(info.id, **fit)
+        except BaseException:
+            if cancelled is None:
+                await asyncio.shield(self._abandon(info.id))
+            raise
+
+    async def _abandon(self, calibration_id: str) -> bool:
+        """See :meth:`Client._abandon`."""
+        try:
+            if (await self.calibration(calibration_id)).state == "collecting":
+                await self.cancel_calibration(calibration_id)
+            return True
+        except M2SError as err:
+            logger.warning("calibration %s could not be cancelled: %s", calibration_id, err)
+            return False
 
     async def ready(self) -> Readiness:
         """See :meth:`Client.ready`."""
@@ -607,10 +1133,17 @@ class StateStream:
 
 
 __all__ = [
+    "FIT_TIMEOUT_S",
+    "MIN_TRIALS_PER_CLASS",
     "AsyncClient",
+    "CalibrationInfo",
+    "CalibrationResult",
+    "CalibrationValidation",
     "Client",
     "EmotionState",
     "M2SError",
+    "MarkerEvent",
+    "ModalityValidation",
     "ModelMetadata",
     "ModelRef",
     "ModelSummary",

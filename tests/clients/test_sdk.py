@@ -12,17 +12,29 @@ import json
 import socket
 import threading
 import time
+import uuid
 
 import httpx
 import numpy as np
 import pytest
 import uvicorn
 
-from clients.sdk import AsyncClient, Client, EmotionState, M2SError, StreamInfo
+from clients.sdk import (
+    AsyncClient,
+    CalibrationInfo,
+    CalibrationResult,
+    Client,
+    EmotionState,
+    M2SError,
+    StreamInfo,
+)
+from clients.simulator import Simulator
 from models.repository import DEMO_BUNDLE
 from service.api.deps import NOT_AUTHENTICATED
 from service.api.routes.ws import REASON_UNAUTHORIZED, unknown_stream_reason
 from service.app import create_app
+from service.config import AttachRequest
+from synthetic import SyntheticConfig
 from tests.clients.conftest import EegOutlet, wait_until
 from tests.service.conftest import make_settings, run_server
 
@@ -415,3 +427,215 @@ def test_stream_backs_off_when_closed_before_any_message():
     # waits of 0.05, 0.1, 0.2, 0.2 s times a jitter factor in [0.5, 1)
     assert np.all(gaps >= np.array([0.05, 0.1, 0.2, 0.2]) * 0.5 - 0.005)
     assert np.all(gaps < np.array([0.05, 0.1, 0.2, 0.2]) + 0.1)
+
+
+# -- calibration ------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def calibration_server(tmp_path_factory):
+    """A real app with a writable calibrated repository and one attached EEG stream that never resolves.
+
+    Yields ``(url, stream_id)``: enough to create, label, refuse and cancel calibrations without data.
+    """
+    settings = make_settings(
+        calibrated_repository=tmp_path_factory.mktemp("calibrated"), resolve_timeout_s=0.2
+    )
+    with run_server(create_app(settings)) as url, Client(url) as client:
+        stream = client.attach("eeg", source_id=f"m2s-sdk-never-{uuid.uuid4().hex[:12]}")
+        yield url, stream.id
+
+
+def test_calibration_errors_carry_service_detail(calibration_server):
+    """Unknown id (404), invalid participant id (422) and an unknown class (422) raise the service's detail."""
+    url, sid = calibration_server
+    rest_body = {"streams": [sid], "labels": {"rest": True}}
+    with Client(url) as client:
+        with pytest.raises(M2SError) as unknown:
+            client.calibration("cal-nope")
+        unknown_rest = httpx.get(f"{url}/calibrations/cal-nope")
+        with pytest.raises(M2SError) as participant:
+            client.create_calibration("p 013!", [sid], rest=True)
+        info = client.create_calibration("p-013", [sid], rest=True)
+        try:
+            with pytest.raises(M2SError) as label:
+                client.label(info.id, "joy")
+            label_rest = httpx.post(f"{url}/calibrations/{info.id}/label", json={"label": "joy"})
+        finally:
+            client.cancel_calibration(info.id)
+    assert unknown.value.status == 404
+    assert unknown.value.detail == unknown_rest.json()["detail"] and "'cal-nope'" in unknown.value.detail
+    assert participant.value.status == 422
+    rest = httpx.post(f"{url}/calibrations", json={"participant": "p 013!", **rest_body})
+    assert participant.value.detail == rest.json()["detail"] and "participant" in participant.value.detail
+    assert label.value.status == label_rest.status_code == 422
+    assert label.value.detail == label_rest.json()["detail"]
+    assert "'joy' is not a class" in label.value.detail
+
+
+def test_calibration_rest_lifecycle(calibration_server):
+    """create -> label -> end -> list -> fit refused (too few trials, keeps collecting) -> cancel."""
+    url, sid = calibration_server
+    with Client(url) as client:
+        info = client.create_calibration("p-rest", [sid], rest=True)
+        try:
+            started = client.label(info.id, "positive")
+            ended = client.label(info.id, None)
+            listed = client.calibrations()
+            with pytest.raises(M2SError) as fit:
+                client.fit_calibration(info.id, activate=True)
+            still = client.calibration(info.id)
+        finally:
+            cancelled = client.cancel_calibration(info.id)
+    assert isinstance(info, CalibrationInfo) and info.state == "collecting" and info.labels == "rest"
+    assert info.participant == "p-rest" and info.streams == [sid] and info.modalities == {sid: "eeg"}
+    assert info.model.name == DEMO_BUNDLE and set(info.trials) == {"negative", "neutral", "positive"}
+    assert started.open_label == "positive" and ended.open_label is None
+    assert ended.events[-1].label == "positive" and ended.events[-1].end is not None
+    assert not ended.events[-1].used  # no window arrived: the trial is not counted
+    assert info.id in {c.id for c in listed}
+    assert fit.value.status == 422 and "label at least 2 trials of each class" in fit.value.detail
+    assert still.state == "collecting" and cancelled.state == "cancelled"
+
+
+def test_calibrate_times_out_cancels_and_names_the_counts(calibration_server):
+    """Without trials, calibrate() gives up after timeout_s, cancels the calibration and reports the counts."""
+    url, sid = calibration_server
+    seen: list[CalibrationInfo] = []
+    start = time.perf_counter()
+    with Client(url) as client, pytest.raises(TimeoutError) as info:
+        client.calibrate("p-slow", [sid], rest=True, timeout_s=1.0, poll_s=0.2, on_progress=seen.append)
+    elapsed = time.perf_counter() - start
+    assert 1.0 <= elapsed < 5.0 and len(seen) >= 3
+    message = str(info.value)
+    assert f"calibration {seen[0].id} (participant p-slow) did not reach 2 trials of each class" in message
+    assert "was cancelled" in message and "trials so far: negative 0, neutral 0, positive 0" in message
+    assert httpx.get(f"{url}/calibrations/{seen[0].id}").json()["state"] == "cancelled"
+
+
+def test_async_calibration_calls(calibration_server):
+    """AsyncClient: create, label, get, a timed-out calibrate() (async on_progress) and cancel."""
+    url, sid = calibration_server
+    seen: list[str] = []
+
+    async def on_progress(info: CalibrationInfo) -> None:
+        seen.append(info.id)
+
+    async def go():
+        async with AsyncClient(url) as client:
+            info = await client.create_calibration("p-async", [sid], rest=True)
+            labelled = await client.label(info.id, "neutral")
+            got = await client.calibration(info.id)
+            listed = await client.calibrations()
+            cancelled = await client.cancel_calibration(info.id)
+            with pytest.raises(TimeoutError, match="trials so far: negative 0"):
+                await client.calibrate(
+                    "p-async", [sid], rest=True, timeout_s=0.5, poll_s=0.1, on_progress=on_progress
+                )
+            with pytest.raises(M2SError) as unknown:
+                await client.fit_calibration("cal-nope")
+            return info, labelled, got, listed, cancelled, unknown.value
+
+    info, labelled, got, listed, cancelled, unknown = asyncio.run(asyncio.wait_for(go(), 20))
+    assert labelled.open_label == got.open_label == "neutral" and info.id in {c.id for c in listed}
+    assert cancelled.state == "cancelled" and len(seen) >= 2 and seen[0] != info.id
+    assert httpx.get(f"{url}/calibrations/{seen[0]}").json()["state"] == "cancelled"
+    assert unknown.status == 404 and "cal-nope" in unknown.detail
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "match"),
+    [
+        ({"streams": "eeg-1"}, TypeError, r"wrap one id in a list: \['eeg-1'\]"),
+        ({"streams": []}, ValueError, "streams is empty"),
+        ({"rest": False}, ValueError, "give exactly one label source"),
+        ({"rest": True, "markers": {"type": "Markers"}}, ValueError, "give exactly one label source"),
+        ({"rest": False, "markers": {"kind": "Markers"}}, ValueError, "by type, name, source_id"),
+        ({"rest": False, "markers": {"type": ""}}, ValueError, r"markers\['type'\] must be a non-empty str"),
+        ({"participant": 13}, TypeError, "participant must be a str"),
+        ({"model": ""}, ValueError, "model must be a non-empty str"),
+        ({"trials_per_class": 1}, ValueError, "trials_per_class must be >= 2"),
+        ({"trials_per_class": 2.0}, TypeError, "trials_per_class must be an int"),
+        ({"timeout_s": 0}, ValueError, "timeout_s must be a positive number"),
+        ({"poll_s": float("nan")}, ValueError, "poll_s must be a positive number"),
+        ({"on_progress": "print"}, TypeError, "on_progress must be callable"),
+        ({"train_modality": ""}, ValueError, "train_modality must be a non-empty str"),
+        ({"activate": "yes"}, TypeError, "activate must be True or False"),
+    ],
+)
+def test_calibrate_arguments_are_validated_locally(kwargs, error, match):
+    """Bad arguments of calibrate() are refused before any request (nothing listens on the URL)."""
+    arguments = {"participant": "p-1", "streams": ["eeg-1"], "rest": True, **kwargs}
+    with Client("http://127.0.0.1:9") as client, pytest.raises(error, match=match):
+        client.calibrate(arguments.pop("participant"), arguments.pop("streams"), **arguments)
+
+
+def test_label_and_fit_arguments_are_validated_locally():
+    """An empty label, a non-bool activate and an empty calibration id are refused before any request."""
+    with Client("http://127.0.0.1:9") as client:
+        with pytest.raises(ValueError, match="label must be a non-empty str"):
+            client.label("cal-1", "")
+        with pytest.raises(TypeError, match="activate must be True or False"):
+            client.fit_calibration("cal-1", activate=1)
+        with pytest.raises(ValueError, match="expected a non-empty id"):
+            client.calibration("")
+
+
+@pytest.mark.slow
+def test_calibrate_with_markers_end_to_end(tmp_path):
+    """The simulator's marker stream labels the trials; calibrate() fits m2s-synthetic-demo-<p>:1 and activates it.
+
+    3 calibration trials per class are played and 2 asked: the first onset may pass before the marker inlet
+    connects. The simulator starts at the first progress call, right after the calibration is created.
+    """
+    prefix = f"m2s-sdk-cal-{uuid.uuid4().hex[:12]}"
+    sim = Simulator(
+        SyntheticConfig(trial_duration_s=30.0),
+        subject=0,
+        modalities=("eeg", "eye"),
+        speed=4.0,
+        calibration_trials=3,
+        source_id_prefix=prefix,
+    )
+    attach = [AttachRequest(modality=m, source_id=sim.source_ids[m]) for m in ("eeg", "eye")]
+    settings = make_settings(attach=attach, stale_after_s=30.0, calibrated_repository=tmp_path)
+    seen: list[CalibrationInfo] = []
+
+    def on_progress(info: CalibrationInfo) -> None:
+        seen.append(info)
+        if not seen[1:]:
+            sim.start()
+
+    start = time.perf_counter()
+    with run_server(create_app(settings)) as url, Client(url) as client:
+        ids = [s.id for s in client.streams()]
+        try:
+            result = client.calibrate(
+                "p-sdk",
+                ids,
+                markers={"source_id": sim.source_ids["markers"]},
+                trials_per_class=2,
+                timeout_s=150,
+                poll_s=0.5,
+                on_progress=on_progress,
+            )
+        finally:
+            sim.stop()
+        streams = client.streams()
+        final = client.calibration(seen[0].id)
+    name = f"{DEMO_BUNDLE}-p-sdk"
+    assert isinstance(result, CalibrationResult), f"took {time.perf_counter() - start:.0f} s"
+    assert (result.model.name, result.model.version) == (name, 1)
+    assert sorted(result.activated) == sorted(ids)
+    assert {(s.id, s.model.name, s.model.version) for s in streams} == {(i, name, 1) for i in ids}
+    assert set(result.validation.per_modality) == {"eeg", "eye"}
+    assert all(m.n_windows > 0 for m in result.validation.per_modality.values())
+    assert min(result.validation.n_trials.values()) >= 2
+    assert 0.0 <= result.validation.balanced_accuracy <= 1.0
+    assert (
+        seen[0].state == "collecting"
+        and min(seen[-1].trials.values()) >= 2
+        and min(seen[-2].trials.values()) < 2
+    )
+    assert final.state == "done" and final.result.model == result.model
+    assert (tmp_path / name / "1").is_dir()
