@@ -321,7 +321,9 @@ class CalibrationFit(BaseModel):
 class ModalityValidation(BaseModel):
     """Leave-one-trial-out balanced accuracy of one served modality."""
 
-    balanced_accuracy: float
+    balanced_accuracy: float | None = Field(
+        description="None: no labelled window of this modality to hold out."
+    )
     head: str = Field(description="The modality whose windows fitted the head serving this one.")
     n_windows: int = Field(description="Labelled windows of this modality.")
     own_head_balanced_accuracy: float | None = Field(
@@ -332,13 +334,16 @@ class ModalityValidation(BaseModel):
 class CalibrationValidation(BaseModel):
     """Leave-one-trial-out validation within the calibration trials (no other data involved)."""
 
-    balanced_accuracy: float = Field(
+    balanced_accuracy: float | None = Field(
         description="Of the train modality, or the mean over own-modality heads."
     )
     per_modality: dict[str, ModalityValidation]
     n_trials: dict[str, int] = Field(description="Labelled trials per class.")
     c: dict[str, float] = Field(
         description="Inverse regularisation chosen per head (by the modality fitted on)."
+    )
+    skipped: dict[str, str] = Field(
+        default_factory=dict, description="Modalities left out of the new model, and why (too few trials)."
     )
 
 

@@ -306,13 +306,28 @@ def test_model_repository_volume_and_setting_agree(config):
         assert ModelRepository(host).load(DEMO_BUNDLE).manifest.name == DEMO_BUNDLE
 
 
+def test_calibrated_models_go_to_a_writable_named_volume(config):
+    """M2S_CALIBRATED_REPOSITORY is the mount point of a named volume (writable; the images create it for
+    their user), so calibrations survive a container restart."""
+    assert "m2s-calibrated" in config["volumes"]
+    for name in ("m2s", "m2s-cpu"):
+        service = config["services"][name]
+        assert service["environment"]["M2S_CALIBRATED_REPOSITORY"] == "/calibrated"
+        assert (
+            "m2s-calibrated:/calibrated:rw" in service["volumes"]
+            or "m2s-calibrated:/calibrated" in service["volumes"]
+        )
+    for dockerfile in (ROOT / "docker" / "service.Dockerfile", ROOT / "docker" / "service-cpu.Dockerfile"):
+        assert "mkdir -p /calibrated && chown 10001:10001 /calibrated" in dockerfile.read_text()
+
+
 def test_host_folders_follow_their_variables(tmp_path):
     """M2S_MODELS_DIR, M2S_DATA_DIR and M2S_RUNS_DIR choose the host folders that are mounted."""
     models, data, runs = (tmp_path / n for n in ("models", "data", "runs"))
     services = _compose_config(
         env=_clean_env(M2S_MODELS_DIR=str(models), M2S_DATA_DIR=str(data), M2S_RUNS_DIR=str(runs))
     )["services"]
-    assert _mounts(services["m2s"]) == {"/models": str(models)}
+    assert _mounts(services["m2s"]) == {"/models": str(models), "/calibrated": "m2s-calibrated"}
     assert _mounts(services["trainer"]) == {"/data": str(data), "/models": str(models), "/runs": str(runs)}
     assert f"{data}:/data:ro" in services["trainer"]["volumes"]
 
@@ -672,4 +687,4 @@ def test_readme_env_file_example_is_understood(tmp_path):
     ]
     assert service["environment"]["M2S_DEFAULT_MODEL"] == "seed-iv-s3"
     assert service["environment"]["M2S_API_TOKEN"] == "change-me"
-    assert _mounts(service) == {"/models": "/srv/m2s/models"}
+    assert _mounts(service) == {"/models": "/srv/m2s/models", "/calibrated": "m2s-calibrated"}

@@ -65,8 +65,8 @@ class HeadFit:
         Leave-one-trial-out balanced accuracy of every candidate ``C``, per head.
     per_modality : dict of str to dict
         ``balanced_accuracy``, ``head``, ``n_windows`` and ``own_head_balanced_accuracy`` per served modality.
-    balanced_accuracy : float
-        The train modality's, or the mean over own-modality heads.
+    balanced_accuracy : float | None
+        The train modality's, or the mean over own-modality heads (None: nothing could be held out).
     """
 
     heads: dict[str, LinearHeadWeights]
@@ -74,7 +74,7 @@ class HeadFit:
     c: dict[str, float]
     c_scores: dict[str, dict[float, float]]
     per_modality: dict[str, dict] = field(default_factory=dict)
-    balanced_accuracy: float = float("nan")
+    balanced_accuracy: float | None = None
 
 
 def trials_per_class(data: LabelledEmbeddings, n_classes: int) -> list[int]:
@@ -102,9 +102,10 @@ def _loto_predictions(
     return preds
 
 
-def _score(t: LabelledEmbeddings, pred: np.ndarray, n_classes: int) -> float:
+def _score(t: LabelledEmbeddings, pred: np.ndarray, n_classes: int) -> float | None:
+    """Balanced accuracy of the held-out predictions (None when no window could be predicted)."""
     ok = pred >= 0
-    return float(balanced_accuracy(t.y[ok], pred[ok], n_classes)) if ok.any() else float("nan")
+    return float(balanced_accuracy(t.y[ok], pred[ok], n_classes)) if ok.any() else None
 
 
 def fit_heads(
@@ -167,10 +168,11 @@ def fit_heads(
             "n_windows": int(len(d.y)),
             "own_head_balanced_accuracy": None if serve[m] == m else _score(d, own[m], n_classes),
         }
+    scores = [v["balanced_accuracy"] for v in per_modality.values() if v["balanced_accuracy"] is not None]
     overall = (
         per_modality[train_modality]["balanced_accuracy"]
         if train_modality is not None
-        else float(np.nanmean([v["balanced_accuracy"] for v in per_modality.values()]))
+        else (float(np.mean(scores)) if scores else None)
     )
     return HeadFit(heads, serve, c, c_scores, per_modality, overall)
 

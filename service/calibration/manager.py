@@ -199,7 +199,10 @@ class CalibrationManager:
         """The calibration ``calibration_id``; CalibrationNotFound lists the known ids."""
         with self._lock:
             if calibration_id not in self._calibrations:
-                known = ", ".join(sorted(self._calibrations)) or "none"
+                ids = list(self._calibrations)
+                known = ", ".join(ids[-5:]) or "none"
+                if len(ids) > 5:
+                    known = f"{len(ids)}, the latest {known} (GET /calibrations lists them all)"
                 raise CalibrationNotFound(f"no calibration {calibration_id!r}; calibrations: {known}.")
             return self._calibrations[calibration_id]
 
@@ -307,6 +310,7 @@ class CalibrationManager:
                 f"no labelled window yet; label at least {MIN_TRIALS_PER_CLASS} trials of each class "
                 f"({', '.join(names)}) first."
             )
+        shortages = {}
         for m in modalities:
             _, x, y, trials = data[m]
             per_class = (
@@ -314,10 +318,15 @@ class CalibrationManager:
             )
             short = [f"{names[i]} {n}" for i, n in enumerate(per_class) if n < MIN_TRIALS_PER_CLASS]
             if short:
-                raise NotEnoughTrials(
-                    f"too few labelled trials of '{m}' to fit: {', '.join(short)} (each class needs "
-                    f"{MIN_TRIALS_PER_CLASS}, so that one trial can be held out for validation); keep labelling."
-                )
+                shortages[m] = ", ".join(short)
+        # Own heads: a modality short of trials is left out (its stream keeps its model) while another has
+        # enough; a cross-modal head needs its train modality.
+        if len(shortages) == len(modalities):
+            m = modalities[0]
+            raise NotEnoughTrials(
+                f"too few labelled trials of '{m}' to fit: {shortages[m]} (each class needs "
+                f"{MIN_TRIALS_PER_CLASS}, so that one trial can be held out for validation); keep labelling."
+            )
 
     def _fit(
         self, calibration: Calibration, data: dict, train_modality, activate: bool, start: float
@@ -331,20 +340,21 @@ class CalibrationManager:
             if len(y):
                 z = self.engine.embed(base.ref, modality, normalisations[modality].apply(x))
                 labelled[modality] = LabelledEmbeddings(z, y, trials)
+        skipped = {}
         if train_modality is None:  # own heads: only modalities that have enough trials of each class
             n = len(calibration.class_names)
-            labelled = {
-                m: d for m, d in labelled.items() if min(trials_per_class(d, n)) >= MIN_TRIALS_PER_CLASS
-            }
+            for m, d in list(labelled.items()):
+                if min(trials_per_class(d, n)) < MIN_TRIALS_PER_CLASS:
+                    counts = dict(zip(calibration.class_names, trials_per_class(d, n), strict=True))
+                    skipped[m] = f"too few labelled trials per class ({counts}); its stream keeps its model"
+                    del labelled[m]
         fitted = fit_heads(labelled, len(calibration.class_names), train_modality)
         serve = dict(fitted.serve)
         if train_modality is not None:  # the cross-modal head also serves calibrated streams without labels
             serve.update({m: train_modality for m in normalisations if m not in serve})
         trials = calibration.trials()
         per_modality = {
-            m: fitted.per_modality.get(
-                m, {"balanced_accuracy": float("nan"), "head": serve[m], "n_windows": 0}
-            )
+            m: fitted.per_modality.get(m, {"balanced_accuracy": None, "head": serve[m], "n_windows": 0})
             for m in serve
         }
         validation = {
@@ -352,6 +362,7 @@ class CalibrationManager:
             "per_modality": per_modality,
             "n_trials": trials,
             "c": fitted.c,
+            "skipped": skipped,
         }
         bundle = write_calibrated_bundle(
             self.writer,
