@@ -95,6 +95,7 @@ class CalibrationManager:
         self.writer = ModelRepository(settings.calibrated_repository)
         self._lock = threading.Lock()
         self._calibrations: dict[str, Calibration] = {}
+        self._marker_inlets: dict = {}  # StreamSelector -> (MarkerInlet, {calibration id: Calibration})
         self._closed = False
 
     # -- lifecycle of one calibration -------------------------------------------------------------
@@ -178,11 +179,7 @@ class CalibrationManager:
                 )
             self._calibrations[calibration.id] = calibration
         if request.labels.markers is not None:
-            calibration.marker_inlet = MarkerInlet(
-                request.labels.markers,
-                calibration.on_marker,
-                resolve_timeout_s=self.settings.resolve_timeout_s,
-            ).start()
+            calibration.marker_inlet = self._subscribe(request.labels.markers, calibration)
         for stream in attached.values():
             stream.add_tap(calibration.id, calibration.tap)
         logger.info(
@@ -433,7 +430,35 @@ class CalibrationManager:
             except KeyError:
                 pass  # detached meanwhile
         if calibration.marker_inlet is not None:
-            calibration.marker_inlet.stop()
+            self._unsubscribe(calibration)
+
+    def _subscribe(self, selector, calibration: Calibration) -> MarkerInlet:
+        """The marker worker of ``selector``, shared by every calibration listening to that stream (one
+        inlet per marker stream: calibrations started together see the same markers, from the first)."""
+        with self._lock:
+            entry = self._marker_inlets.get(selector)
+            if entry is None:
+                subscribers: dict[str, Calibration] = {}
+
+                def dispatch(lsl_time: float, text: str, subscribers=subscribers) -> None:
+                    for c in list(subscribers.values()):
+                        c.on_marker(lsl_time, text)
+
+                inlet = MarkerInlet(selector, dispatch, resolve_timeout_s=self.settings.resolve_timeout_s)
+                entry = self._marker_inlets[selector] = (inlet.start(), subscribers)
+            entry[1][calibration.id] = calibration
+            return entry[0]
+
+    def _unsubscribe(self, calibration: Calibration) -> None:
+        with self._lock:
+            for selector, (inlet, subscribers) in list(self._marker_inlets.items()):
+                if subscribers.pop(calibration.id, None) is not None and not subscribers:
+                    del self._marker_inlets[selector]
+                    stop = inlet
+                    break
+            else:
+                return
+        stop.stop()  # outside the lock: it joins the worker thread
 
     def _forget_old(self) -> None:
         with self._lock:

@@ -183,6 +183,27 @@ def test_marker_calibrations_refuse_rest_labels(http, stream_ids):
     assert http.delete(f"/calibrations/{cid}").json()["state"] == "cancelled"
 
 
+def test_calibrations_on_one_marker_stream_share_one_inlet(app_and_url, http, stream_ids):
+    """Two calibrations listening to the same marker stream share one inlet (both see every marker from the
+    same moment); it stops with the last of them."""
+    manager = app_and_url[0].state.calibrations
+    markers = {"markers": {"type": f"Never-{os.getpid()}"}}
+    ids = []
+    for m in ("eeg", "eye"):
+        r = _create(http, [stream_ids[m]], labels=markers, participant=f"p-{m}")
+        assert r.status_code == 201, r.text
+        ids.append(r.json()["id"])
+    assert len(manager._marker_inlets) == 1
+    ((inlet, subscribers),) = manager._marker_inlets.values()
+    assert sorted(subscribers) == sorted(ids)
+    assert manager.get(ids[0]).marker_inlet is manager.get(ids[1]).marker_inlet is inlet
+    http.delete(f"/calibrations/{ids[0]}")
+    assert list(manager._marker_inlets.values())[0][1].keys() == {ids[1]}
+    http.delete(f"/calibrations/{ids[1]}")
+    assert manager._marker_inlets == {}
+    assert not inlet._thread.is_alive()
+
+
 def test_an_unwritable_repository_is_refused_before_collecting(tmp_path, serve):
     blocker = tmp_path / "a-file"
     blocker.write_text("")
