@@ -716,14 +716,18 @@ class Client:
                 if on_progress is not None:
                     on_progress(info)
                 if _collected(info, trials_per_class):
-                    break
+                    try:
+                        return self.fit_calibration(info.id, **fit)
+                    except M2SError as err:
+                        if err.status != 422:  # 422: some modality still short of trials; keep collecting
+                            raise
+                        logger.info("calibration %s: not ready to fit yet (%s)", info.id, err.detail)
                 left = deadline - time.monotonic()
                 if left <= 0:
                     cancelled = self._abandon(info.id)
                     raise _timeout_error(info, trials_per_class, timeout_s, cancelled)
                 time.sleep(min(poll_s, left))
                 info = self.calibration(info.id)
-            return self.fit_calibration(info.id, **fit)
         except BaseException:
             if cancelled is None:
                 self._abandon(info.id)
@@ -934,14 +938,18 @@ class AsyncClient:
                     if inspect.isawaitable(outcome):
                         await outcome
                 if _collected(info, trials_per_class):
-                    break
+                    try:
+                        return await self.fit_calibration(info.id, **fit)
+                    except M2SError as err:
+                        if err.status != 422:  # 422: some modality still short of trials; keep collecting
+                            raise
+                        logger.info("calibration %s: not ready to fit yet (%s)", info.id, err.detail)
                 left = deadline - time.monotonic()
                 if left <= 0:
                     cancelled = await self._abandon(info.id)
                     raise _timeout_error(info, trials_per_class, timeout_s, cancelled)
                 await asyncio.sleep(min(poll_s, left))
                 info = await self.calibration(info.id)
-            return await self.fit_calibration(info.id, **fit)
         except BaseException:
             if cancelled is None:
                 await asyncio.shield(self._abandon(info.id))

@@ -23,6 +23,7 @@ from __future__ import annotations
 import datetime as _dt
 import shutil
 import tempfile
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -132,6 +133,21 @@ def composed_graph(embedding_path: Path, head: LinearHeadWeights):
     return _append_head(model, head, outputs[0], "probabilities")
 
 
+_LOCKS: dict[Path, threading.Lock] = {}
+_LOCKS_GUARD = threading.Lock()
+
+
+def _name_lock(folder: Path) -> threading.Lock:
+    with _LOCKS_GUARD:
+        return _LOCKS.setdefault(folder.resolve(), threading.Lock())
+
+
+def _next_version(folder: Path) -> int:
+    """One above every numbered sub-folder, complete or not (a folder left by a crash is never reused)."""
+    taken = [int(p.name) for p in folder.iterdir() if p.name.isdigit()] if folder.is_dir() else []
+    return max(taken, default=0) + 1
+
+
 def write_calibrated_bundle(
     repository: ModelRepository,
     base: Bundle,
@@ -218,28 +234,27 @@ def write_calibrated_bundle(
             normalisation={m: "participant" if m in normalisations else "base" for m in serve},
             **provenance,
         )
-        version_holder = ModelRepository(repository.root)
-        versions = version_holder.versions(name)
-        version = versions[-1] + 1 if versions else 1
-        new = BundleManifest.model_validate(
-            {
-                **manifest.model_dump(
-                    exclude={"graphs", "sha256", "name", "version", "created", "calibration", "metrics"}
-                ),
-                "name": name,
-                "version": version,
-                "graphs": {m: g.model_dump() for m, g in graphs.items()},
-                "sha256": sha,
-                "created": now,
-                "metrics": {},
-                "calibration": calibration.model_dump(),
-            }
-        )
-        write_manifest(tmp, new)
-        load_manifest(tmp)  # the ordinary loader accepts it before anything becomes visible
-        target = repository.root / name / str(version)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        tmp.rename(target)  # atomic within one file system; fails if a concurrent writer took the version
+        with _name_lock(repository.root / name):  # one writer per model name in this process
+            version = _next_version(repository.root / name)
+            new = BundleManifest.model_validate(
+                {
+                    **manifest.model_dump(
+                        exclude={"graphs", "sha256", "name", "version", "created", "calibration", "metrics"}
+                    ),
+                    "name": name,
+                    "version": version,
+                    "graphs": {m: g.model_dump() for m, g in graphs.items()},
+                    "sha256": sha,
+                    "created": now,
+                    "metrics": {},
+                    "calibration": calibration.model_dump(),
+                }
+            )
+            write_manifest(tmp, new)
+            load_manifest(tmp)  # the ordinary loader accepts it before anything becomes visible
+            target = repository.root / name / str(version)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            tmp.rename(target)  # atomic within one file system; fails if another process took the version
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

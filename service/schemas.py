@@ -262,6 +262,13 @@ class CalibrationLabels(BaseModel):
         examples=[{"type": "Markers"}],
     )
     rest: bool = Field(False, description="Labels come from POST /calibrations/{id}/label.")
+    trial_s: float | None = Field(
+        None,
+        gt=0,
+        le=3600,
+        description="Markers only: a JSON-onset trial ends after this many seconds if no later marker ends it "
+        "sooner (default: at the next onset).",
+    )
 
     @model_validator(mode="after")
     def _one_source(self) -> CalibrationLabels:

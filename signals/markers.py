@@ -115,6 +115,11 @@ class TrialMarkerParser:
         """``(start, label)`` of the trial open now, or None."""
         return None if self._open is None else self._open[:2]
 
+    @property
+    def open_phase(self) -> str | None:
+        """The ``"phase"`` of the JSON onset of the trial open now (None: none open, or no phase)."""
+        return None if self._open is None else self._open[2]
+
     def push(self, time: float, text: str) -> list[TrialSegment]:
         """Feed one marker; return the segments it closes (oldest first; usually none or one)."""
         time = float(time)

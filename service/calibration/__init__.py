@@ -9,7 +9,18 @@
 No torch.
 """
 
-from service.calibration.manager import CalibrationConflict, CalibrationManager, CalibrationNotFound
+from service.calibration.manager import (
+    CalibrationConflict,
+    CalibrationFailed,
+    CalibrationManager,
+    CalibrationNotFound,
+)
 from service.calibration.session import Calibration
 
-__all__ = ["Calibration", "CalibrationConflict", "CalibrationManager", "CalibrationNotFound"]
+__all__ = [
+    "Calibration",
+    "CalibrationConflict",
+    "CalibrationFailed",
+    "CalibrationManager",
+    "CalibrationNotFound",
+]

@@ -57,6 +57,10 @@ class NotEnoughTrials(ValueError):
     """Too few labelled trials of some class to fit (the calibration keeps collecting)."""
 
 
+class CalibrationFailed(RuntimeError):
+    """The fit itself failed (not the request): the calibration is now 'failed'."""
+
+
 class CalibrationConflict(RuntimeError):
     """The calibration (or a resource it needs) is in a state that forbids the request now."""
 
@@ -161,6 +165,7 @@ class CalibrationManager:
             base,
             graphs,
             "markers" if request.labels.markers is not None else "rest",
+            trial_s=request.labels.trial_s,
         )
         with self._lock:
             self._check_open()
@@ -203,6 +208,14 @@ class CalibrationManager:
                 raise CalibrationNotFound(f"no calibration {calibration_id!r}; calibrations: {known}.")
             return self._calibrations[calibration_id]
 
+    def collecting_on(self, stream_id: str) -> Calibration | None:
+        """The collecting or fitting calibration observing ``stream_id``, if any."""
+        with self._lock:
+            for c in self._calibrations.values():
+                if c.state in ("collecting", "fitting") and stream_id in c.collectors:
+                    return c
+        return None
+
     def list(self) -> list[Calibration]:
         """Every calibration, oldest first."""
         with self._lock:
@@ -231,6 +244,8 @@ class CalibrationManager:
         if finished:
             with self._lock:
                 self._calibrations.pop(calibration_id, None)
+        else:
+            self._forget_old()
         logger.info("calibration %s %s", calibration_id, "forgotten" if finished else "cancelled")
         return calibration
 
@@ -275,17 +290,28 @@ class CalibrationManager:
             calibration.state = "fitting"
         try:
             result = self._fit(calibration, data, train_modality, activate, start)
+        except OSError as err:  # saving failed (disk full, permissions): keep the data, let the user retry
+            with calibration._lock:
+                calibration.state = "collecting"
+            logger.error(
+                "calibration %s: the model could not be saved (%s)", calibration_id, err.strerror or err
+            )
+            raise CalibrationConflict(
+                f"the fitted model could not be saved in {str(self.settings.calibrated_repository)!r} "
+                f"({err.strerror or err}); the calibration keeps collecting: free space or fix the folder, then fit again."
+            ) from None
         except Exception as err:
             with calibration._lock:
-                calibration.state, calibration.error = (
-                    "failed",
-                    f"the fit failed ({type(err).__name__}: {err})",
-                )
+                calibration.state = "failed"
+                calibration.error = f"the fit failed ({type(err).__name__}: {err}); start a new calibration"
+            calibration.release()
             self._detach(calibration)
+            self._forget_old()
             logger.exception("calibration %s: the fit failed", calibration_id)
-            raise
+            raise CalibrationFailed(calibration.error) from err
         with calibration._lock:
             calibration.state, calibration.result = "done", result
+        calibration.release()
         self._detach(calibration)
         self._forget_old()
         return result
@@ -442,7 +468,10 @@ class CalibrationManager:
 
                 def dispatch(lsl_time: float, text: str, subscribers=subscribers) -> None:
                     for c in list(subscribers.values()):
-                        c.on_marker(lsl_time, text)
+                        try:  # one calibration's failure must not cost the others this marker
+                            c.on_marker(lsl_time, text)
+                        except Exception:
+                            logger.exception("calibration %s could not take a marker", c.id)
 
                 inlet = MarkerInlet(selector, dispatch, resolve_timeout_s=self.settings.resolve_timeout_s)
                 entry = self._marker_inlets[selector] = (inlet.start(), subscribers)
@@ -484,6 +513,7 @@ class CalibrationManager:
 __all__ = [
     "MAX_FINISHED",
     "CalibrationConflict",
+    "CalibrationFailed",
     "CalibrationManager",
     "CalibrationNotFound",
     "check_writable",

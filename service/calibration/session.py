@@ -42,8 +42,10 @@ from signals.normalisation import FeatureStatistics
 
 logger = logging.getLogger(__name__)
 
-#: Seconds a window waits for a marker that could still claim it.
+#: Seconds a window (or a vector, for the statistics) waits for a marker that could still claim it.
 PENDING_S = 30.0
+#: Windows kept per stream for a trial that is still open (about an hour of 2-s hops).
+MAX_PENDING_WINDOWS = 2000
 _MAX_EVENTS = 200
 _MAX_NOTES = 20
 
@@ -74,14 +76,18 @@ class StreamCollector:
         pipeline = graph.feature_pipeline()
         self.window_s = (pipeline.samples_needed - 1) / pipeline.sfreq  # first to last sample of a window
         self.stats = FeatureStatistics(graph.dim)
+        self.pending_vectors: deque[tuple[float, np.ndarray]] = (
+            deque()
+        )  # (LSL time, raw vector) not yet counted
         self.pending: deque[_Window] = deque()
         self.labelled: list[tuple[int, int, np.ndarray]] = []  # (trial, class index, raw window)
         self.newest = -np.inf
 
     def add(self, windows, vectors) -> None:
-        """Accumulate a chunk's raw vectors and keep its windows until a trial claims them."""
-        if len(vectors):
-            self.stats.update(vectors.features)
+        """Keep a chunk's raw vectors (counted once no test trial can claim them) and its windows (until a
+        trial claims them)."""
+        for t, v in zip(vectors.timestamps, vectors.features, strict=True):
+            self.pending_vectors.append((float(t), v))
         for w in windows:
             self.pending.append(_Window(w.lsl_time - self.window_s, w.lsl_time, w.features))
             self.newest = max(self.newest, w.lsl_time)
@@ -92,6 +98,23 @@ class StreamCollector:
         self.labelled += [(trial, y, w.features) for w in inside]
         self.pending = deque(w for w in self.pending if w.end >= segment.end)
         return len(inside)
+
+    def count_vectors(self, until: float, excluded) -> None:
+        """Add the pending vectors up to LSL time ``until`` to the statistics, except those inside the
+        ``excluded`` (start, end) spans (test trials: never the participant's calibration data)."""
+        batch = []
+        while self.pending_vectors and self.pending_vectors[0][0] <= until:
+            t, v = self.pending_vectors.popleft()
+            if not any(a <= t < b for a, b in excluded):
+                batch.append(v)
+        if batch:
+            self.stats.update(np.stack(batch))
+
+    def clear(self) -> None:
+        """Forget every window and uncounted vector (the calibration ended or was cancelled)."""
+        self.labelled.clear()
+        self.pending.clear()
+        self.pending_vectors.clear()
 
     def prune(self, start_from: float, end_from: float) -> None:
         """Forget pending windows that start before ``start_from`` or end before ``end_from`` (no trial can
@@ -115,6 +138,8 @@ class Calibration:
     streams : dict of str to ModalityGraph
         Stream id -> the base's graph of that stream's modality.
     labels : {'markers', 'rest'}
+    trial_s : float | None
+        Length of a JSON-onset trial when no later marker ends it sooner (None: until the next onset).
     clock : callable
         The LSL clock (REST labels are stamped with it).
     """
@@ -127,6 +152,7 @@ class Calibration:
         streams: dict[str, ModalityGraph],
         labels: str,
         *,
+        trial_s: float | None = None,
         clock=pylsl.local_clock,
     ):
         self.id = calibration_id
@@ -142,11 +168,14 @@ class Calibration:
         self.result = None  # a CalibrationResult once done
         self.marker_inlet = None  # a MarkerInlet, set by the manager for marker labels
         self._lock = threading.RLock()
-        self._parser = TrialMarkerParser()
+        self._parser = TrialMarkerParser(onset_trial_s=trial_s)
         self._trials: list[tuple[str, TrialSegment]] = []  # (label, segment) of used trials
         self._events: deque[dict] = deque(maxlen=_MAX_EVENTS)
         self._notes: deque[str] = deque(maxlen=_MAX_NOTES)
         self._last_end = -np.inf  # end of the last closed trial
+        self._test_segments: list[TrialSegment] = []  # their vectors never enter the statistics
+        self._noted: set[str] = set()
+        self._final_counts: dict | None = None  # counts kept when the windows are released
 
     # -- inputs ------------------------------------------------------------------------------------
 
@@ -160,6 +189,15 @@ class Calibration:
                 return
             collector.add(windows, vectors)
             collector.prune(*self._keep_from(collector.newest))
+            newest = vectors.timestamps[-1] if len(vectors) else -np.inf
+            if self._parser.open_phase != "test":  # a test trial's vectors wait for its end, then are dropped
+                collector.count_vectors(newest - PENDING_S, self._test_spans())
+            if len(collector.pending) > MAX_PENDING_WINDOWS:
+                collector.pending.popleft()
+                self._note_once(
+                    "pending",
+                    f"a trial open for over {MAX_PENDING_WINDOWS} windows keeps only its latest ones",
+                )
 
     def on_marker(self, lsl_time: float, text: str) -> None:
         """One marker of the experiment's marker stream (from the marker worker thread)."""
@@ -222,7 +260,8 @@ class Calibration:
             self._events.pop()  # the open trial's event, now closed
         self._events.append(event)
         if segment.phase == "test":
-            return  # an evaluation trial: never calibration data
+            self._test_segments.append(segment)
+            return  # an evaluation trial: never calibration data, not even its statistics
         if segment.label is None:
             self._note(f"trial at {segment.start:.3f} s has no label; its windows are not used.")
             return
@@ -252,6 +291,12 @@ class Calibration:
                 {"label": open_[1], "start": open_[0], "end": None, "phase": None, "used": False}
             )
 
+    def _test_spans(self) -> list[tuple[float, float]]:
+        spans = [(s.start, s.end) for s in self._test_segments]
+        if self._parser.open_phase == "test":
+            spans.append((self._parser.open_segment[0], np.inf))
+        return spans
+
     def _keep_from(self, newest: float) -> tuple[float, float]:
         """(start, end) bounds of the windows a trial may still claim: an open trial claims from its start on;
         otherwise a later trial starts after the last one ended, and its marker is at most PENDING_S late."""
@@ -262,20 +307,37 @@ class Calibration:
 
     def _note(self, message: str) -> None:
         self._notes.append(message)
-        logger.info("calibration %s: %s", self.id, message)
+        # Labels and marker texts stay out of the log (they may say what a participant saw): only that a note exists.
+        logger.info(
+            "calibration %s: a marker or trial was not used (GET /calibrations/%s lists why)",
+            self.id,
+            self.id,
+        )
+
+    def _note_once(self, key: str, message: str) -> None:
+        if key not in self._noted:
+            self._noted.add(key)
+            self._note(message)
 
     # -- views -------------------------------------------------------------------------------------
 
     def counts(self) -> dict[str, dict[str, int]]:
         """Labelled windows per modality and class, including the open trial's so far."""
         with self._lock:
+            if self._final_counts is not None:
+                return self._final_counts
             open_ = self._parser.open_segment
             out = {}
             for c in self.collectors.values():
                 counts = dict.fromkeys(self.class_names, 0)
                 for _, y, _ in c.labelled:
                     counts[self.class_names[y]] += 1
-                if open_ is not None and open_[1] in counts and self.state == "collecting":
+                if (
+                    open_ is not None
+                    and open_[1] in counts
+                    and self.state == "collecting"
+                    and self._parser.open_phase != "test"
+                ):
                     counts[open_[1]] += c.count_in(open_[0])
                 out[c.modality] = counts
             return out
@@ -325,21 +387,29 @@ class Calibration:
                 for segment in self._parser.push(self.clock(), "trial_end"):
                     self._close(segment)
 
+    def release(self) -> None:
+        """The calibration is finished (done or failed): free its windows; counts, trials and events stay."""
+        with self._lock:
+            self._final_counts = self.counts()
+            for collector in self.collectors.values():
+                collector.clear()
+
     def drop_data(self) -> None:
         """Cancelled: forget every window and trial (nothing was written); the timeline shows none as used."""
         with self._lock:
             for collector in self.collectors.values():
-                collector.labelled.clear()
-                collector.pending.clear()
+                collector.clear()
             for event in self._events:
                 event["used"] = False
             self._trials.clear()
 
     def labelled_data(self) -> dict[str, tuple[FeatureStatistics, np.ndarray, np.ndarray, np.ndarray]]:
-        """Per modality: statistics, raw windows (N, T, D), class indices (N,), trial indices (N,)."""
+        """Per modality: statistics (every vector so far outside test trials), raw windows (N, T, D), class
+        indices (N,), trial indices (N,)."""
         with self._lock:
             out = {}
             for c in self.collectors.values():
+                c.count_vectors(np.inf, self._test_spans())
                 if c.labelled:
                     trials, ys, xs = zip(*c.labelled, strict=True)
                     x = np.stack(xs)

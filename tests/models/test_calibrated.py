@@ -141,3 +141,30 @@ def test_repository_searches_its_roots_in_order(tmp_path, base):
     assert (version, path) == (2, writable / "m2s-synthetic-demo-p2" / "2")
     manifest = json.loads((writable / "m2s-synthetic-demo-p2" / "1" / "manifest.json").read_text())
     assert manifest["calibration"]["participant"] == "p2"
+
+
+def test_concurrent_writers_and_leftover_folders_get_their_own_versions(tmp_path, base):
+    """Two fits of one participant at once, or a numbered folder left by a crash, never collide: each write
+    takes the next free version."""
+    import threading
+
+    rng = np.random.default_rng(3)
+    (tmp_path / "m2s-synthetic-demo-p3" / "1").mkdir(parents=True)  # a crash left it without a manifest
+    results, errors = [], []
+
+    def write():
+        try:
+            results.append(write_calibrated_bundle(
+                ModelRepository(tmp_path), base, participant="p3", heads={"eeg": _head(rng)}, serve={"eeg": "eeg"},
+                normalisations={}, provenance=_provenance(),
+            ).ref)  # fmt: skip
+        except Exception as err:  # noqa: BLE001 (collected for the assertion)
+            errors.append(err)
+
+    threads = [threading.Thread(target=write) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert errors == []
+    assert sorted(results) == [f"m2s-synthetic-demo-p3:{v}" for v in (2, 3, 4, 5)]

@@ -720,6 +720,12 @@ EXPECTED_OPERATIONS = {
     ("get", "/streams/{stream_id}"): "streams-get_stream",
     ("patch", "/streams/{stream_id}"): "streams-update_stream",
     ("delete", "/streams/{stream_id}"): "streams-detach_stream",
+    ("get", "/calibrations"): "calibrations-list_calibrations",
+    ("post", "/calibrations"): "calibrations-create_calibration",
+    ("get", "/calibrations/{calibration_id}"): "calibrations-get_calibration",
+    ("delete", "/calibrations/{calibration_id}"): "calibrations-delete_calibration",
+    ("post", "/calibrations/{calibration_id}/label"): "calibrations-label_calibration",
+    ("post", "/calibrations/{calibration_id}/fit"): "calibrations-fit_calibration",
     ("get", "/metrics"): "metrics-metrics",
 }
 

@@ -199,3 +199,35 @@ def test_cross_modal_head_serves_the_other_modality_and_reports_its_own_head():
         match=r"train_modality 'ecg' has no labelled windows in this calibration; modalities with labelled windows: eeg, eye\.",
     ):
         fit_heads({"eeg": eeg, "eye": eye}, 3, train_modality="ecg")
+
+
+def test_test_trials_never_enter_the_statistics(base):
+    """Vectors inside a test-phase trial (even before its marker arrives) are not the participant's
+    calibration data: the normalisation is computed without them."""
+    cal = _calibration(base)
+    calm = FeatureFrames(np.zeros((3, 33)), np.array([1.0, 2.0, 3.0]), np.ones(3, int))
+    cal.tap(SimpleNamespace(id="eye-1"), [], calm)
+    late = FeatureFrames(np.full((3, 33), 600.0), np.array([10.0, 11.0, 12.0]), np.ones(3, int))
+    cal.tap(SimpleNamespace(id="eye-1"), [], late)  # arrives before the test onset marker at 9 s
+    cal.on_marker(9.0, '{"trial": 5, "label": "neutral", "phase": "test"}')
+    cal.tap(
+        SimpleNamespace(id="eye-1"),
+        [],
+        FeatureFrames(np.full((1, 33), 600.0), np.array([50.0]), np.ones(1, int)),
+    )
+    stats = cal.labelled_data()["eye"][0]
+    assert stats.n_vectors == 3
+    assert stats.normalisation().mean == (0.0,) * 33
+    assert cal.counts()["eye"]["neutral"] == 0  # an open test trial's windows are not counted either
+
+
+def test_a_finished_calibration_releases_its_windows(base):
+    cal = _calibration(base, "rest")
+    cal.label("neutral")
+    _feed(cal, "eeg-1", [112.0, 113.0], 310)
+    cal.clock.t = 120.0
+    cal.label(None)
+    before = cal.counts()
+    cal.release()
+    assert cal.collectors["eeg-1"].labelled == [] and not cal.collectors["eeg-1"].pending
+    assert cal.counts() == before  # the counts stay for GET

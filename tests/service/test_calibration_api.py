@@ -204,6 +204,40 @@ def test_calibrations_on_one_marker_stream_share_one_inlet(app_and_url, http, st
     assert not inlet._thread.is_alive()
 
 
+def test_a_stream_in_a_calibration_cannot_swap_to_other_features(tmp_path, serve):
+    """While a calibration collects a stream's features, PATCH to a model computing other features is a 409
+    (the collected windows would not fit it); the same features are fine."""
+    import shutil
+
+    from models.repository import DEFAULT_REPOSITORY, DEMO_BUNDLE
+    from signals.normalisation import Normalisation
+    from signals.spec import DESpec
+    from tests.bundles import write_linear_bundle
+
+    root = tmp_path / "models"
+    demo = ModelRepository(DEFAULT_REPOSITORY).load(DEMO_BUNDLE)
+    shutil.copytree(demo.path, root / DEMO_BUNDLE / "1")
+    eeg = demo.manifest.graph("eeg").feature_spec
+    spec = DESpec(modality="eeg", sfreq=eeg.sfreq, channels=eeg.channels[:3], window_s=1.0, hop_s=1.0)
+    write_linear_bundle(root, "other-spec", {"eeg": (spec, 2, 1.0, Normalisation.identity(spec.n_features))},
+                        class_names=tuple(demo.manifest.class_names))  # fmt: skip
+    settings = make_settings(model_repository=root, calibrated_repository=tmp_path / "cal",
+                             attach=[AttachRequest(modality="eeg", source_id=f"never-{os.getpid()}")])  # fmt: skip
+    url = serve(create_app(settings))
+    with httpx.Client(base_url=url, timeout=30) as http:
+        sid = http.get("/streams").json()["data"][0]["id"]
+        cid = _create(http, [sid]).json()["id"]
+        r = http.patch(f"/streams/{sid}", json={"model": "other-spec"})
+        assert r.status_code == 409
+        assert r.json()["detail"] == (
+            f"Stream {sid} is in calibration {cid}, which collects its 'eeg' features as m2s-synthetic-demo:1 "
+            "computes them; other-spec:1 computes others. Fit or cancel the calibration first."
+        )
+        assert http.patch(f"/streams/{sid}", json={"model": DEMO_BUNDLE}).status_code == 200
+        http.delete(f"/calibrations/{cid}")
+        assert http.patch(f"/streams/{sid}", json={"model": "other-spec"}).status_code == 200
+
+
 def test_an_unwritable_repository_is_refused_before_collecting(tmp_path, serve):
     blocker = tmp_path / "a-file"
     blocker.write_text("")

@@ -20,7 +20,7 @@ from service.api.deps import (
     error_responses,
     resolve_model,
 )
-from service.calibration import Calibration, CalibrationConflict, CalibrationNotFound
+from service.calibration import Calibration, CalibrationConflict, CalibrationFailed, CalibrationNotFound
 from service.schemas import (
     CalibrationCreate,
     CalibrationFit,
@@ -82,7 +82,7 @@ def create_calibration(
 
 
 @router.get(
-    "", response_model=CalibrationsPublic, responses=error_responses(401), summary="List calibrations"
+    "", response_model=CalibrationsPublic, responses=error_responses(401, 503), summary="List calibrations"
 )
 def list_calibrations(calibrations: CalibrationsDep) -> CalibrationsPublic:
     """Every calibration of this service run (the last 100 finished ones), oldest first."""
@@ -93,7 +93,7 @@ def list_calibrations(calibrations: CalibrationsDep) -> CalibrationsPublic:
 @router.get(
     "/{calibration_id}",
     response_model=CalibrationPublic,
-    responses=error_responses(401, 404),
+    responses=error_responses(401, 404, 503),
     summary="One calibration and its progress",
 )
 def get_calibration(calibration_id: str, calibrations: CalibrationsDep) -> CalibrationPublic:
@@ -105,7 +105,7 @@ def get_calibration(calibration_id: str, calibrations: CalibrationsDep) -> Calib
     "/{calibration_id}/label",
     response_model=CalibrationPublic,
     dependencies=[JsonBody],
-    responses=error_responses(400, 401, 404, 409, 413, 415, 422),
+    responses=error_responses(400, 401, 404, 409, 413, 415, 422, 503),
     summary="Start or end a labelled trial now (REST labelling)",
 )
 def label_calibration(
@@ -133,7 +133,7 @@ def label_calibration(
     "/{calibration_id}/fit",
     response_model=CalibrationResult,
     dependencies=[JsonBody],
-    responses=error_responses(400, 401, 404, 409, 413, 415, 422),
+    responses=error_responses(400, 401, 404, 409, 413, 415, 422, 500, 503),
     summary="Fit the participant's head, save it as a new model version, optionally activate it",
 )
 def fit_calibration(
@@ -145,6 +145,8 @@ def fit_calibration(
     _get(calibrations, calibration_id)
     try:
         result = calibrations.fit(calibration_id, body.train_modality, body.activate)
+    except CalibrationFailed as err:  # the fit itself failed: the calibration is now 'failed' (logged)
+        raise HTTPException(status.HTTP_500_INTERNAL_SERVER_ERROR, _sentence(err)) from None
     except CalibrationNotFound as err:
         raise HTTPException(status.HTTP_404_NOT_FOUND, _sentence(err)) from None
     except CalibrationConflict as err:
@@ -157,7 +159,7 @@ def fit_calibration(
 @router.delete(
     "/{calibration_id}",
     response_model=CalibrationPublic,
-    responses=error_responses(401, 404, 409),
+    responses=error_responses(401, 404, 409, 503),
     summary="Cancel a calibration (nothing is written) or forget a finished one",
 )
 def delete_calibration(calibration_id: str, calibrations: CalibrationsDep) -> CalibrationPublic:

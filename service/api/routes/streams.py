@@ -7,6 +7,7 @@ from fastapi import APIRouter, HTTPException, Response, status
 
 from service.api.deps import (
     Authenticated,
+    CalibrationsDep,
     EngineDep,
     JsonBody,
     ManagerDep,
@@ -76,10 +77,12 @@ def get_stream(stream_id: str, manager: ManagerDep) -> StreamPublic:
     "/{stream_id}",
     response_model=StreamPublic,
     dependencies=[JsonBody],
-    responses=error_responses(401, 404, 413, 415, 422),
+    responses=error_responses(401, 404, 409, 413, 415, 422),
     summary="Switch a stream's model (hot swap)",
 )
-def update_stream(stream_id: str, body: StreamUpdate, manager: ManagerDep, engine: EngineDep) -> StreamPublic:
+def update_stream(
+    stream_id: str, body: StreamUpdate, manager: ManagerDep, engine: EngineDep, calibrations: CalibrationsDep
+) -> StreamPublic:
     """Serve the stream with another model from its next chunk on: the LSL inlet stays connected, and
     with the same feature spec the feature state is kept, so no state is missed."""
     try:
@@ -93,6 +96,16 @@ def update_stream(stream_id: str, body: StreamUpdate, manager: ManagerDep, engin
             f"Model {loaded.ref} has no '{modality}' modality (the stream's); its modalities: "
             f"{', '.join(sorted(loaded.bundle.manifest.graphs))}.",
         )
+    calibration = calibrations.collecting_on(stream_id)
+    if calibration is not None:
+        new, old = loaded.bundle.manifest.graphs[modality], calibration.collectors[stream_id].graph
+        if (new.feature_spec, new.seq_len, new.spacing_s) != (old.feature_spec, old.seq_len, old.spacing_s):
+            raise HTTPException(
+                status.HTTP_409_CONFLICT,
+                f"Stream {stream_id} is in calibration {calibration.id}, which collects its '{modality}' features "
+                f"as {calibration.base.ref} computes them; {loaded.ref} computes others. Fit or cancel the "
+                "calibration first.",
+            )
     try:
         return manager.swap(stream_id, loaded.ref)
     except KeyError:  # detached meanwhile
