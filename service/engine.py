@@ -542,9 +542,13 @@ class InferenceEngine:
         with self._load_lock:
             self._check_open("embed()")
             if key not in self._embedders:
+                options = session_options()
+                options.intra_op_num_threads = (
+                    1  # calibration only: leave the other cores to the live streams
+                )
                 session = ort.InferenceSession(
                     str(loaded.bundle.graph_path(modality, embedding=True)),
-                    sess_options=session_options(),
+                    sess_options=options,
                     providers=self.providers,
                 )
                 self._embedders[key] = (session, threading.Lock())

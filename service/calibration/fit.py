@@ -7,11 +7,14 @@ without torch; it exports as one matrix product (:mod:`models.calibrated`); and 
 label-efficiency benchmark measures (``training.label_efficiency``), so what the benchmark reports
 is what the service fits.
 
-Every choice is made inside the calibration trials: ``C`` by leave-one-trial-out balanced
-accuracy (:func:`training.heads.choose_c`, ties to the stronger regularisation), and the reported
-validation is the same leave-one-trial-out with the chosen ``C``. A cross-modal head (fitted on
-``train_modality``) is validated on every other modality's windows of the held-out trial, beside
-that modality's own head when it has labelled windows.
+Every choice is made inside the calibration trials: the served head's ``C`` by leave-one-trial-out
+balanced accuracy (:func:`training.heads.choose_c`, ties to the stronger regularisation). The
+reported validation is *nested* leave-one-trial-out: for each held-out trial, ``C`` is chosen again
+by leave-one-trial-out on the other trials only, so the held-out trial never influences the
+setting it is scored with (choosing ``C`` on the same folds that are reported would report the best
+of the grid: optimistic). A cross-modal head (fitted on ``train_modality``) is validated on every
+other modality's windows of the held-out trial, beside that modality's own head when it has
+labelled windows.
 
 numpy and scikit-learn only (no torch, no onnxruntime): a pure function of the embeddings.
 """
@@ -28,6 +31,11 @@ from training.metrics import balanced_accuracy
 
 #: Labelled trials each class needs before a fit (leave-one-trial-out keeps one to train on).
 MIN_TRIALS_PER_CLASS = 2
+#: Most held-out folds of the reported validation: up to this many trials each is its own fold; beyond,
+#: trials are dealt round-robin (in recording order) into this many folds of whole trials.
+MAX_FOLDS = 8
+#: Most held-out trials of each inner choice of C (evenly spaced, :func:`training.heads.choose_c`).
+MAX_INNER_FOLDS = 5
 
 
 @dataclass(frozen=True)
@@ -62,7 +70,8 @@ class HeadFit:
     c : dict of str to float
         Chosen inverse regularisation per head.
     c_scores : dict of str to dict
-        Leave-one-trial-out balanced accuracy of every candidate ``C``, per head.
+        Leave-one-trial-out balanced accuracy of every candidate ``C``, per head (what chose ``C``;
+        the best of them is optimistic, the nested ``per_modality`` scores are not).
     per_modality : dict of str to dict
         ``balanced_accuracy``, ``head``, ``n_windows`` and ``own_head_balanced_accuracy`` per served modality.
     balanced_accuracy : float | None
@@ -85,18 +94,28 @@ def trials_per_class(data: LabelledEmbeddings, n_classes: int) -> list[int]:
     return counts
 
 
-def _loto_predictions(
-    source: LabelledEmbeddings, c: float, n_classes: int, targets: dict[str, LabelledEmbeddings]
-):
-    """Held-out predictions for each target's windows: per trial, a head fitted on ``source``'s other trials."""
+def _folds(trials: np.ndarray) -> dict[int, int]:
+    """Trial -> held-out fold: each trial its own fold up to :data:`MAX_FOLDS` trials, else round-robin."""
+    order = list(dict.fromkeys(np.asarray(trials).tolist()))  # recording order
+    return {t: i % MAX_FOLDS for i, t in enumerate(order)}
+
+
+def _loto_predictions(source: LabelledEmbeddings, n_classes: int, targets: dict[str, LabelledEmbeddings]):
+    """Nested held-out predictions for each target's windows: per fold of whole trials, ``C`` chosen by
+    leave-one-trial-out on ``source``'s other trials, a head fitted on them, the fold's windows predicted."""
+    folds = _folds(source.trials)
+    source_fold = np.array([folds[t] for t in source.trials.tolist()])
     preds = {m: np.full(len(t.y), -1, dtype=np.int64) for m, t in targets.items()}
-    for trial in np.unique(source.trials):
-        train = source.trials != trial
+    for fold in sorted(set(folds.values())):
+        train = source_fold != fold
         if np.unique(source.y[train]).size < 2:
             continue
+        c = choose_c(
+            source.z[train], source.y[train], source.trials[train], n_classes, max_folds=MAX_INNER_FOLDS
+        ).c
         head = LinearHead(n_classes, c).fit(source.z[train], source.y[train])
         for m, t in targets.items():
-            held = t.trials == trial
+            held = np.array([folds.get(x, -1) == fold for x in t.trials.tolist()], dtype=bool)
             if held.any():
                 preds[m][held] = head.predict(t.z[held])
     return preds
@@ -144,7 +163,12 @@ def fit_heads(
     for source in sources:
         d = data[source]
         choice = choose_c(
-            d.z, d.y, d.trials, n_classes, selected_on="leave-one-trial-out on the calibration trials"
+            d.z,
+            d.y,
+            d.trials,
+            n_classes,
+            selected_on="leave-one-trial-out on the calibration trials",
+            max_folds=MAX_FOLDS,
         )
         head = LinearHead(n_classes, choice.c).fit(d.z, d.y)
         heads[source] = LinearHeadWeights(head.coef, head.intercept)
@@ -153,12 +177,11 @@ def fit_heads(
     served = {}  # held-out predictions of every modality by the head serving it
     for source in sources:
         targets = {m: d for m, d in data.items() if serve[m] == source}
-        served.update(_loto_predictions(data[source], c[source], n_classes, targets))
+        served.update(_loto_predictions(data[source], n_classes, targets))
     own = {}  # beside a cross-modal head: each other modality's own head, C chosen the same way
     for m, d in data.items():
         if serve[m] != m:
-            c_own = choose_c(d.z, d.y, d.trials, n_classes).c
-            own[m] = _loto_predictions(d, c_own, n_classes, {m: d})[m]
+            own[m] = _loto_predictions(d, n_classes, {m: d})[m]
     per_modality: dict[str, dict] = {}
     for m, d in data.items():
         pred = served[m]

@@ -22,10 +22,13 @@ resource that forbids the action now), ValueError (422: the request itself is wr
 from __future__ import annotations
 
 import logging
+import multiprocessing
+import os
 import tempfile
 import threading
 import time
 import uuid
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -44,6 +47,19 @@ logger = logging.getLogger(__name__)
 
 #: Finished calibrations (done, failed, cancelled) kept for GET before the oldest is forgotten.
 MAX_FINISHED = 100
+#: Longest a head fit may take in the fitter process, s.
+FIT_TIMEOUT_S = 300.0
+#: Niceness of the fitter process: the live streams come first on a busy machine.
+FITTER_NICENESS = 10
+
+
+def _fitter_init() -> None:
+    """Runs once in the fitter process: lower its priority and import the fitting code."""
+    try:
+        os.nice(FITTER_NICENESS)
+    except OSError:  # not permitted on some systems: the fit still runs
+        pass
+    import service.calibration.fit  # noqa: F401 (scikit-learn's import cost paid before the first fit)
 
 
 class CalibrationNotFound(KeyError):
@@ -100,6 +116,9 @@ class CalibrationManager:
         self._lock = threading.Lock()
         self._calibrations: dict[str, Calibration] = {}
         self._marker_inlets: dict = {}  # StreamSelector -> (MarkerInlet, {calibration id: Calibration})
+        self._pool: ProcessPoolExecutor | None = (
+            None  # the fitter process, started with the first calibration
+        )
         self._closed = False
 
     # -- lifecycle of one calibration -------------------------------------------------------------
@@ -159,6 +178,7 @@ class CalibrationManager:
                 )
             graphs[sid], attached[sid] = graph, stream
         check_writable(self.settings.calibrated_repository)
+        self._fitter()  # started now (spawning and importing scikit-learn take a second), used at the fit
         calibration = Calibration(
             f"cal-{uuid.uuid4().hex[:10]}",
             request.participant,
@@ -371,7 +391,10 @@ class CalibrationManager:
                     counts = dict(zip(calibration.class_names, trials_per_class(d, n), strict=True))
                     skipped[m] = f"too few labelled trials per class ({counts}); its stream keeps its model"
                     del labelled[m]
-        fitted = fit_heads(labelled, len(calibration.class_names), train_modality)
+        # In the fitter process: its CPU-bound Python (hundreds of small scikit-learn fits) never holds this
+        # process's GIL, which the acquisition threads need every hop.
+        fitted = self._fitter().submit(fit_heads, labelled, len(calibration.class_names), train_modality)
+        fitted = fitted.result(timeout=FIT_TIMEOUT_S)
         serve = dict(fitted.serve)
         if train_modality is not None:  # the cross-modal head also serves calibrated streams without labels
             serve.update({m: train_modality for m in normalisations if m not in serve})
@@ -489,6 +512,18 @@ class CalibrationManager:
                 return
         stop.stop()  # outside the lock: it joins the worker thread
 
+    def _fitter(self) -> ProcessPoolExecutor:
+        """The fitter process (one, spawned on first use, at lower priority), restarted if it died."""
+        with self._lock:
+            if self._pool is not None and getattr(self._pool, "_broken", False):
+                self._pool.shutdown(wait=False, cancel_futures=True)
+                self._pool = None
+            if self._pool is None:
+                self._pool = ProcessPoolExecutor(
+                    max_workers=1, mp_context=multiprocessing.get_context("spawn"), initializer=_fitter_init
+                )
+            return self._pool
+
     def _forget_old(self) -> None:
         with self._lock:
             finished = [
@@ -506,8 +541,11 @@ class CalibrationManager:
         with self._lock:
             self._closed = True
             calibrations = list(self._calibrations.values())
+            pool, self._pool = self._pool, None
         for c in calibrations:
             self._detach(c)
+        if pool is not None:
+            pool.shutdown(wait=True, cancel_futures=True)
 
 
 __all__ = [
