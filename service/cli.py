@@ -69,6 +69,7 @@ class _Style:
 # not named here or in _EXPLICIT gets its flag from its name, type, description and default alone.
 _STYLES: dict[str, _Style] = {
     "model_repository": _Style("--repository", "DIR", default="the repository shipped with m2s-live"),
+    "calibrated_repository": _Style(metavar="DIR", default="'calibrated' beside the model repository"),
     "default_model": _Style("--model", "NAME[:VERSION]", default=f"{DEMO_BUNDLE}, latest version"),
     "port": _Style(metavar="PORT"),
     "api_token": _Style(

@@ -262,8 +262,7 @@ class Settings(ServiceAddress):
     )
     calibrated_repository: Path | None = Field(
         None,
-        description="writable repository where calibrated models <base>-<participant>/<n>/ are saved; default: "
-        "the folder 'calibrated' beside the model repository",
+        description="writable repository where calibrated models <base>-<participant>/<n>/ are saved",
     )
     default_model: str = Field(
         DEMO_BUNDLE,

@@ -344,7 +344,7 @@ def test_marker_calibration_end_to_end_activates_without_a_gap(tmp_path):
                         assert r.status_code == 200, r.text
                         phase["result"] = r.json()
                     return False
-                return time.monotonic() > phase["fit_at"] + 5 * TRIAL_S / SPEED
+                return time.monotonic() > phase["fit_at"] + 3 * TRIAL_S / SPEED
 
             asyncio.run(_collect(url, states, until))
         result = phase["result"]
