@@ -496,7 +496,17 @@ class CalibrationManager:
                         except Exception:
                             logger.exception("calibration %s could not take a marker", c.id)
 
-                inlet = MarkerInlet(selector, dispatch, resolve_timeout_s=self.settings.resolve_timeout_s)
+                def reconnected(n: int, subscribers=subscribers) -> None:
+                    if n > 1:  # onsets sent while the marker stream was away are lost
+                        for c in list(subscribers.values()):
+                            c.markers_lost()
+
+                inlet = MarkerInlet(
+                    selector,
+                    dispatch,
+                    resolve_timeout_s=self.settings.resolve_timeout_s,
+                    on_connect=reconnected,
+                )
                 entry = self._marker_inlets[selector] = (inlet.start(), subscribers)
             entry[1][calibration.id] = calibration
             return entry[0]

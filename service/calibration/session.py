@@ -213,6 +213,22 @@ class Calibration:
                 self._close(segment)
             self._note_open()
 
+    def markers_lost(self) -> None:
+        """The marker stream reconnected after a loss: markers sent meanwhile are gone, so the open trial
+        may have ended (or another begun) unseen. It is dropped, not guessed; the next onset starts afresh."""
+        with self._lock:
+            if self.state != "collecting":
+                return
+            open_ = self._parser.open_segment
+            self._parser = TrialMarkerParser(onset_trial_s=self._parser.onset_trial_s)
+            if open_ is not None:
+                if self._events and self._events[-1]["end"] is None:
+                    self._events.pop()
+                self._note(
+                    f"the marker stream was lost and came back: the trial open since {open_[0]:.3f} s "
+                    f"({open_[1]}) is dropped, since markers sent meanwhile are lost."
+                )
+
     def label(self, label: str | None) -> None:
         """REST labelling: start a trial of ``label`` now (ending an open one), or end it (None).
 

@@ -17,6 +17,7 @@ import threading
 from collections.abc import Callable
 
 import pylsl
+from pylsl.util import LostError
 
 from service.config import StreamSelector
 from service.lsl.resolve import StreamResolutionError, resolve_stream
@@ -42,6 +43,10 @@ class MarkerInlet:
         Timeout of each resolve / open / time-correction call, s.
     wait_s : float
         Longest wait of one pull, s (bounds how late :meth:`stop` reacts).
+    on_connect : callable | None
+        ``on_connect(n_connections)``, called from the worker thread after every successful
+        connection (1 for the first): from the second on, markers sent while disconnected are lost
+        (LSL keeps no history), which a consumer of trials must know.
     """
 
     def __init__(
@@ -51,6 +56,7 @@ class MarkerInlet:
         *,
         resolve_timeout_s: float = 2.0,
         wait_s: float = 0.1,
+        on_connect: Callable[[int], None] | None = None,
     ):
         check_type(selector, StreamSelector, "selector")
         if not callable(on_marker):
@@ -66,7 +72,9 @@ class MarkerInlet:
         self._lock = threading.Lock()
         self._connected = False
         self._n_markers = 0
+        self._n_connections = 0
         self._last_error: str | None = None
+        self.on_connect = on_connect
 
     def start(self) -> MarkerInlet:
         """Start the worker thread (connection happens in the background); returns self."""
@@ -85,10 +93,11 @@ class MarkerInlet:
             self._thread.join(timeout)
 
     def status(self) -> dict:
-        """``connected``, ``n_markers`` received, ``last_error``."""
+        """``connected``, ``n_connections``, ``n_markers`` received, ``last_error``."""
         with self._lock:
             return {
                 "connected": self._connected,
+                "n_connections": self._n_connections,
                 "n_markers": self._n_markers,
                 "last_error": self._last_error,
             }
@@ -134,15 +143,23 @@ class MarkerInlet:
             inlet.close_stream()
             self._set(last_error=f"opening the marker stream failed ({type(err).__name__}: {err}); retrying")
             return None
-        self._set(connected=True, last_error=None)
+        with self._lock:
+            self._connected, self._last_error = True, None
+            self._n_connections += 1
+            n = self._n_connections
         logger.info("marker stream %s connected (name=%r)", self.selector.describe(), info.name())
+        if self.on_connect is not None:
+            try:
+                self.on_connect(n)
+            except Exception:  # never into the worker
+                logger.exception("on_connect of the marker stream %s failed", self.selector.describe())
         return inlet
 
     def _pull_until_lost(self, inlet: pylsl.StreamInlet) -> None:
         while not self._stop.is_set():
             try:
                 samples, stamps = inlet.pull_chunk(timeout=self.wait_s)
-            except pylsl.LostError:
+            except LostError:
                 self._set(last_error="the marker stream was lost; re-resolving")
                 logger.warning("marker stream %s lost; re-resolving", self.selector.describe())
                 return

@@ -231,3 +231,18 @@ def test_a_finished_calibration_releases_its_windows(base):
     cal.release()
     assert cal.collectors["eeg-1"].labelled == [] and not cal.collectors["eeg-1"].pending
     assert cal.counts() == before  # the counts stay for GET
+
+
+def test_a_lost_marker_stream_drops_the_open_trial(base):
+    """After the marker stream reconnects, the trial that was open is dropped (its end may have been sent while
+    it was away): its windows are never labelled, and the next onset starts afresh."""
+    cal = _calibration(base)
+    cal.on_marker(100.0, '{"trial": 0, "label": "negative", "phase": "calibration"}')
+    _feed(cal, "eeg-1", [112.0, 114.0], 310)
+    cal.markers_lost()
+    assert cal.snapshot()["open_label"] is None and cal.snapshot()["events"] == []
+    assert "the trial open since 100.000 s (negative) is dropped" in cal.snapshot()["notes"][-1]
+    cal.on_marker(130.0, '{"trial": 2, "label": "positive", "phase": "calibration"}')
+    _feed(cal, "eeg-1", [142.0], 310)
+    cal.on_marker(160.0, '{"trial": 3, "label": "neutral", "phase": "calibration"}')
+    assert cal.counts()["eeg"] == {"negative": 0, "neutral": 0, "positive": 1}
