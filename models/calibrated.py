@@ -251,14 +251,16 @@ def write_calibrated_bundle(
                 }
             )
             write_manifest(tmp, new)
-            load_manifest(tmp)  # the ordinary loader accepts it before anything becomes visible
+            checked = load_manifest(
+                tmp
+            )  # the ordinary loader (checksums too) accepts it before it becomes visible
             target = repository.root / name / str(version)
             target.parent.mkdir(parents=True, exist_ok=True)
             tmp.rename(target)  # atomic within one file system; fails if another process took the version
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    return ModelRepository(repository.root).load(f"{name}:{version}")
+    return Bundle(path=target, manifest=checked)  # verified above; the rename changed no byte
 
 
 __all__ = [

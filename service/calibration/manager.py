@@ -301,11 +301,11 @@ class CalibrationManager:
             try:
                 self._check_enough(calibration, data, train_modality)
             except NotEnoughTrials as err:
-                if calibration.labels == "rest" and calibration.snapshot()["open_label"] is not None:
+                if calibration.rest_trial_open:
                     raise ValueError(f"{err} (The open trial counts once it ends: label null.)") from None
                 raise
-            calibration.close_open_rest_trial()  # enough without it; with it, more
-            data = calibration.labelled_data()
+            if calibration.close_open_rest_trial():  # enough without it; with it, more
+                data = calibration.labelled_data()
             check_writable(self.settings.calibrated_repository)
             calibration.state = "fitting"
         try:

@@ -396,12 +396,20 @@ class Calibration:
                 "created": self.created,
             }
 
-    def close_open_rest_trial(self) -> None:
-        """REST labelling: end the open trial now (a fit uses completed trials; the experimenter's open one counts)."""
+    @property
+    def rest_trial_open(self) -> bool:
+        """REST labelling with a trial open now."""
+        return self.labels == "rest" and self._parser.open_segment is not None
+
+    def close_open_rest_trial(self) -> bool:
+        """REST labelling: end the open trial now (a fit uses completed trials; the experimenter's open one
+        counts); returns whether one was open."""
         with self._lock:
-            if self.labels == "rest" and self._parser.open_segment is not None:
-                for segment in self._parser.push(self.clock(), "trial_end"):
-                    self._close(segment)
+            if not self.rest_trial_open:
+                return False
+            for segment in self._parser.push(self.clock(), "trial_end"):
+                self._close(segment)
+            return True
 
     def release(self) -> None:
         """The calibration is finished (done or failed): free its windows; counts, trials and events stay."""
