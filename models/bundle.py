@@ -6,7 +6,10 @@ A bundle is a folder ``<name>/<version>/`` holding, per modality, the inference 
 which carries everything the live service needs to compute exactly the training features:
 the full :mod:`signals` FeatureSpec, the normalisation statistics fitted on the training split,
 the spacing of the T vectors, the class names, plus provenance (training dataset, protocol,
-evaluation matrix), the ONNX opset and the sha256 of every graph.
+evaluation matrix), the ONNX opset and the sha256 of every graph. A bundle exported from training
+may also carry the full M2S network's weights (``weights_file``, e.g. ``m2s.pt``: encoders,
+projections, CPC, CLUB..., read by ``m2s-train adapt`` with ``torch.load(weights_only=True)``);
+to the service it is just another checksummed file.
 
 This module never imports torch or onnxruntime: the service reads bundles without them.
 """
@@ -16,7 +19,7 @@ from __future__ import annotations
 import hashlib
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
@@ -100,10 +103,14 @@ class ModalityGraph(BaseModel):
 
 
 class CalibrationProvenance(BaseModel):
-    """Where a calibrated bundle (``<base>-<participant>/<n>/``, written by the live service) comes from.
+    """Where a calibrated bundle (``<base>-<participant>/<n>/``) comes from.
 
-    Its graphs are the base bundle's embedding graphs followed by a linear head fitted on the
-    participant's labelled calibration windows; its normalisation is the participant's own.
+    ``method='head'`` (the live service's calibration): the base bundle's embedding graphs followed
+    by a linear head fitted on the participant's labelled calibration windows. ``method='adapted'``
+    (``m2s-train adapt``): encoders pretrained further from the base's weights with the M2S losses
+    on the participant's paired recording, then the same kind of head; ``adaptation`` says what was
+    done and how it scored on the recording's held-out trials. Either way the normalisation is the
+    participant's own.
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -130,6 +137,16 @@ class CalibrationProvenance(BaseModel):
     validation: dict[str, Any] = Field(
         description="Leave-one-trial-out balanced accuracy: overall and per modality."
     )
+    method: Literal["head", "adapted"] = Field(
+        default="head",
+        description="'head': a head on the base's frozen encoders (live calibration); 'adapted': encoders "
+        "adapted to the participant with the M2S losses, then a head (m2s-train adapt).",
+    )
+    adaptation: dict[str, Any] | None = Field(
+        default=None,
+        description="method 'adapted': the recording, the trials used and held out, the pretraining "
+        "settings and the held-out evaluation (base vs head-only vs adapted).",
+    )
 
 
 class BundleManifest(BaseModel):
@@ -144,15 +161,32 @@ class BundleManifest(BaseModel):
     embedding_dim: int = Field(ge=1)
     opset: int = Field(ge=7)
     graphs: dict[str, ModalityGraph] = Field(min_length=1, description="Per modality name.")
-    sha256: dict[str, str] = Field(description="sha256 hex digest of every ONNX file, by file name.")
+    sha256: dict[str, str] = Field(
+        description="sha256 hex digest of every file of the bundle (ONNX graphs, weights), by file name."
+    )
+    weights_file: str | None = Field(
+        default=None,
+        description="Optional: the full M2S network's state dict and config (torch, e.g. 'm2s.pt'), from "
+        "which 'm2s-train adapt' starts; None in bundles exported without it and in head-only calibrations.",
+    )
     training: dict[str, Any] = Field(
         default_factory=dict, description="Provenance: dataset, protocol, task, seed, configs."
     )
     metrics: dict[str, Any] = Field(default_factory=dict, description="Evaluation, e.g. the A->B matrix.")
     created: str = Field(default="", description="ISO 8601 time of export.")
     calibration: CalibrationProvenance | None = Field(
-        default=None, description="Set on bundles calibrated to one participant by the live service."
+        default=None,
+        description="Set on bundles calibrated to one participant (live service, or m2s-train adapt).",
     )
+
+    @field_validator("weights_file")
+    @classmethod
+    def _plain_weights_name(cls, name: str | None) -> str | None:
+        if name is not None and (
+            Path(name).name != name or name in {"", ".", ".."} or not name.endswith(".pt")
+        ):
+            raise ValueError(f"must be a plain '.pt' file name inside the bundle folder, got {name!r}")
+        return name
 
     @field_validator("schema_version")
     @classmethod
@@ -172,6 +206,8 @@ class BundleManifest(BaseModel):
             for f in (graph.model_file, graph.embedding_file):
                 if f not in self.sha256:
                     raise ValueError(f"sha256 has no entry for {f!r}.")
+        if self.weights_file is not None and self.weights_file not in self.sha256:
+            raise ValueError(f"sha256 has no entry for the weights file {self.weights_file!r}.")
         for name, digest in self.sha256.items():
             if len(digest) != 64 or any(c not in "0123456789abcdef" for c in digest):
                 raise ValueError(f"sha256[{name!r}] must be 64 lowercase hex characters.")
@@ -208,13 +244,13 @@ def write_manifest(folder: Path, manifest: BundleManifest) -> Path:
 
 
 def load_manifest(folder: Path | str, *, verify: bool = True) -> BundleManifest:
-    """Read and validate a bundle's manifest; with ``verify``, check every ONNX file's sha256.
+    """Read and validate a bundle's manifest; with ``verify``, check every listed file's sha256.
 
     Raises
     ------
     BundleError
         The folder or manifest is missing, the JSON is invalid, the schema version is not
-        supported, a graph file is missing, or a checksum does not match (tampered or corrupt).
+        supported, a listed file (graph, weights) is missing, or a checksum does not match (tampered or corrupt).
     """
     folder = Path(folder)
     path = folder / MANIFEST_NAME

@@ -84,6 +84,15 @@ def calibrated_name(base_name: str, participant: str) -> str:
     return name
 
 
+def default_calibrated_repository(model_repository: Path | str) -> Path:
+    """Where calibrated models go when nothing says otherwise: ``calibrated/`` beside the model repository.
+
+    The live service's default for ``M2S_CALIBRATED_REPOSITORY`` (``service.config.Settings``) and
+    ``m2s-train adapt``'s: ``<model repository, resolved>/../calibrated``.
+    """
+    return Path(model_repository).resolve().parent / "calibrated"
+
+
 def _append_head(graph_model, head: LinearHeadWeights, input_name: str, output_name: str):
     """Add MatMul + Add + Softmax after ``input_name`` of an ONNX model (in place); returns the model."""
     from onnx import TensorProto, helper, numpy_helper
@@ -239,7 +248,16 @@ def write_calibrated_bundle(
             new = BundleManifest.model_validate(
                 {
                     **manifest.model_dump(
-                        exclude={"graphs", "sha256", "name", "version", "created", "calibration", "metrics"}
+                        exclude={
+                            "graphs",
+                            "sha256",
+                            "name",
+                            "version",
+                            "created",
+                            "calibration",
+                            "metrics",
+                            "weights_file",  # a head-only calibration carries no network weights
+                        }  # fmt: skip
                     ),
                     "name": name,
                     "version": version,
@@ -267,6 +285,7 @@ __all__ = [
     "LinearHeadWeights",
     "calibrated_name",
     "composed_graph",
+    "default_calibrated_repository",
     "head_graph",
     "write_calibrated_bundle",
 ]

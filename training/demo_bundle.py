@@ -332,6 +332,7 @@ def _build(repository, seed, steps, synthetic, pool_ids, schemes, device, n_jobs
         training=training,
         metrics=metrics,
         seed=seed,
+        model=model,  # the network's weights (m2s.pt), so 'm2s-train adapt' can start from the demo
     )
     logger.info(
         "demo bundle %s (scheme %s) in %.0f s: subject %d %s",

@@ -5,6 +5,11 @@ classifier → softmax; input ``window`` float32 ``(batch, T, D)``, output ``pro
 embedding graph (the 32-d shared embedding; output ``embedding``). The batch axis is dynamic, T
 and D are fixed by the manifest. Every graph is checked against torch with ONNX Runtime before the
 manifest is written (max abs difference of probabilities and embeddings ≤ ``tolerance``).
+
+Given the trained :class:`~models.m2s.M2S` network, the bundle also carries its weights
+(:data:`WEIGHTS_FILE`: the state dict of every module the M2S losses need, with the network's
+config), checksummed like the graphs and named by the manifest's ``weights_file``, so that
+``m2s-train adapt`` can pretrain further from them (:func:`load_bundle_model`).
 """
 
 from __future__ import annotations
@@ -28,6 +33,9 @@ logger = logging.getLogger(__name__)
 
 DEFAULT_OPSET = 17
 PARITY_TOLERANCE = 1e-4
+#: File name of the network weights in a bundle, and the format tag inside it.
+WEIGHTS_FILE = "m2s.pt"
+WEIGHTS_FORMAT = "m2s-bundle-weights"
 
 
 class InferenceGraph(nn.Module):
@@ -118,8 +126,32 @@ def export_bundle(
     opset: int = DEFAULT_OPSET,
     tolerance: float = PARITY_TOLERANCE,
     seed: int = 0,
+    model: nn.Module | None = None,
 ) -> tuple[Bundle, dict[str, float]]:
     """Export one bundle (a new version of ``name``) and verify it.
+
+    Parameters
+    ----------
+    repository : ModelRepository | path
+        Where the bundle goes (``<repository>/<name>/<next version>/``).
+    name : str
+        Bundle name.
+    modalities : dict of str to ModalityExport
+        What to export per served modality.
+    class_names : tuple of str
+    seq_len : int
+        T, feature vectors per window.
+    training, metrics : dict | None
+        Provenance and evaluation written into the manifest.
+    opset : int
+        ONNX opset.
+    tolerance : float
+        Largest accepted max abs difference torch vs ONNX Runtime.
+    seed : int
+        Seed of the random parity-check windows.
+    model : M2S | None
+        The trained network whose embedders are exported: its weights and config are written as
+        :data:`WEIGHTS_FILE` (``m2s-train adapt`` starts from them). None: a bundle of graphs only.
 
     Returns
     -------
@@ -191,6 +223,11 @@ def export_bundle(
                 normalisation=item.normalisation,
                 reproducible_online=bool(online),
             )
+        weights_file = None
+        if model is not None:
+            weights_file = WEIGHTS_FILE
+            _save_weights(model, folder / weights_file)
+            sha[weights_file] = file_sha256(folder / weights_file)
         manifest = BundleManifest(
             name=name,
             version=version,
@@ -199,6 +236,7 @@ def export_bundle(
             opset=opset,
             graphs=graphs,
             sha256=sha,
+            weights_file=weights_file,
             training=training or {},
             metrics=metrics or {},
             created=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
@@ -211,3 +249,45 @@ def export_bundle(
         raise
     logger.info("exported %s:%d (%s), parity %s", name, version, ", ".join(graphs), parity)
     return repo.load(f"{name}:{version}"), parity
+
+
+def _save_weights(model: nn.Module, path: Path) -> None:
+    """Write the network's config and state dict (CPU tensors) for :func:`load_bundle_model`."""
+    config = getattr(model, "config", None)
+    if config is None or not hasattr(config, "to_dict"):
+        raise TypeError(
+            f"model must be the trained M2S network (with an M2SConfig .config), got {type(model).__name__}."
+        )
+    state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+    torch.save(
+        {"format": WEIGHTS_FORMAT, "version": 1, "model_config": config.to_dict(), "state_dict": state}, path
+    )
+
+
+def load_bundle_model(bundle: Bundle, device: str | torch.device = "cpu") -> nn.Module:
+    """The :class:`~models.m2s.M2S` network a bundle's weights file holds (eval mode, on ``device``).
+
+    Raises
+    ------
+    ValueError
+        The bundle carries no weights file (exported before bundles carried them, or a head-only
+        calibration), or the file is not a bundle weights file; the message says how to get one.
+    """
+    from models.config import M2SConfig
+    from models.m2s import M2S
+
+    manifest = bundle.manifest
+    if manifest.weights_file is None:
+        raise ValueError(
+            f"bundle {bundle.ref} carries no network weights (its manifest has no weights_file: it was exported "
+            "before bundles carried them, or it is a head-only calibration); re-export it with this m2s-live "
+            "('m2s-train export RUN --name NAME', or 'm2s-train demo-bundle' for the demo) and adapt from the "
+            "new version."
+        )
+    path = bundle.path / manifest.weights_file
+    obj = torch.load(path, map_location="cpu", weights_only=True)
+    if not isinstance(obj, dict) or obj.get("format") != WEIGHTS_FORMAT:
+        raise ValueError(f"{str(path)!r} is not an M2S bundle weights file (format {WEIGHTS_FORMAT!r}).")
+    model = M2S(M2SConfig.from_dict(obj["model_config"]))
+    model.load_state_dict(obj["state_dict"])
+    return model.to(device).eval()

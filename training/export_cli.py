@@ -113,6 +113,7 @@ def _export(args: argparse.Namespace) -> int:
             },
             "evaluated_on": f"test trials of {record.split.name}",
         },
+        model=model,  # its weights travel too: 'm2s-train adapt' starts from them
     )
     print(
         f"exported {bundle.ref} to {bundle.path}; ONNX parity (max abs diff) "
