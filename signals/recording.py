@@ -1,10 +1,11 @@
 """Recording I/O: XDF, EDF, BDF and FIF files as streams of timestamped samples plus markers.
 
 :func:`read_recording` is the one reader of recorded files: the dataset loader
-(:mod:`training.datasets.recordings`) and ``m2s replay`` (:mod:`clients.replay`) both use it, and a
-writer (sessions recorded to XDF) will take the same :class:`Recording`. It needs ``pyxdf`` (XDF)
-or ``mne`` (EDF/BDF/FIF), imported when a file is read (``pip install 'm2s-live[recordings]'``);
-the module itself needs only the base install (numpy, scipy, pydantic through :mod:`signals`).
+(:mod:`training.datasets.recordings`) and ``m2s replay`` (:mod:`clients.replay`) both use it.
+:class:`XdfWriter` is the one writer: the service records sessions with it (``POST /recordings``)
+and the test fixtures write their XDF files with it. Reading needs ``pyxdf`` (XDF) or ``mne``
+(EDF/BDF/FIF), imported when a file is read (``pip install 'm2s-live[recordings]'``); writing and
+the module itself need only the base install (numpy, scipy, pydantic through :mod:`signals`).
 
 Streams
 -------
@@ -47,14 +48,33 @@ its LSL timestamp; EDF/BDF/FIF: the annotation onset). A consumer that cuts samp
 takes the samples with ``start <= t < end`` on their timestamps, as the dataset loader does and as
 a live consumer comparing LSL marker times with sample times would. A sample exactly on a marker
 belongs to the span the marker starts.
+
+Writing XDF
+-----------
+:class:`XdfWriter` appends XDF 1.0 chunks (FileHeader, StreamHeader, Samples, ClockOffset,
+Boundary, StreamFooter) to a file it creates owner-readable only (``0o600``: recordings are
+health data). Every chunk is encoded whole and handed to the kernel with unbuffered writes before
+the call returns, so a process killed at any moment leaves every chunk written so far on disk;
+at most the one chunk being written is cut. Such a tail is harmless to this module:
+:func:`read_recording` reads up to the last complete chunk (with a warning), and
+:func:`repair_xdf` cuts it off for other readers (pyxdf stops with an error on a cut chunk header).
+Boundary chunks every few seconds let pyxdf resynchronise after damage in the middle of a file.
+Samples keep their stream's channel format (``float32``, ``double64``, ``int8`` … ``int64`` or
+``string``); every sample carries its timestamp.
 """
 
 from __future__ import annotations
 
+import io
 import logging
+import os
+import struct
+import threading
+import xml.etree.ElementTree as ET
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from xml.sax.saxutils import escape
 
 import numpy as np
 
@@ -350,9 +370,20 @@ def _read_xdf(path: Path, gap_factor: float | None, jitter_s: float) -> Recordin
         import pyxdf
     except ImportError as err:
         raise ImportError(f"reading XDF files needs pyxdf: {_INSTALL}.") from err
+    source: str | io.BytesIO = str(path)
+    if recording_extension(path) == ".xdf":
+        complete, size = xdf_complete_length(path)
+        if complete < size:  # cut while being written (a killed recorder): read the complete chunks
+            logger.warning(
+                "%s ends with an incomplete chunk (%d bytes cut while writing); reading up to the last "
+                "complete chunk. repair_xdf() removes that tail for other readers.",
+                path, size - complete,
+            )  # fmt: skip
+            with open(path, "rb") as f:
+                source = io.BytesIO(f.read(complete))
     try:
         # Our dejitter rule, not pyxdf's (breaks at 1 s / 500 samples): see "Timing".
-        raw_streams, _header = pyxdf.load_xdf(str(path), dejitter_timestamps=False)
+        raw_streams, _header = pyxdf.load_xdf(source, dejitter_timestamps=False)
     except Exception as err:  # pyxdf raises many types for unreadable files
         raise ValueError(f"{path} could not be read as XDF by pyxdf: {err}") from err
     streams, markers = [], []
@@ -482,13 +513,357 @@ def _read_mne(path: Path, ext: str) -> Recording:
     return Recording(tuple(streams), markers, str(path), {"meas_date": raw.info["meas_date"]})
 
 
+# --------------------------------------------------------------------------------------------
+# XDF writer
+# --------------------------------------------------------------------------------------------
+
+_XDF_MAGIC = b"XDF:"
+_FILE_HEADER, _STREAM_HEADER, _SAMPLES, _CLOCK_OFFSET, _BOUNDARY, _STREAM_FOOTER = 1, 2, 3, 4, 5, 6
+# The XDF specification's Boundary chunk content: readers scan for it to resynchronise.
+_BOUNDARY_UUID = bytes.fromhex("43a546dccbf5410fb30ed5467383cbe4")
+#: LSL/XDF numeric channel formats and their little-endian numpy types.
+XDF_NUMERIC_FORMATS: dict[str, str] = {
+    "float32": "<f4",
+    "double64": "<f8",
+    "int8": "<i1",
+    "int16": "<i2",
+    "int32": "<i4",
+    "int64": "<i8",
+}
+_FILE_MODE = 0o600  # recordings are health data: owner-readable only
+
+
+def _varlen(n: int) -> bytes:
+    if n < 256:
+        return struct.pack("<BB", 1, n)
+    if n < 2**32:
+        return struct.pack("<BI", 4, n)
+    return struct.pack("<BQ", 8, n)
+
+
+def _xdf_chunk(tag: int, content: bytes) -> bytes:
+    return _varlen(len(content) + 2) + struct.pack("<H", tag) + content
+
+
+def xdf_stream_header(
+    name: str,
+    type: str,
+    channel_count: int,
+    nominal_srate: float,
+    channel_format: str,
+    source_id: str = "",
+    *,
+    channels: Sequence[str] = (),
+    units: Sequence[str] = (),
+    channel_types: Sequence[str] = (),
+    extra: dict[str, str] | None = None,
+) -> str:
+    """The XML of an XDF StreamHeader (LSL's ``info`` document) for a stream with no LSL info at hand.
+
+    A live LSL stream's own ``StreamInfo.as_xml()`` is the better header (it keeps the whole
+    ``desc``); this builds the same layout from parts: ``desc/channels/channel/{label, unit, type}``
+    when ``channels`` is given (``units`` and ``channel_types`` then give one entry per channel, or
+    none), and ``extra`` as further ``<key>value</key>`` elements of ``info``.
+    """
+    if channel_format != "string" and channel_format not in XDF_NUMERIC_FORMATS:
+        raise ValueError(
+            f"channel_format {channel_format!r} is not an XDF format; use 'string' or one of "
+            f"{', '.join(XDF_NUMERIC_FORMATS)}."
+        )
+    channels_xml = ""
+    if channels:
+        n = len(channels)
+        units = tuple(units) or ("",) * n
+        kinds = tuple(channel_types) or (type,) * n
+        if len(units) != n or len(kinds) != n:
+            raise ValueError(f"{n} channels but {len(units)} units and {len(kinds)} channel types.")
+        channels_xml = (
+            "<channels>"
+            + "".join(
+                f"<channel><label>{escape(c)}</label><unit>{escape(u)}</unit><type>{escape(k)}</type></channel>"
+                for c, u, k in zip(channels, units, kinds, strict=True)
+            )
+            + "</channels>"
+        )
+    extra_xml = "".join(f"<{k}>{escape(str(v))}</{k}>" for k, v in (extra or {}).items())
+    return (
+        '<?xml version="1.0"?><info>'
+        f"<name>{escape(name)}</name><type>{escape(type)}</type><channel_count>{int(channel_count)}</channel_count>"
+        f"<nominal_srate>{float(nominal_srate)!r}</nominal_srate><channel_format>{channel_format}</channel_format>"
+        f"<source_id>{escape(source_id)}</source_id><version>1.1</version>{extra_xml}"
+        f"<desc>{channels_xml}</desc></info>"
+    )
+
+
+@dataclass
+class _WrittenStream:
+    fmt: str
+    n_channels: int
+    sample_dtype: np.dtype | None  # packed (timestamp flag, timestamp, values) record; None for strings
+    first: float | None = None
+    last: float | None = None
+    n_samples: int = 0
+    offsets: list[tuple[float, float]] = field(default_factory=list)
+
+
+class XdfWriter:
+    """Append XDF 1.0 chunks to a new file; each chunk reaches the kernel whole before a call returns.
+
+    Parameters
+    ----------
+    path : str | Path
+        The new file (``.xdf``). It must not exist; it is created with mode ``0o600``.
+    boundary_every_s : float
+        Write a Boundary chunk when this much LSL time has passed since the last one (sample times
+        of any stream), as LabRecorder does, so readers can resynchronise after damage.
+
+    Notes
+    -----
+    Module docstring, "Writing XDF". Thread-safe: calls are serialised. ``OSError`` (a full or
+    unwritable disk) propagates to the caller; the file keeps every chunk written before it.
+    Writing after :meth:`close` raises ``ValueError``.
+
+    Examples
+    --------
+    >>> with XdfWriter("session.xdf") as xdf:  # doctest: +SKIP
+    ...     sid = xdf.add_stream(xdf_stream_header("EEG", "EEG", 2, 200.0, "float32"))
+    ...     xdf.write_samples(sid, timestamps, data)  # (n,), (n, 2)
+    """
+
+    def __init__(self, path: str | Path, *, boundary_every_s: float = 10.0):
+        check_type(path, (str, Path), "path")
+        self.path = Path(path)
+        self.boundary_every_s = float(boundary_every_s)
+        self._lock = threading.Lock()
+        self._streams: dict[int, _WrittenStream] = {}
+        self._bytes = 0
+        self._last_boundary: float | None = None
+        # O_EXCL: never append to (or clobber) someone else's file.
+        self._fd: int | None = os.open(
+            self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND, _FILE_MODE
+        )
+        try:
+            os.fchmod(self._fd, _FILE_MODE)  # whatever the umask
+            header = '<?xml version="1.0"?><info><version>1.0</version></info>'
+            self._write(_XDF_MAGIC + _xdf_chunk(_FILE_HEADER, header.encode()))
+        except BaseException:
+            os.close(self._fd)
+            self._fd = None
+            raise
+
+    @property
+    def bytes_written(self) -> int:
+        """Bytes handed to the kernel so far."""
+        return self._bytes
+
+    @property
+    def closed(self) -> bool:
+        """Whether :meth:`close` was called."""
+        return self._fd is None
+
+    def _write(self, data: bytes) -> None:
+        if self._fd is None:
+            raise ValueError(f"{self.path}: the XDF writer is closed.")
+        view = memoryview(data)
+        while view:
+            n = os.write(self._fd, view)
+            self._bytes += n
+            view = view[n:]
+
+    def add_stream(self, header_xml: str) -> int:
+        """Write a StreamHeader chunk and return the new stream's id (1, 2, …).
+
+        Parameters
+        ----------
+        header_xml : str
+            The stream's ``info`` XML: an LSL ``StreamInfo.as_xml()`` or :func:`xdf_stream_header`.
+            It must give ``channel_count`` and ``channel_format``.
+
+        Raises
+        ------
+        ValueError
+            The XML cannot be parsed, or lacks (or has an unknown) channel count or format.
+        """
+        check_type(header_xml, str, "header_xml")
+        try:
+            info = ET.fromstring(header_xml.encode())
+        except ET.ParseError as err:
+            raise ValueError(f"the stream header is not XML ({err}).") from None
+        fmt = (info.findtext("channel_format") or "").strip()
+        count = (info.findtext("channel_count") or "").strip()
+        if fmt != "string" and fmt not in XDF_NUMERIC_FORMATS:
+            raise ValueError(
+                f"the stream header's channel_format is {fmt!r}; use 'string' or one of {', '.join(XDF_NUMERIC_FORMATS)}."
+            )
+        if not count.isdigit() or int(count) < 1:
+            raise ValueError(f"the stream header's channel_count is {count!r}; give a positive integer.")
+        n = int(count)
+        dtype = None
+        if fmt != "string":
+            dtype = np.dtype([("flag", "u1"), ("t", "<f8"), ("x", XDF_NUMERIC_FORMATS[fmt], (n,))])
+        with self._lock:
+            stream_id = len(self._streams) + 1
+            self._write(_xdf_chunk(_STREAM_HEADER, struct.pack("<I", stream_id) + header_xml.encode()))
+            self._streams[stream_id] = _WrittenStream(fmt, n, dtype)
+        return stream_id
+
+    def _stream(self, stream_id: int) -> _WrittenStream:
+        if stream_id not in self._streams:
+            raise ValueError(f"no stream {stream_id!r} in {self.path}; add_stream() returns the ids.")
+        return self._streams[stream_id]
+
+    def write_samples(self, stream_id: int, timestamps: np.ndarray, values) -> None:
+        """Write one Samples chunk.
+
+        Parameters
+        ----------
+        stream_id : int
+            From :meth:`add_stream`.
+        timestamps : array of float, shape (n,)
+            LSL times of the samples, s.
+        values : array, shape (n, n_channels) | list of str
+            Numeric samples (cast to the stream's format), or one string per sample (string
+            streams of one channel) or one sequence of ``n_channels`` strings per sample.
+        """
+        ts = np.asarray(timestamps, dtype=np.float64).reshape(-1)
+        n = ts.shape[0]
+        with self._lock:
+            s = self._stream(stream_id)
+            if n == 0:
+                return
+            if s.sample_dtype is None:
+                if len(values) != n:
+                    raise ValueError(f"{n} timestamps but {len(values)} string samples.")
+                parts = [struct.pack("<I", stream_id), _varlen(n)]
+                for t, sample in zip(ts, values, strict=True):
+                    texts = [sample] if isinstance(sample, str) else list(sample)
+                    if len(texts) != s.n_channels:
+                        raise ValueError(
+                            f"a string sample has {len(texts)} values; the stream has {s.n_channels} channels."
+                        )
+                    parts.append(struct.pack("<Bd", 8, float(t)))
+                    for text in texts:
+                        raw = str(text).encode("utf-8")
+                        parts.append(_varlen(len(raw)) + raw)
+                content = b"".join(parts)
+            else:
+                x = np.asarray(values)
+                if x.shape != (n, s.n_channels):
+                    raise ValueError(
+                        f"values have shape {x.shape}; expected (n_samples, n_channels) = ({n}, {s.n_channels})."
+                    )
+                rec = np.empty(n, dtype=s.sample_dtype)
+                rec["flag"], rec["t"], rec["x"] = 8, ts, x
+                content = struct.pack("<I", stream_id) + _varlen(n) + rec.tobytes()
+            self._write(_xdf_chunk(_SAMPLES, content))
+            s.first = float(ts[0]) if s.first is None else s.first
+            s.last = float(ts[-1])
+            s.n_samples += n
+            self._maybe_boundary(float(ts[-1]))
+
+    def _maybe_boundary(self, t: float) -> None:
+        if self._last_boundary is None:
+            self._last_boundary = t
+        elif t - self._last_boundary >= self.boundary_every_s:
+            self._write(_xdf_chunk(_BOUNDARY, _BOUNDARY_UUID))
+            self._last_boundary = t
+
+    def write_clock_offset(self, stream_id: int, collection_time: float, offset_s: float) -> None:
+        """Write a ClockOffset chunk: at ``collection_time`` (s, this host's LSL clock) the stream's
+        clock was ``offset_s`` behind it (readers add it to the stream's timestamps)."""
+        with self._lock:
+            self._stream(stream_id).offsets.append((float(collection_time), float(offset_s)))
+            self._write(_xdf_chunk(_CLOCK_OFFSET, struct.pack("<Idd", stream_id, collection_time, offset_s)))
+
+    def close(self) -> None:
+        """Write a StreamFooter per stream (first/last timestamp, sample count, clock offsets) and close.
+
+        Idempotent. The file is complete without footers too (they are optional in XDF).
+        """
+        with self._lock:
+            if self._fd is None:
+                return
+            try:
+                for stream_id, s in self._streams.items():
+                    offsets = "".join(
+                        f"<offset><time>{t!r}</time><value>{v!r}</value></offset>" for t, v in s.offsets
+                    )
+                    xml = (
+                        '<?xml version="1.0"?><info>'
+                        f"<first_timestamp>{s.first or 0.0!r}</first_timestamp>"
+                        f"<last_timestamp>{s.last or 0.0!r}</last_timestamp>"
+                        f"<sample_count>{s.n_samples}</sample_count>"
+                        f"<clock_offsets>{offsets}</clock_offsets></info>"
+                    )
+                    self._write(_xdf_chunk(_STREAM_FOOTER, struct.pack("<I", stream_id) + xml.encode()))
+            finally:
+                fd, self._fd = self._fd, None
+                os.close(fd)
+
+    def __enter__(self) -> XdfWriter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        state = "closed" if self.closed else "open"
+        return f"<XdfWriter {str(self.path)!r} | {len(self._streams)} streams, {self._bytes} bytes, {state}>"
+
+
+def xdf_complete_length(path: str | Path) -> tuple[int, int]:
+    """``(complete, size)``: bytes of ``path`` up to the end of its last complete chunk, and its size.
+
+    Reads only chunk headers. ``complete < size`` means the file ends with a chunk cut while it was
+    written (or with bytes that are no chunk).
+
+    Raises
+    ------
+    ValueError
+        The file does not start with the XDF magic bytes.
+    """
+    path = Path(path)
+    size = path.stat().st_size
+    with open(path, "rb") as f:
+        if f.read(4) != _XDF_MAGIC:
+            raise ValueError(f"{path} could not be read as XDF: it does not start with 'XDF:' (not an XDF file).")
+        pos = 4
+        while pos < size:
+            head = f.read(1)
+            if not head or head[0] not in (1, 4, 8):
+                break
+            raw = f.read(head[0])
+            if len(raw) < head[0]:
+                break
+            length = int.from_bytes(raw, "little")
+            end = pos + 1 + head[0] + length
+            if length < 2 or end > size:
+                break
+            f.seek(end)
+            pos = end
+    return pos, size
+
+
+def repair_xdf(path: str | Path) -> int:
+    """Cut an XDF file back to its last complete chunk (what a killed writer leaves); bytes removed."""
+    complete, size = xdf_complete_length(path)
+    if complete < size:
+        os.truncate(path, complete)
+    return size - complete
+
+
 __all__ = [
+    "XDF_NUMERIC_FORMATS",
     "EXTENSIONS",
     "MNE_EXTENSIONS",
     "XDF_EXTENSIONS",
     "Markers",
     "Recording",
     "Stream",
+    "XdfWriter",
     "read_recording",
     "recording_extension",
+    "repair_xdf",
+    "xdf_complete_length",
+    "xdf_stream_header",
 ]

@@ -153,8 +153,11 @@ def test_errors(tmp_path):
     with pytest.raises(ValueError, match="could not be read as EDF by MNE"):
         read_recording(tmp_path / "bad.edf")
     (tmp_path / "bad.xdf").write_bytes(b"nope")
-    with pytest.raises(ValueError, match="could not be read as XDF by pyxdf"):
+    with pytest.raises(ValueError, match="could not be read as XDF: it does not start with 'XDF:'"):
         read_recording(tmp_path / "bad.xdf")
+    (tmp_path / "bad2.xdf").write_bytes(b"XDF:" + bytes([1, 5, 1, 0]) + b"x" * 3)  # a chunk, then garbage
+    with pytest.raises(ValueError, match="could not be read as XDF by pyxdf"):
+        read_recording(tmp_path / "bad2.xdf")
 
 
 def test_reads_without_torch(tmp_path, rec):
