@@ -2,14 +2,15 @@
 
 The lifespan owns the heavy resources (habit 16): it loads and warms up the default model in the
 inference engine, creates the WebSocket hub and the stream manager, attaches the streams of
-``settings.attach``, and only then marks the app ready. On shutdown it marks the app not ready,
-stops every stream worker, closes the hub and finally the engine (which serves what is queued).
-A model or attach request that fails at startup makes startup fail: the service refuses to run
-half-configured.
+``settings.attach``, starts the model poller (hot reload, :mod:`service.reload`), and only then marks
+the app ready. On shutdown it marks the app not ready, stops the poller and every stream worker,
+closes the hub and finally the engine (which serves what is queued). A model or attach request
+that fails at startup makes startup fail: the service refuses to run half-configured.
 
 Routes, one router per topic (:mod:`service.api.routes`): ``/predict``, ``/v2/health``,
-``/v2/models``, ``/streams``, ``/calibrations``, ``/metrics``, ``/ws``; the dashboard (``service/static``) is served
-at ``/``. Operation ids are ``<tag>-<function name>`` (stable, for generated clients).
+``/v2/models``, ``/v2/repository``, ``/streams``, ``/calibrations``, ``/metrics``, ``/ws``; the
+dashboard (``service/static``) is served at ``/``. Operation ids are ``<tag>-<function name>``
+(stable, for generated clients).
 
 Never imports torch.
 """
@@ -32,11 +33,13 @@ from service.api.errors import install_error_handlers
 from service.api.middleware import BodySizeLimitMiddleware, RequestMetricsMiddleware
 from service.api.routes import calibrations as calibrations_routes
 from service.api.routes import health, metrics, models, predict, streams, ws
+from service.api.routes import repository as repository_routes
 from service.calibration import CalibrationManager
 from service.config import Settings
 from service.engine import InferenceEngine
 from service.hub import StateHub
 from service.metrics import ServiceMetrics
+from service.reload import ModelPoller, calibration_skip
 from service.streams import StreamManager
 from signals._checks import check_type
 
@@ -70,6 +73,10 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     hub = StateHub(settings.ws_queue_size, on_dropped=metrics.dropped)
     manager = StreamManager(engine, hub, settings, metrics=metrics)
     calibrations = CalibrationManager(engine, manager, settings)
+    # Hot reload: streams following a model move to its new versions (every model_poll_interval_s, or on load).
+    poller = ModelPoller(
+        engine, manager, interval_s=settings.model_poll_interval_s, skip=calibration_skip(calibrations)
+    )
     try:
         loaded = await run_in_threadpool(engine.load, settings.default_model)  # warm-up run included
         metrics.set_providers(loaded)
@@ -77,6 +84,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             await run_in_threadpool(manager.attach, request)
         app.state.engine, app.state.hub, app.state.manager = engine, hub, manager
         app.state.calibrations = calibrations
+        app.state.poller = poller
+        poller.start()
         app.state.ready = True
         logger.info(
             "ready: %s on %s, %d stream(s) attached", loaded.ref, loaded.providers, len(settings.attach)
@@ -84,6 +93,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         yield
     finally:
         app.state.ready = False
+        await run_in_threadpool(poller.close)  # before the engine: a load in progress ends first
         calibrations.close()
         manager.close()
         hub.close()
@@ -120,7 +130,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # Added last = outermost: the metrics middleware also counts the limiter's 413s.
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(RequestMetricsMiddleware, metrics=app.state.metrics)
-    for module in (predict, health, models, streams, calibrations_routes, metrics, ws):
+    for module in (predict, health, models, repository_routes, streams, calibrations_routes, metrics, ws):
         app.include_router(module.router)
     if (STATIC_DIR / "index.html").is_file():
         app.mount("/", StaticFiles(directory=STATIC_DIR, html=True), name="dashboard")

@@ -294,6 +294,14 @@ class Settings(ServiceAddress):
         "an idle model runs a request at once",
     )
     batch_max_windows: int = Field(256, description="most windows in one ONNX Runtime run")
+    # Triton's --repository-poll-secs (its poll mode) defaults to 15 s. 5 s here: a scan costs a directory
+    # listing per model that streams follow, a new version (e.g. adapted by m2s-train adapt after a calibration)
+    # then reaches the streams within a few hops, and a broken version is only retried when its folder changes.
+    model_poll_interval_s: float = Field(
+        5.0,
+        description="seconds between two looks for new versions of the models streams follow (hot reload); "
+        "0 = never (POST /v2/repository/models/{name}/load still loads)",
+    )
 
     @field_validator("model_repository")
     @classmethod
@@ -436,6 +444,16 @@ class Settings(ServiceAddress):
     def _batch_windows(cls, value: int) -> int:
         if value < 1:
             raise ValueError(f"M2S_BATCH_MAX_WINDOWS must be at least 1 window, got {value}.")
+        return value
+
+    @field_validator("model_poll_interval_s")
+    @classmethod
+    def _poll_interval(cls, value: float) -> float:
+        if not math.isfinite(value) or value < 0 or 0 < value < 0.1 or value > 86400:
+            raise ValueError(
+                "M2S_MODEL_POLL_INTERVAL_S must be 0 (no polling) or between 0.1 and 86400 s, got "
+                f"{value}; 5 s is the default."
+            )
         return value
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from service.config import AttachRequest, StreamSelector
 
@@ -136,6 +136,11 @@ class StreamPublic(BaseModel):
     id: str
     modality: str
     model: ModelRef
+    follows_latest: bool = Field(
+        False,
+        description="The stream moves to each newer version of its model as the service loads it (attached or "
+        "switched with 'name' or 'name:latest'); false: pinned to this version ('name:3').",
+    )
     selector: dict[str, Any] = Field(description="LSL selector: type / name / source_id that are set.")
     connected: bool
     stale: bool
@@ -407,6 +412,58 @@ class CalibrationsPublic(BaseModel):
     count: int
 
 
+class RepositoryLoad(BaseModel):
+    """``POST /v2/repository/models/{name}/load`` (Triton's repository extension); the body may be absent."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    parameters: dict[str, Any] = Field(
+        {},
+        description="Triton's load parameters; none is supported (the service loads bundles as they are in the "
+        "repository), so only an empty object is accepted.",
+    )
+
+    @field_validator("parameters")
+    @classmethod
+    def _no_parameters(cls, parameters: dict[str, Any]) -> dict[str, Any]:
+        if parameters:
+            names = ", ".join(f"'{k}'" for k in sorted(parameters))
+            raise ValueError(
+                f"unsupported load parameter(s) {names}; the service loads a bundle as it is in the repository "
+                "(Triton's 'config' and 'file:' overrides do not exist here): send no body or {}"
+            )
+        return parameters
+
+
+class RepositoryLoadResult(BaseModel):
+    """The version loaded and the streams following its name that now serve it."""
+
+    model: ModelRef = Field(description="The latest version of the model, loaded and warmed up.")
+    switched: list[str] = Field(
+        description="Ids of the streams following the model that were switched to it."
+    )
+    not_switched: dict[str, str] = Field(
+        {}, description="Stream id -> why that following stream stays on its version."
+    )
+
+
+class RepositoryIndex(BaseModel):
+    """``POST /v2/repository/index``: an optional filter, as Triton's."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    ready: bool = Field(False, description="List only the versions that are loaded (state READY).")
+
+
+class RepositoryIndexEntry(BaseModel):
+    """One version of one model of the repository, Triton-style."""
+
+    name: str
+    version: str = Field(description="The version, as text (Triton's index spells versions as strings).")
+    state: str = Field(description="'READY' (loaded, serving) or 'UNAVAILABLE' (see reason).")
+    reason: str = Field("", description="Why a version is unavailable: 'not loaded' or why its load failed.")
+
+
 class ErrorPublic(BaseModel):
     """Every 4xx/5xx answer: one sentence saying what was wrong and what to do."""
 
@@ -436,6 +493,10 @@ __all__ = [
     "ModelSummary",
     "ModelsPublic",
     "PredictRequest",
+    "RepositoryIndex",
+    "RepositoryIndexEntry",
+    "RepositoryLoad",
+    "RepositoryLoadResult",
     "SignalIn",
     "StreamCreate",
     "StreamPublic",

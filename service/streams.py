@@ -29,6 +29,10 @@ Rules
   arrives, instead of for every chunk (``benchmarks/live_latency.py``).
 - ``latency_ms`` of a state is measured from the moment its chunk was handed to ``on_chunk``
   (just after ``pull_chunk`` returned it) to the moment the state is published.
+- **A stream follows the latest version or is pinned.** Attached (or switched) with ``name`` or
+  ``name:latest`` (or with no model, when ``settings.default_model`` names no version) it follows
+  ``name``: :meth:`StreamManager.follow` moves it to each newer version the model poller
+  (:mod:`service.reload`) loads. With ``name:3`` it stays on version 3.
 
 Units
 -----
@@ -49,6 +53,7 @@ from typing import Any
 import numpy as np
 
 from models.bundle import ModalityGraph
+from models.repository import parse_model_ref
 from service.config import AttachRequest, Settings
 from service.engine import InferenceEngine, LoadedModel
 from service.hub import StateHub
@@ -62,6 +67,17 @@ from signals.units import channel_factors
 logger = logging.getLogger(__name__)
 
 _LOG_EVERY_S = 5.0  # rate limit of tracebacks from one stream's chunk handler
+
+
+def follows_latest(ref: str) -> bool:
+    """Whether a stream attached with model ``ref`` follows its latest version (``name``, ``name:latest``).
+
+    Raises
+    ------
+    models.bundle.BundleError
+        ``ref`` is not a model reference.
+    """
+    return parse_model_ref(ref)[1] is None
 
 
 class _AttachedStream:
@@ -79,9 +95,12 @@ class _AttachedStream:
         settings: Settings,
         metrics: ServiceMetrics | None,
         stream_factory: Callable[..., LslStream],
+        follows: bool = False,
     ):
         self.id = stream_id
         self.request = request
+        # Moved to each newer version of its model by StreamManager.follow; changed under _serving only.
+        self.follows_latest = follows
         self.modality = graph.modality
         self._serve(loaded, graph)
         self.engine = engine
@@ -341,6 +360,7 @@ class _AttachedStream:
             id=self.id,
             modality=self.modality,
             model=self.model_ref,
+            follows_latest=self.follows_latest,
             selector=self.request.selector.model_dump(exclude_none=True),
             connected=status["connected"],
             stale=status["stale"],
@@ -410,13 +430,17 @@ class StreamManager:
         if self.metrics is not None:
             self.metrics.on_scrape(self._refresh_metrics)
 
-    def attach(self, request: AttachRequest) -> StreamPublic:
+    def attach(self, request: AttachRequest, *, follow: bool | None = None) -> StreamPublic:
         """Attach an LSL stream and start its worker (connection happens in the background).
 
         Parameters
         ----------
         request : AttachRequest
             Modality, stream selector and optional model (``settings.default_model`` when None).
+        follow : bool or None
+            Whether the stream follows the latest version of its model (:meth:`follow`); None: when
+            the model reference names no version (``name``, ``name:latest``). A caller that resolved
+            ``name`` to ``name:<n>`` itself passes what the client asked for.
 
         Returns
         -------
@@ -436,7 +460,9 @@ class StreamManager:
         """
         check_type(request, AttachRequest, "request")
         self._check_open("attach()")
-        loaded = self.engine.load(request.model or self.settings.default_model)
+        ref = request.model or self.settings.default_model
+        follow = follows_latest(ref) if follow is None else bool(follow)
+        loaded = self.engine.load(ref)
         graph = loaded.bundle.manifest.graph(request.modality)  # BundleError lists the bundle's modalities
         stream_id = f"{request.modality}-{uuid.uuid4().hex[:8]}"
         stream = _AttachedStream(
@@ -449,6 +475,7 @@ class StreamManager:
             settings=self.settings,
             metrics=self.metrics,
             stream_factory=self.stream_factory,
+            follows=follow,
         )
         with self._lock:
             self._check_open("attach()")
@@ -456,7 +483,13 @@ class StreamManager:
         if self.metrics is not None:
             self.metrics.set_providers(loaded)
         stream.start()
-        logger.info("attached %s: %s, model %s", stream_id, request.selector.describe(), loaded.ref)
+        logger.info(
+            "attached %s: %s, model %s%s",
+            stream_id,
+            request.selector.describe(),
+            loaded.ref,
+            " (follows the latest version)" if follow else "",
+        )
         return stream.public()
 
     def detach(self, stream_id: str) -> None:
@@ -474,7 +507,7 @@ class StreamManager:
             self.metrics.remove_stream(stream_id)
         logger.info("detached %s", stream_id)
 
-    def swap(self, stream_id: str, model: str) -> StreamPublic:
+    def swap(self, stream_id: str, model: str, *, follow: bool | None = None) -> StreamPublic:
         """Switch an attached stream to another model without detaching it (hot swap).
 
         Parameters
@@ -482,6 +515,9 @@ class StreamManager:
         stream_id : str
         model : str
             ``name[:version]`` of a model with the stream's modality.
+        follow : bool or None
+            Whether the stream then follows the latest version of ``model``'s name (see
+            :meth:`attach`); None: when ``model`` names no version.
 
         Returns
         -------
@@ -499,24 +535,99 @@ class StreamManager:
         """
         with self._lock:
             stream = self._streams[self._known(stream_id)]
+        follow = follows_latest(model) if follow is None else bool(follow)
         loaded = self.engine.load(model)
         graph = loaded.bundle.manifest.graph(stream.modality)
-        before = stream.model_ref
-        kept = stream.swap(loaded, graph)
+        with stream._serving:  # the model and whether it follows change together (see follow())
+            before = stream.model_ref
+            kept = stream.swap(loaded, graph)
+            stream.follows_latest = follow
         with self._lock:  # detached while it swapped: say so instead of answering for a gone stream
             if self._streams.get(stream_id) is not stream:
                 raise KeyError(f"no attached stream {stream_id!r}; it was detached during the swap.")
         if self.metrics is not None:
             self.metrics.set_providers(loaded)
         logger.info(
-            "%s: model %s:%d -> %s (%s)",
+            "%s: model %s:%d -> %s (%s%s)",
             stream_id,
             before.name,
             before.version,
             loaded.ref,
             "feature state kept" if kept else "feature state reset for the new spec",
+            ", follows the latest version" if follow else "",
         )
         return stream.public()
+
+    def followed(self) -> dict[str, set[int]]:
+        """The model names that streams follow, each with the versions those streams serve now."""
+        with self._lock:
+            streams = list(self._streams.values())
+        names: dict[str, set[int]] = {}
+        for s in streams:
+            ref = s.model_ref  # one attribute read: name and version of one model
+            if s.follows_latest:
+                names.setdefault(ref.name, set()).add(ref.version)
+        return names
+
+    def follow(
+        self, loaded: LoadedModel, *, skip: Callable[[str, ModalityGraph], str | None] | None = None
+    ) -> tuple[list[str], dict[str, str]]:
+        """Switch every stream that follows ``loaded``'s name and serves another version to ``loaded``.
+
+        Each switch is :meth:`_AttachedStream.swap` (between two chunks; with the same feature spec
+        the next state comes one hop after the last). A stream pinned or switched to another model
+        meanwhile is left alone: whether it follows is checked again under its swap lock.
+
+        Parameters
+        ----------
+        loaded : LoadedModel
+            The version to serve (already loaded: no stream waits for a load).
+        skip : callable or None
+            ``skip(stream_id, graph) -> reason or None``, asked before each switch; a reason leaves
+            the stream where it is (e.g. a calibration collecting other features on it).
+
+        Returns
+        -------
+        switched : list of str
+            Ids of the streams now served by ``loaded``.
+        not_switched : dict of str to str
+            Stream id -> why it stays on its model (no such modality, a spec it cannot feed, ``skip``'s reason).
+        """
+        name, version = loaded.bundle.manifest.name, loaded.bundle.manifest.version
+        with self._lock:
+            streams = list(self._streams.values())
+        switched: list[str] = []
+        not_switched: dict[str, str] = {}
+        for stream in streams:
+            ref = stream.model_ref
+            if not stream.follows_latest or ref.name != name or ref.version == version:
+                continue
+            try:
+                graph = loaded.bundle.manifest.graph(stream.modality)
+                reason = None if skip is None else skip(stream.id, graph)  # not under the swap lock
+                if reason is None:
+                    with stream._serving:
+                        before = stream.model_ref
+                        if not stream.follows_latest or before.name != name:
+                            continue  # pinned or switched by PATCH meanwhile: its client decided
+                        kept = stream.swap(loaded, graph)
+            except ValueError as err:  # BundleError: no such modality; ValueError: cannot feed it
+                reason = str(err)
+            if reason is not None:
+                not_switched[stream.id] = reason
+                continue
+            switched.append(stream.id)
+            logger.info(
+                "%s: model %s:%d -> %s, its latest version (%s)",
+                stream.id,
+                before.name,
+                before.version,
+                loaded.ref,
+                "feature state kept" if kept else "feature state reset for the new spec",
+            )
+        if switched and self.metrics is not None:
+            self.metrics.set_providers(loaded)
+        return switched, not_switched
 
     def stream(self, stream_id: str) -> _AttachedStream:
         """The attached stream object itself (for live calibration's taps); KeyError if unknown."""
@@ -579,4 +690,4 @@ class StreamManager:
         self.close()
 
 
-__all__ = ["StreamManager"]
+__all__ = ["StreamManager", "follows_latest"]

@@ -13,7 +13,9 @@ runs it in the threadpool, off the event loop and off the acquisition threads):
    (:func:`~models.calibrated.write_calibrated_bundle`: complete or absent, never half-written),
    loaded by the engine like any bundle;
 5. with ``activate``, each of the calibration's streams swapped to it between two states
-   (:meth:`~service.streams.StreamManager.swap`).
+   (:meth:`~service.streams.StreamManager.swap`), following ``<base>-<participant>`` from then on:
+   a newer version of it (e.g. written by ``m2s-train adapt``) reaches the streams by hot reload
+   (:mod:`service.reload`).
 
 Errors: :class:`CalibrationNotFound` (404), :class:`CalibrationConflict` (409: a state or
 resource that forbids the action now), ValueError (422: the request itself is wrong).
@@ -443,7 +445,8 @@ class CalibrationManager:
                 if collector.modality not in serve:
                     continue
                 try:
-                    self.streams.swap(sid, loaded.ref)
+                    # Following the calibrated name: a later adaptation (its next version) reaches the stream.
+                    self.streams.swap(sid, loaded.ref, follow=True)
                     activated.append(sid)
                 except (KeyError, ValueError) as err:
                     logger.warning(

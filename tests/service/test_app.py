@@ -715,6 +715,8 @@ EXPECTED_OPERATIONS = {
     ("get", "/v2/models"): "models-list_models",
     ("get", "/v2/models/{name}"): "models-model_metadata",
     ("get", "/v2/models/{name}/versions/{version}"): "models-model_version_metadata",
+    ("post", "/v2/repository/index"): "repository-repository_index",
+    ("post", "/v2/repository/models/{name}/load"): "repository-load_model",
     ("get", "/streams"): "streams-list_streams",
     ("post", "/streams"): "streams-attach_stream",
     ("get", "/streams/{stream_id}"): "streams-get_stream",

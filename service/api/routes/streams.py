@@ -16,6 +16,7 @@ from service.api.deps import (
     resolve_model,
 )
 from service.schemas import StreamCreate, StreamPublic, StreamsPublic, StreamUpdate
+from service.streams import follows_latest
 
 router = APIRouter(prefix="/streams", tags=["streams"], dependencies=[Authenticated])
 
@@ -45,8 +46,11 @@ def list_streams(manager: ManagerDep) -> StreamsPublic:
 def attach_stream(
     body: StreamCreate, manager: ManagerDep, engine: EngineDep, settings: SettingsDep
 ) -> StreamPublic:
-    """Resolve the stream in the background and predict on it; the model is loaded now (blocking)."""
-    loaded = resolve_model(engine, body.model or settings.default_model)  # 404 / 422 with what exists
+    """Resolve the stream in the background and predict on it; the model is loaded now (blocking). With
+    ``name`` or ``name:latest`` (or no model and a default model without version) the stream follows the
+    model's latest version (hot reload, ``follows_latest``); with ``name:<version>`` it is pinned."""
+    requested = body.model or settings.default_model
+    loaded = resolve_model(engine, requested)  # 404 / 422 with what exists
     modalities = loaded.bundle.manifest.graphs
     if body.modality not in modalities:
         raise HTTPException(
@@ -54,7 +58,7 @@ def attach_stream(
             f"Model {loaded.ref} has no '{body.modality}' modality; its modalities: {', '.join(sorted(modalities))}.",
         )
     try:
-        return manager.attach(body.model_copy(update={"model": loaded.ref}))
+        return manager.attach(body.model_copy(update={"model": loaded.ref}), follow=follows_latest(requested))
     except ValueError as err:  # e.g. features that cannot be computed live
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(err)) from None
 
@@ -84,7 +88,8 @@ def update_stream(
     stream_id: str, body: StreamUpdate, manager: ManagerDep, engine: EngineDep, calibrations: CalibrationsDep
 ) -> StreamPublic:
     """Serve the stream with another model from its next chunk on: the LSL inlet stays connected, and
-    with the same feature spec the feature state is kept, so no state is missed."""
+    with the same feature spec the feature state is kept, so no state is missed. ``name`` or
+    ``name:latest`` makes the stream follow the model's latest version, ``name:<version>`` pins it."""
     try:
         modality = manager.get(stream_id).modality
     except KeyError:
@@ -107,7 +112,7 @@ def update_stream(
                 "calibration first.",
             )
     try:
-        return manager.swap(stream_id, loaded.ref)
+        return manager.swap(stream_id, loaded.ref, follow=follows_latest(body.model))
     except KeyError:  # detached meanwhile
         raise _not_found(manager, stream_id) from None
     except ValueError as err:
