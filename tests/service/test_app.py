@@ -466,6 +466,22 @@ def test_predict_needs_the_token(secured_url):
     assert (r.status_code, r.json()) == (401, {"detail": NOT_AUTHENTICATED})
 
 
+def test_repository_routes_need_the_token(secured_url):
+    """The hot-reload routes are protected like the others; with the token, a load of an up-to-date model
+    answers the loaded version and no switched stream."""
+    for path in ("/v2/repository/index", "/v2/repository/models/m2s-synthetic-demo/load"):
+        r = httpx.post(secured_url + path)
+        assert (r.status_code, r.json()) == (401, {"detail": NOT_AUTHENTICATED})
+    auth = {"authorization": f"Bearer {TOKEN}"}
+    r = httpx.post(f"{secured_url}/v2/repository/models/m2s-synthetic-demo/load", headers=auth)
+    assert r.status_code == 200, r.text
+    assert r.json() == {
+        "model": {"name": "m2s-synthetic-demo", "version": 1},
+        "switched": [],
+        "not_switched": {},
+    }
+
+
 def test_right_token_is_accepted_and_probes_need_none(secured_url):
     """The right token opens the API; health probes and the dashboard need none."""
     auth = {"authorization": f"Bearer {TOKEN}"}

@@ -175,6 +175,30 @@ def test_a_version_a_stream_cannot_take_leaves_it_on_its_own(manager, repo):
     assert poller.load(DEMO_BUNDLE).switched == [sid]
 
 
+def test_a_calibration_collecting_other_features_holds_its_stream(manager):
+    """The app's skip hook: a stream in a calibration switches only to a version computing the same features;
+    calibration activate's swap (a version, follow=True) makes the stream follow the calibrated name."""
+    from types import SimpleNamespace
+
+    from service.reload import calibration_skip
+
+    sid = _attach(manager, f"{DEMO_BUNDLE}:1")
+    graph = manager.engine.get(DEMO_BUNDLE).bundle.manifest.graph("eeg")
+    calibration = SimpleNamespace(
+        id="cal-1",
+        base=SimpleNamespace(ref=f"{DEMO_BUNDLE}:1"),
+        collectors={sid: SimpleNamespace(graph=graph)},
+    )
+    skip = calibration_skip(SimpleNamespace(collecting_on=lambda s: calibration if s == sid else None))
+    assert skip(sid, graph) is None and skip("other", graph) is None
+    reason = skip(sid, graph.model_copy(update={"seq_len": graph.seq_len + 1}))
+    assert reason.startswith(
+        f"calibration cal-1 collects its 'eeg' features as {DEMO_BUNDLE}:1 computes them"
+    )
+    assert not manager.get(sid).follows_latest
+    assert manager.swap(sid, f"{DEMO_BUNDLE}:1", follow=True).follows_latest  # as activate does
+
+
 def test_load_refuses_what_is_not_a_model_name(manager):
     poller = ModelPoller(manager.engine, manager, interval_s=0)
     with pytest.raises(BundleError, match="no model named 'nope'"):
