@@ -29,29 +29,20 @@ import argparse
 import asyncio
 import json
 import os
-import socket
-import subprocess
-import sys
 import tempfile
 import time
-from pathlib import Path
 
 import httpx
 import numpy as np
 import websockets
 
+from clients.service_process import ServiceProcess
 from clients.simulator import Simulator
 from synthetic import SyntheticConfig
 
 CLASSES = ("negative", "neutral", "positive")
 MODALITIES = ("eeg", "eye", "ecg")
 CONTEXT_S = 18.0  # the longest live window (eye: 18 s of signal)
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _balanced_accuracy(truth, pred) -> float:
@@ -83,76 +74,54 @@ def run_subject(subject: int, args) -> dict:
         source_id_prefix=tag,
         wait_for_consumers_s=60.0,
     )
-    port = _free_port()
     repo = tempfile.mkdtemp(prefix="m2s-calbench-")
-    log = tempfile.TemporaryFile(mode="w+")
-    cmd = [str(Path(sys.executable).parent / "m2s-serve"), "--port", str(port), "--log-level", "warning",
-           "--calibrated-repository", repo, "--stale-after", "30"]  # fmt: skip
-    server = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=log, text=True)
-    base_url = f"http://127.0.0.1:{port}"
     states: list[dict] = []
-    try:
-        with httpx.Client(base_url=base_url, timeout=120.0) as http:
-            deadline = time.monotonic() + 90
-            while True:
-                if server.poll() is not None:
-                    log.seek(0)
-                    raise RuntimeError(f"m2s-serve exited: {log.read()[-2000:]}")
-                try:
-                    if http.get("/v2/health/ready").status_code == 200:
-                        break
-                except httpx.TransportError:
-                    pass
-                if time.monotonic() > deadline:
-                    raise RuntimeError("m2s-serve was not ready within 90 s")
-                time.sleep(0.2)
-            sets: dict[str, dict[str, str]] = {}
-            for name in ("base", "own", "cross"):
-                sets[name] = {}
-                for m in MODALITIES:
-                    r = http.post("/streams", json={"modality": m, "source_id": sim.source_ids[m]})
-                    r.raise_for_status()
-                    sets[name][m] = r.json()["id"]
-            probes = []
-            for _ in range(args.load_streams):
-                r = http.post("/streams", json={"modality": "eeg", "source_id": sim.source_ids["eeg"]})
+    options = ["--log-level", "warning", "--calibrated-repository", repo, "--stale-after", "30"]
+    with (
+        ServiceProcess(options, ready_timeout_s=90) as server,
+        httpx.Client(base_url=server.url, timeout=120.0) as http,
+    ):
+        sets: dict[str, dict[str, str]] = {}
+        for name in ("base", "own", "cross"):
+            sets[name] = {}
+            for m in MODALITIES:
+                r = http.post("/streams", json={"modality": m, "source_id": sim.source_ids[m]})
                 r.raise_for_status()
-                probes.append(r.json()["id"])
-            markers = {"markers": {"source_id": sim.source_ids["markers"]}}
-            cals = {}
-            for name in ("own", "cross"):
-                r = http.post("/calibrations", json={"participant": f"s{subject}-{name}",
-                                                     "streams": list(sets[name].values()), "labels": markers})  # fmt: skip
-                r.raise_for_status()
-                cals[name] = r.json()["id"]
-            fits: dict[str, dict] = {}
-            fit_windows: list[tuple[float, float]] = []  # wall-time spans of the fits
-            step = {"fitted_at": None}
+                sets[name][m] = r.json()["id"]
+        probes = []
+        for _ in range(args.load_streams):
+            r = http.post("/streams", json={"modality": "eeg", "source_id": sim.source_ids["eeg"]})
+            r.raise_for_status()
+            probes.append(r.json()["id"])
+        markers = {"markers": {"source_id": sim.source_ids["markers"]}}
+        cals = {}
+        for name in ("own", "cross"):
+            r = http.post("/calibrations", json={"participant": f"s{subject}-{name}",
+                                                 "streams": list(sets[name].values()), "labels": markers})  # fmt: skip
+            r.raise_for_status()
+            cals[name] = r.json()["id"]
+        fits: dict[str, dict] = {}
+        fit_windows: list[tuple[float, float]] = []  # wall-time spans of the fits
+        step = {"fitted_at": None}
 
-            def stop() -> bool:
-                if step["fitted_at"] is None:
-                    cal = http.get(f"/calibrations/{cals['own']}").json()
-                    if any(e["phase"] == "test" for e in cal["events"]):
-                        for name, train in (("own", None), ("cross", "eeg")):
-                            t0 = time.time()
-                            r = http.post(f"/calibrations/{cals[name]}/fit",
-                                          json={"train_modality": train, "activate": True})  # fmt: skip
-                            fit_windows.append((t0, time.time()))
-                            if r.status_code != 200:
-                                raise RuntimeError(f"fit {name} failed: {r.status_code} {r.text}")
-                            fits[name] = r.json()
-                        step["fitted_at"] = time.monotonic()
-                    return False
-                return time.monotonic() > step["fitted_at"] + args.test_trials * args.trial_s / args.speed
+        def stop() -> bool:
+            if step["fitted_at"] is None:
+                cal = http.get(f"/calibrations/{cals['own']}").json()
+                if any(e["phase"] == "test" for e in cal["events"]):
+                    for name, train in (("own", None), ("cross", "eeg")):
+                        t0 = time.time()
+                        r = http.post(f"/calibrations/{cals[name]}/fit",
+                                      json={"train_modality": train, "activate": True})  # fmt: skip
+                        fit_windows.append((t0, time.time()))
+                        if r.status_code != 200:
+                            raise RuntimeError(f"fit {name} failed: {r.status_code} {r.text}")
+                        fits[name] = r.json()
+                    step["fitted_at"] = time.monotonic()
+                return False
+            return time.monotonic() > step["fitted_at"] + args.test_trials * args.trial_s / args.speed
 
-            with sim:
-                asyncio.run(_collect(f"ws://127.0.0.1:{port}/ws", states, stop))
-    finally:
-        server.terminate()
-        try:
-            server.wait(30)
-        except subprocess.TimeoutExpired:
-            server.kill()
+        with sim:
+            asyncio.run(_collect(server.url.replace("http", "ws", 1) + "/ws", states, stop))
     if sim.error is not None:
         raise RuntimeError(f"the simulator failed: {sim.error}")
     first_test = next(m.lsl_time for m in sim.labels_timeline if m.phase == "test")

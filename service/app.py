@@ -8,9 +8,9 @@ closes the hub and finally the engine (which serves what is queued). A model or 
 that fails at startup makes startup fail: the service refuses to run half-configured.
 
 Routes, one router per topic (:mod:`service.api.routes`): ``/predict``, ``/v2/health``,
-``/v2/models``, ``/v2/repository``, ``/streams``, ``/calibrations``, ``/metrics``, ``/ws``; the
-dashboard (``service/static``) is served at ``/``. Operation ids are ``<tag>-<function name>``
-(stable, for generated clients).
+``/v2/models``, ``/v2/repository``, ``/streams``, ``/calibrations``, ``/recordings``, ``/metrics``,
+``/ws``; the dashboard (``service/static``) is served at ``/``. Operation ids are
+``<tag>-<function name>`` (stable, for generated clients).
 
 Never imports torch.
 """
@@ -33,12 +33,14 @@ from service.api.errors import install_error_handlers
 from service.api.middleware import BodySizeLimitMiddleware, RequestMetricsMiddleware
 from service.api.routes import calibrations as calibrations_routes
 from service.api.routes import health, metrics, models, predict, streams, ws
+from service.api.routes import recordings as recordings_routes
 from service.api.routes import repository as repository_routes
 from service.calibration import CalibrationManager
 from service.config import Settings
 from service.engine import InferenceEngine
 from service.hub import StateHub
 from service.metrics import ServiceMetrics
+from service.recordings import RecordingManager
 from service.reload import ModelPoller, calibration_skip
 from service.streams import StreamManager
 from signals._checks import check_type
@@ -72,18 +74,20 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     )
     hub = StateHub(settings.ws_queue_size, on_dropped=metrics.dropped)
     manager = StreamManager(engine, hub, settings, metrics=metrics)
-    calibrations = CalibrationManager(engine, manager, settings)
+    recordings = RecordingManager(manager, settings)
+    calibrations = CalibrationManager(engine, manager, settings, recordings=recordings)
     # Hot reload: streams following a model move to its new versions (every model_poll_interval_s, or on load).
     poller = ModelPoller(
         engine, manager, interval_s=settings.model_poll_interval_s, skip=calibration_skip(calibrations)
     )
     try:
+        await run_in_threadpool(recordings.repair_interrupted)  # files a killed service left half-written
         loaded = await run_in_threadpool(engine.load, settings.default_model)  # warm-up run included
         metrics.set_providers(loaded)
         for request in settings.attach:
             await run_in_threadpool(manager.attach, request)
         app.state.engine, app.state.hub, app.state.manager = engine, hub, manager
-        app.state.calibrations = calibrations
+        app.state.calibrations, app.state.recordings = calibrations, recordings
         app.state.poller = poller
         poller.start()
         app.state.ready = True
@@ -95,6 +99,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.ready = False
         await run_in_threadpool(poller.close)  # before the engine: a load in progress ends first
         calibrations.close()
+        await run_in_threadpool(recordings.close)  # footers written, files closed
         manager.close()
         hub.close()
         await run_in_threadpool(engine.close)
@@ -130,7 +135,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # Added last = outermost: the metrics middleware also counts the limiter's 413s.
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(RequestMetricsMiddleware, metrics=app.state.metrics)
-    for module in (predict, health, models, repository_routes, streams, calibrations_routes, metrics, ws):
+    routers = (
+        predict,
+        health,
+        models,
+        repository_routes,
+        streams,
+        calibrations_routes,
+        recordings_routes,
+        metrics,
+        ws,
+    )
+    for module in routers:
         app.include_router(module.router)
     if (STATIC_DIR / "index.html").is_file():
         app.mount("/", StaticFiles(directory=STATIC_DIR, html=True), name="dashboard")

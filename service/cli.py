@@ -70,6 +70,7 @@ class _Style:
 _STYLES: dict[str, _Style] = {
     "model_repository": _Style("--repository", "DIR", default="the repository shipped with m2s-live"),
     "calibrated_repository": _Style(metavar="DIR", default="'calibrated' beside the model repository"),
+    "recordings_dir": _Style(metavar="DIR", default="'recordings' beside the model repository"),
     "default_model": _Style("--model", "NAME[:VERSION]", default=f"{DEMO_BUNDLE}, latest version"),
     "port": _Style(metavar="PORT"),
     "api_token": _Style(

@@ -264,6 +264,11 @@ class Settings(ServiceAddress):
         None,
         description="writable repository where calibrated models <base>-<participant>/<n>/ are saved",
     )
+    recordings_dir: Path | None = Field(
+        None,
+        description="folder where session recordings (XDF, owner-only) are written; default: recordings/ beside "
+        "the model repository",
+    )
     default_model: str = Field(
         DEMO_BUNDLE,
         description="model loaded and warmed up at start, used when a request or stream names none",
@@ -323,6 +328,10 @@ class Settings(ServiceAddress):
             raise ValueError(
                 f"M2S_CALIBRATED_REPOSITORY {str(self.calibrated_repository)!r} is a file; point it at a folder."
             )
+        if self.recordings_dir is None:
+            object.__setattr__(self, "recordings_dir", self.model_repository.resolve().parent / "recordings")
+        elif self.recordings_dir.exists() and not self.recordings_dir.is_dir():
+            raise ValueError(f"M2S_RECORDINGS_DIR {str(self.recordings_dir)!r} is a file; point it at a folder.")
         return self
 
     @field_validator("default_model")

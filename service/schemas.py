@@ -9,7 +9,7 @@ No torch, no onnxruntime here.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -17,6 +17,7 @@ from service.config import AttachRequest, StreamSelector
 
 #: Participant ids of calibrations (and of the calibrated models' names).
 PARTICIPANT_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$"
+RECORDING_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
 
 _MODALITY = Field(
     min_length=1,
@@ -304,7 +305,11 @@ class CalibrationCreate(BaseModel):
         min_length=1, max_length=16, description="Ids of attached streams, at most one per modality."
     )
     labels: CalibrationLabels
-    record: bool = Field(False, description="Record the session to XDF (not available yet: must be false).")
+    record: bool = Field(
+        False,
+        description="Record the session to XDF in M2S_RECORDINGS_DIR (the streams, and the marker stream or the "
+        "REST labels as markers) until the calibration ends; its id is recording_id.",
+    )
 
 
 class CalibrationLabel(BaseModel):
@@ -403,6 +408,9 @@ class CalibrationPublic(BaseModel):
     error: str | None = None
     result: CalibrationResult | None = None
     created: float = Field(description="time.time() at creation.")
+    recording_id: str | None = Field(
+        None, description='The recording of this session ("record": true; GET /recordings/{id}).'
+    )
 
 
 class CalibrationsPublic(BaseModel):
@@ -464,6 +472,85 @@ class RepositoryIndexEntry(BaseModel):
     reason: str = Field("", description="Why a version is unavailable: 'not loaded' or why its load failed.")
 
 
+class RecordingCreate(BaseModel):
+    """``POST /recordings``: record attached streams (and a marker stream) to one XDF file."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    streams: list[str] = Field(
+        min_length=1, max_length=16, description="Ids of attached streams, e.g. the EEG and the eye tracker."
+    )
+    markers: StreamSelector | None = Field(
+        None,
+        description="The marker stream to record with them (type / name / source_id), e.g. the experiment's.",
+    )
+    name: str | None = Field(
+        None,
+        pattern=RECORDING_NAME_PATTERN,
+        description="File name without '.xdf' (letters, digits, '_', '.', '-'; at most 64); "
+        "default: session-<UTC time>-<id>.",
+        examples=["p-013-calibration"],
+    )
+
+
+class RecordedStream(BaseModel):
+    """One stream of a recording."""
+
+    stream_id: str = Field(description="The attached stream's id.")
+    modality: str | None
+    name: str | None = Field(description="The LSL stream's name (None before its first chunk).")
+    n_samples: int = Field(description="Samples written.")
+    n_chunks: int
+    xdf_stream_ids: list[int] = Field(
+        description="Its stream ids in the file (a reconnection to a differently described outlet adds one)."
+    )
+
+
+class RecordedMarkers(BaseModel):
+    """The marker stream of a recording."""
+
+    selector: dict[str, str]
+    name: str | None
+    n_markers: int
+    connected: bool
+
+
+class RecordingPublic(BaseModel):
+    """A recording: its file, what it holds so far and its state."""
+
+    id: str
+    name: str
+    file: str = Field(description="File name in M2S_RECORDINGS_DIR.")
+    state: Literal["recording", "closing", "closed", "failed"]
+    error: str | None = Field(description="Why a failed recording stopped (its file keeps what came before).")
+    started: str
+    ended: str | None
+    duration_s: float
+    bytes: int = Field(description="Bytes written so far.")
+    streams: list[RecordedStream]
+    markers: RecordedMarkers | None
+    calibration_id: str | None = Field(
+        description='The calibration that started it ("record": true), if any.'
+    )
+
+
+class StoredRecording(BaseModel):
+    """An XDF file in M2S_RECORDINGS_DIR that no recording of this run is writing."""
+
+    file: str
+    bytes: int
+    complete: bool = Field(
+        description="False: it ends with a half-written chunk (m2s-live repairs it at start)."
+    )
+
+
+class RecordingsPublic(BaseModel):
+    """``GET /recordings``."""
+
+    recordings: list[RecordingPublic] = Field(description="This run's recordings, oldest first.")
+    stored: list[StoredRecording] = Field(description="Other XDF files in M2S_RECORDINGS_DIR.")
+
+
 class ErrorPublic(BaseModel):
     """Every 4xx/5xx answer: one sentence saying what was wrong and what to do."""
 
@@ -472,6 +559,7 @@ class ErrorPublic(BaseModel):
 
 __all__ = [
     "PARTICIPANT_PATTERN",
+    "RECORDING_NAME_PATTERN",
     "CalibrationCreate",
     "CalibrationFit",
     "CalibrationLabel",
@@ -497,6 +585,12 @@ __all__ = [
     "RepositoryIndexEntry",
     "RepositoryLoad",
     "RepositoryLoadResult",
+    "RecordedMarkers",
+    "RecordedStream",
+    "RecordingCreate",
+    "RecordingPublic",
+    "RecordingsPublic",
+    "StoredRecording",
     "SignalIn",
     "StreamCreate",
     "StreamPublic",

@@ -24,6 +24,7 @@ from service.calibration import CalibrationManager
 from service.config import Settings
 from service.engine import InferenceEngine, LoadedModel
 from service.metrics import ServiceMetrics
+from service.recordings import RecordingManager
 from service.streams import StreamManager
 
 # Fixed error details (the tests assert them verbatim; clients may match on them).
@@ -66,6 +67,14 @@ async def get_calibrations(request: Request) -> CalibrationManager:
     return calibrations
 
 
+async def get_recordings(request: Request) -> RecordingManager:
+    """The recording manager; 503 while the service is not ready."""
+    recordings = getattr(request.app.state, "recordings", None)
+    if recordings is None:
+        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, NOT_READY)
+    return recordings
+
+
 async def get_metrics(request: Request) -> ServiceMetrics:
     """The app's Prometheus metrics."""
     return request.app.state.metrics
@@ -76,6 +85,7 @@ MetricsDep = Annotated[ServiceMetrics, Depends(get_metrics)]
 EngineDep = Annotated[InferenceEngine, Depends(get_engine)]
 ManagerDep = Annotated[StreamManager, Depends(get_manager)]
 CalibrationsDep = Annotated[CalibrationManager, Depends(get_calibrations)]
+RecordingsDep = Annotated[RecordingManager, Depends(get_recordings)]
 
 
 def token_matches(settings: Settings, presented: str | None) -> bool:

@@ -42,6 +42,7 @@ from service.calibration.session import Calibration
 from service.config import Settings
 from service.engine import InferenceEngine, LoadedModel
 from service.lsl.markers import MarkerInlet
+from service.recordings import RecordingConflict, RecordingManager, RecordingNotFound
 from service.schemas import CalibrationCreate
 from service.streams import StreamManager
 
@@ -108,10 +109,20 @@ class CalibrationManager:
         The attached streams calibrations observe and activate.
     settings : Settings
         ``calibrated_repository``, ``resolve_timeout_s``.
+    recordings : RecordingManager | None
+        Records sessions created with ``"record": true`` (None: such requests are refused).
     """
 
-    def __init__(self, engine: InferenceEngine, streams: StreamManager, settings: Settings):
+    def __init__(
+        self,
+        engine: InferenceEngine,
+        streams: StreamManager,
+        settings: Settings,
+        *,
+        recordings: RecordingManager | None = None,
+    ):
         self.engine = engine
+        self.recordings = recordings
         self.streams = streams
         self.settings = settings
         self.writer = ModelRepository(settings.calibrated_repository)
@@ -135,14 +146,12 @@ class CalibrationManager:
         CalibrationConflict
             A stream is in another collecting or fitting calibration; the repository is not writable.
         ValueError
-            Recording requested; two streams of one modality; a stream's modality missing from
+            Recording requested from a service that cannot record; two streams of one modality; a stream's modality missing from
             the base or computed with other features; the calibrated name would be too long or
             clashes with a read-only model.
         """
-        if request.record:
-            raise ValueError(
-                'recording a calibration session is not available yet; send "record": false (or leave it out).'
-            )
+        if request.record and self.recordings is None:
+            raise ValueError('this service cannot record; send "record": false (or leave it out).')
         if len(set(request.streams)) != len(request.streams):
             raise ValueError("streams lists a stream twice; give each stream id once.")
         name = calibrated_name(base.bundle.manifest.name, request.participant)
@@ -205,6 +214,23 @@ class CalibrationManager:
                     f"{other.state}); cancel it (DELETE /calibrations/{other.id}) or fit it first."
                 )
             self._calibrations[calibration.id] = calibration
+        if request.record:
+            try:
+                recording = self.recordings.start(
+                    list(attached),
+                    request.labels.markers,
+                    f"calibration-{request.participant}-{calibration.id[4:]}",
+                    calibration_id=calibration.id,
+                )
+            except RecordingConflict as err:
+                with self._lock:
+                    self._calibrations.pop(calibration.id, None)
+                raise CalibrationConflict(str(err)) from None
+            calibration.recording_id = recording.id
+            if (
+                request.labels.markers is None
+            ):  # REST labels go into the file as trial_start/trial_end markers
+                calibration.on_rest_marker = recording.on_marker
         if request.labels.markers is not None:
             calibration.marker_inlet = self._subscribe(request.labels.markers, calibration)
         for stream in attached.values():
@@ -483,6 +509,11 @@ class CalibrationManager:
                 pass  # detached meanwhile
         if calibration.marker_inlet is not None:
             self._unsubscribe(calibration)
+        if calibration.recording_id is not None and self.recordings is not None:
+            try:  # the session's recording ends with it
+                self.recordings.stop(calibration.recording_id)
+            except RecordingNotFound:
+                pass  # closed and forgotten meanwhile
 
     def _subscribe(self, selector, calibration: Calibration) -> MarkerInlet:
         """The marker worker of ``selector``, shared by every calibration listening to that stream (one

@@ -30,6 +30,7 @@ import logging
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -167,6 +168,9 @@ class Calibration:
         self.error: str | None = None
         self.result = None  # a CalibrationResult once done
         self.marker_inlet = None  # a MarkerInlet, set by the manager for marker labels
+        self.recording_id: str | None = None  # the session's recording ("record": true)
+        # REST labels as marker texts, to the recording (None when not recorded); must only enqueue.
+        self.on_rest_marker: Callable[[float, str], None] | None = None
         self._lock = threading.RLock()
         self._parser = TrialMarkerParser(onset_trial_s=trial_s)
         self._trials: list[tuple[str, TrialSegment]] = []  # (label, segment) of used trials
@@ -252,11 +256,14 @@ class Calibration:
             now = self.clock()
             if label is None and self._parser.open_segment is None:
                 raise ValueError('no labelled trial is open; start one with {"label": "<class>"} first.')
+            texts = (["trial_end"] if self._parser.open_segment is not None else []) + (
+                [f"trial_start:{label}"] if label is not None else []
+            )
             closed = []
-            if self._parser.open_segment is not None:
-                closed += self._parser.push(now, "trial_end")
-            if label is not None:
-                closed += self._parser.push(now, f"trial_start:{label}")
+            for text in texts:
+                closed += self._parser.push(now, text)
+                if self.on_rest_marker is not None:  # the recording gets the labels as markers
+                    self.on_rest_marker(now, text)
             for segment in closed:
                 self._close(segment)
             self._note_open()
@@ -394,6 +401,7 @@ class Calibration:
                 "error": self.error,
                 "result": self.result,
                 "created": self.created,
+                "recording_id": self.recording_id,
             }
 
     @property

@@ -75,6 +75,8 @@ class MarkerInlet:
         self._n_connections = 0
         self._last_error: str | None = None
         self.on_connect = on_connect
+        #: The connected marker stream's full LSL info (``StreamInfo.as_xml()``); None before the first.
+        self.info_xml: str | None = None
 
     def start(self) -> MarkerInlet:
         """Start the worker thread (connection happens in the background); returns self."""
@@ -139,6 +141,7 @@ class MarkerInlet:
         try:
             inlet.open_stream(timeout=self.resolve_timeout_s)
             inlet.time_correction(timeout=self.resolve_timeout_s)
+            self.info_xml = inlet.info(timeout=self.resolve_timeout_s).as_xml()  # with desc(), for recordings
         except Exception as err:
             inlet.close_stream()
             self._set(last_error=f"opening the marker stream failed ({type(err).__name__}: {err}); retrying")

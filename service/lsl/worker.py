@@ -89,6 +89,7 @@ logger = logging.getLogger(__name__)
 # samples (a 1 s pause became 6.7 ms steps), hiding the gap from the extractor so windows spanned it.
 # signals.timing.SegmentDejitter smooths jitter only inside continuous segments and keeps gaps as gaps.
 _PROCESSING_FLAGS = pylsl.proc_clocksync | pylsl.proc_monotonize
+_CLOCK_OFFSET_EVERY_S = 5.0  # how often raw taps get a fresh clock offset (LabRecorder's interval)
 _RETRY_INTERVAL_S = 0.5  # pause between failed connection attempts
 _SRATE_WINDOW_S = 5.0  # sliding window of effective_srate
 _CALLBACK_LOG_EVERY_S = 5.0  # rate limit for tracebacks of a callback that keeps raising
@@ -198,9 +199,14 @@ class LslStream:
         self._n_connections = 0
         self._last_error: str | None = None
         self._reported_stale: bool | None = None
-        self._callback_errors = {"on_chunk": 0, "on_status": 0}
-        self._callback_logged_at = {"on_chunk": -math.inf, "on_status": -math.inf}
-        self._callback_unlogged = {"on_chunk": 0, "on_status": 0}
+        self._callback_errors = {"on_chunk": 0, "on_status": 0, "raw tap": 0}
+        self._callback_logged_at = dict.fromkeys(self._callback_errors, -math.inf)
+        self._callback_unlogged = dict.fromkeys(self._callback_errors, 0)
+        # Observers of the samples as received (recordings): replaced whole, read without a lock.
+        self._raw_taps: tuple[Callable[..., None], ...] = ()
+        self._raw_tap_keys: dict[str, Callable[..., None]] = {}
+        self._info_xml: str | None = None  # the connected stream's full LSL info document
+        self._clock_offset: tuple[float, float] | None = None  # (clock() when measured, time_correction s)
 
     def __repr__(self) -> str:
         state = "connected" if self.connected else "not connected"
@@ -426,7 +432,9 @@ class LslStream:
             processing_flags=_PROCESSING_FLAGS,
         )
         try:
-            info = read_stream_info(inlet.info(timeout=self.resolve_timeout_s))  # with desc()
+            full = inlet.info(timeout=self.resolve_timeout_s)  # with desc()
+            info = read_stream_info(full)
+            self._info_xml = full.as_xml()
             inlet.open_stream(timeout=self.resolve_timeout_s)
             inlet.time_correction(timeout=self.resolve_timeout_s)  # the first estimate takes a few ms
         except BaseException:
@@ -473,6 +481,12 @@ class LslStream:
         if n == 0:
             return 0
         now = self._clock()
+        raw_taps = self._raw_taps
+        if raw_taps:  # as received: before the dejitter, in the outlet's format
+            samples, received = buffer[:n].copy(), np.array(timestamps, dtype=np.float64)
+            offset = self._time_correction(now)
+            for tap in raw_taps:
+                self._call("raw tap", tap, self._info_xml, samples, received, offset)
         timestamps = self._dejitter(np.array(timestamps, dtype=np.float64))
         data = np.array(buffer[:n].T, dtype=np.float64, order="C")  # (n_channels, n), a copy
         self._last_receive = now
@@ -483,6 +497,40 @@ class LslStream:
                 self._recent.popleft()
         self._call("on_chunk", self.on_chunk, data, timestamps)
         return n
+
+    def _time_correction(self, now: float) -> float:
+        """liblsl's current clock offset of the outlet (s, added to its timestamps), re-read every 5 s."""
+        known = self._clock_offset
+        if known is None or now - known[0] >= _CLOCK_OFFSET_EVERY_S:
+            try:
+                value = float(self._inlet.time_correction(timeout=self.resolve_timeout_s))
+            except (LslTimeoutError, LostError):
+                value = 0.0 if known is None else known[1]
+            known = self._clock_offset = (now, value)
+        return known[1]
+
+    def add_raw_tap(self, key: str, tap: Callable[..., None]) -> None:
+        """Call ``tap(info_xml, samples, timestamps, clock_offset)`` on the worker thread for every chunk.
+
+        ``samples`` (shape (n, n_channels), the outlet's channel format) and ``timestamps`` (shape
+        (n,), s) are the chunk as received, before the dejitter: on this host's LSL clock, since
+        the inlet synchronises clocks. ``clock_offset`` is the outlet's offset liblsl added (its
+        ``time_correction``, re-read every 5 s), so ``timestamps - clock_offset`` is the outlet's
+        own clock, as LabRecorder writes it. ``info_xml`` is the connected stream's full LSL info
+        (``StreamInfo.as_xml()``); it changes only on a reconnection. The tap must be quick (queue
+        the chunk); its exceptions are counted and logged like ``on_chunk``'s.
+        """
+        if not callable(tap):
+            raise TypeError(f"tap must be callable, got {type(tap).__name__} instead.")
+        with self._lock:
+            self._raw_tap_keys[key] = tap
+            self._raw_taps = tuple(self._raw_tap_keys.values())
+
+    def remove_raw_tap(self, key: str) -> None:
+        """Forget a raw tap (no error if it is not there); the worker stops calling it within one chunk."""
+        with self._lock:
+            self._raw_tap_keys.pop(key, None)
+            self._raw_taps = tuple(self._raw_tap_keys.values())
 
     def _check_alive(self) -> None:
         """After long silence: keep the inlet if its outlet still answers, else drop it."""
@@ -504,7 +552,7 @@ class LslStream:
 
     def _disconnect(self, reason: str | None, *, report: bool = True) -> None:
         inlet, self._inlet, self._buffer, self._uid = self._inlet, None, None, None
-        self._dejitter = None
+        self._dejitter = self._clock_offset = None
         if inlet is not None:
             try:
                 inlet.close_stream()

@@ -18,9 +18,10 @@ CPU = "CPUExecutionProvider"
 
 def make_settings(**overrides) -> Settings:
     """Settings for tests: demo bundle, CPU, no token, no streams (explicit, so M2S_* env vars cannot leak in);
-    calibrated models go to a fresh temporary folder, never into the source tree."""
+    calibrated models and recordings go to fresh temporary folders, never into the source tree."""
     values = {
         "calibrated_repository": tempfile.mkdtemp(prefix="m2s-test-calibrated-"),
+        "recordings_dir": tempfile.mkdtemp(prefix="m2s-test-recordings-"),
         "model_repository": DEFAULT_REPOSITORY,
         "default_model": DEMO_BUNDLE,
         "host": "127.0.0.1",

@@ -88,7 +88,7 @@ def test_malformed_requests_get_422_with_the_field(http, body, detail):
     assert r.json()["detail"] == detail
 
 
-def test_unknown_stream_model_and_recording(http, stream_ids):
+def test_unknown_stream_and_model(http, stream_ids):
     r = _create(http, ["eeg-nope"])
     assert r.status_code == 404
     assert r.json()["detail"].startswith("No attached stream 'eeg-nope'; attached streams: ")
@@ -97,11 +97,6 @@ def test_unknown_stream_model_and_recording(http, stream_ids):
     r = _create(http, [stream_ids["eeg"]], model="nope:3")
     assert r.status_code == 404
     assert r.json()["detail"] == "Model 'nope' not found; models in the repository: 'm2s-synthetic-demo'."
-    r = _create(http, [stream_ids["eeg"]], record=True)
-    assert r.status_code == 422
-    assert r.json()["detail"] == (
-        'Recording a calibration session is not available yet; send "record": false (or leave it out).'
-    )
     r = _create(http, [stream_ids["eeg"], stream_ids["eeg"]])
     assert r.json()["detail"] == "Streams lists a stream twice; give each stream id once."
     r = _create(http, [stream_ids["eeg"]], participant="p" * 60)

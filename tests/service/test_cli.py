@@ -75,6 +75,7 @@ def test_flags_keep_their_documented_names_and_metavars():
         "port": ("--port", "PORT"),
         "model_repository": ("--repository", "DIR"),
         "calibrated_repository": ("--calibrated-repository", "DIR"),
+        "recordings_dir": ("--recordings-dir", "DIR"),
         "default_model": ("--model", "NAME[:VERSION]"),
         "attach": ("--attach", "SPEC"),
         "api_token": ("--token", "TOKEN"),
