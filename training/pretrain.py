@@ -548,6 +548,7 @@ def pretrain(
     resume: bool | str | Path = False,
     stop_after_epoch: int | None = None,
     extra: Mapping[str, Any] | None = None,
+    initial_state: Mapping[str, torch.Tensor] | None = None,
 ) -> PretrainResult:
     """Pretrain an M2S network on paired multimodal windows.
 
@@ -570,6 +571,10 @@ def pretrain(
         (``config.plan(N).epochs``, at least ``config.epochs``).
     extra : dict | None
         JSON-able data stored in the checkpoint under ``"extra"`` (e.g. normalisation statistics).
+    initial_state : dict of str to Tensor | None
+        Start from these weights (a state dict of an :class:`M2S` built from ``model_config``, e.g. a
+        bundle's, for ``m2s-train adapt``) instead of the seeded initialisation; the optimisers start
+        fresh. A checkpoint being resumed wins over it.
 
     Returns
     -------
@@ -600,8 +605,9 @@ def pretrain(
     owns_group = _init_process_group(ctx, device)
     try:
         result = _run(
-            M2S, model_config, data, config, device, ctx, ckpt_path, resume_path, stop_after_epoch, extra
-        )
+            M2S, model_config, data, config, device, ctx, ckpt_path, resume_path, stop_after_epoch, extra,
+            initial_state,
+        )  # fmt: skip
         if owns_group:
             import torch.distributed as dist
 
@@ -617,9 +623,30 @@ def pretrain(
             dist.destroy_process_group()
 
 
-def _run(M2S, model_config, data, config, device, ctx, ckpt_path, resume_path, stop_after_epoch, extra):
+def _run(
+    M2S,
+    model_config,
+    data,
+    config,
+    device,
+    ctx,
+    ckpt_path,
+    resume_path,
+    stop_after_epoch,
+    extra,
+    initial_state,
+):
     seed_everything(config.seed)
-    model = M2S(model_config).to(device)
+    model = M2S(model_config)
+    if initial_state is not None:
+        try:
+            model.load_state_dict(initial_state)
+        except RuntimeError as err:
+            raise ValueError(
+                f"initial_state does not fit the network of model_config: {str(err).splitlines()[0]} Pass the "
+                "state dict of an M2S built from this config."
+            ) from None
+    model = model.to(device)
     torch.manual_seed(config.seed + ctx.rank)  # dropout masks differ between DDP ranks, as usual
     shuffle_gen = torch.Generator().manual_seed(config.seed)
 

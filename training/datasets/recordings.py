@@ -20,7 +20,11 @@ The file is read by :func:`signals.recording.read_recording`, the reader ``m2s r
 a model is trained on what a replay of the same file streams: the same rates (EDF/BDF with mixed
 rates: each channel at its header rate), the same timestamps (XDF: regularised with the modality
 spec's ``gap_factor``, :mod:`signals.timing`, the rule the live worker applies) and markers as
-recorded (never snapped to samples). Channels are matched as live
+recorded (never snapped to samples). For XDF, a modality given a spec but no pick gets the one stream
+that carries the spec's channels (as the live service maps a stream to a spec); a modality no
+stream carries is absent (loading all modalities goes on without it, :func:`load_recording` says
+why). :func:`load_recording` also returns each trial's ``"phase"`` (the simulator's JSON onsets:
+``"calibration"`` or ``"test"``). Channels are matched as live
 (:func:`signals.channels.map_channels`: case ignored). Units are converted once, here, by the
 live service's per-channel rule (:func:`signals.units.channel_factors`): every channel from the
 unit the file declares to the unit the spec needs for it (a ``'native'`` spec keeps each channel in
@@ -39,7 +43,14 @@ from typing import Any
 
 import numpy as np
 
-from signals.markers import DEFAULT_END_PATTERN, DEFAULT_START_PATTERN, MarkerError, trial_segments
+from signals.channels import map_channels
+from signals.markers import (
+    DEFAULT_END_PATTERN,
+    DEFAULT_START_PATTERN,
+    MarkerError,
+    TrialSegment,
+    trial_segments,
+)
 from signals.recording import (
     EXTENSIONS,
     XDF_EXTENSIONS,
@@ -125,6 +136,42 @@ def _channel_source(rec: Recording, path: Path, modality: str, channels: Sequenc
     )
 
 
+def _spec_streams(
+    rec: Recording, path: Path, specs: Mapping[str, AnySpec], picks: Mapping[str, Any]
+) -> tuple[dict[str, str], dict[str, str]]:
+    """XDF: for each spec without a pick, the one signal stream carrying its channels (the live rule).
+
+    Returns ``(picks, absent)``: stream name per modality found, and why each other modality is absent.
+    A spec whose channels several streams carry is an error naming them (pass ``picks``).
+    """
+    found, absent = {}, {}
+    streams = [f"{s.name!r} ({s.type}, {len(s.channels)} ch, {s.sfreq:g} Hz)" for s in rec.streams]
+    for m, spec in specs.items():
+        if m in picks:
+            continue
+        carriers = []
+        for stream in rec.streams:
+            try:
+                map_channels(stream.channels, spec.channels)
+            except (TypeError, ValueError):
+                continue
+            carriers.append(stream.name)
+        if len(carriers) > 1:
+            raise DatasetError(
+                f"{path}: streams {carriers} all carry the channels of modality '{m}'; pass "
+                f"picks={{'{m}': '<stream name>'}} to choose one. The file's streams: {', '.join(streams)}."
+            )
+        if carriers:
+            found[m] = carriers[0]
+        else:
+            absent[m] = (
+                f"{path}: no stream carries the channels of modality '{m}' "
+                f"({list(spec.channels)[:6]}{'...' if len(spec.channels) > 6 else ''}); the file's streams: "
+                f"{', '.join(streams) or 'none'}"
+            )
+    return found, absent
+
+
 def _markers(rec: Recording, path: Path, marker_stream: str | None, xdf: bool) -> list[tuple[float, str]]:
     if not xdf:
         return [pair for m in rec.markers for pair in m.sorted()]
@@ -166,7 +213,7 @@ def _is_voltage(unit: str) -> bool:
 
 def _trials_from_markers(
     markers: list[tuple[float, str]], start: re.Pattern, end: re.Pattern, path: Path, end_of_data: float
-) -> list[tuple[float, float, str | None]]:
+) -> list[TrialSegment]:
     try:
         segments = trial_segments(
             markers, start_pattern=start.pattern, end_pattern=end.pattern, end_of_data=end_of_data
@@ -181,7 +228,7 @@ def _trials_from_markers(
             f'\'trial_end\'), or the simulator\'s onsets {{"trial": k, "label": "happy"}}; the file\'s '
             f"markers are {seen or 'none'}."
         )
-    return [(s.start, s.end, s.label) for s in segments]
+    return segments
 
 
 def _default_spec(modality: str, source: Stream, path: Path) -> DESpec:
@@ -296,6 +343,7 @@ class _Opened:
     picks: dict
     spans: list[tuple[float, float, str | None]]
     session: int
+    phases: list[str | None] = field(default_factory=list)  # per span: the JSON onset's "phase"
     streams: dict[str, Stream] = field(default_factory=dict)
     data: dict[str, np.ndarray] = field(default_factory=dict)
 
@@ -334,7 +382,11 @@ class _Recordings(Loader):
         picks = dict(options["picks"]) if options["picks"] is not None else None
         rec = _read(path)
         xdf = ext in XDF_EXTENSIONS
-        if xdf and picks is None:
+        absent: dict[str, str] = {}
+        if xdf and specs:  # modalities with a spec and no pick: the stream carrying the spec's channels
+            found, absent = _spec_streams(rec, path, specs, picks or {})
+            picks = {**(picks or {}), **found}
+        elif xdf and picks is None:
             eeg = [s.name for s in rec.streams if s.type.upper() == "EEG"]
             if len(eeg) != 1:
                 raise DatasetError(
@@ -365,7 +417,8 @@ class _Recordings(Loader):
             ),
             default=None,
         )
-        spans = _trials_from_markers(markers, start_re, end_re, path, end_of_data)
+        segments = _trials_from_markers(markers, start_re, end_re, path, end_of_data)
+        spans = [(seg.start, seg.end, seg.label) for seg in segments]
         labels = [lab for _, _, lab in spans]
         if all(lab is None for lab in labels):
             names = None
@@ -380,14 +433,18 @@ class _Recordings(Loader):
         return Source(
             root=path,
             subjects={str(options["subject"]): None},
-            modalities=tuple(dict.fromkeys([*picks, *specs])),
+            modalities=tuple(m for m in dict.fromkeys([*picks, *specs]) if m not in absent),
+            absent=absent,
             class_names=names,
-            context=_Opened(rec, xdf, picks, spans, int(options["session"])),
+            context=_Opened(
+                rec, xdf, picks, spans, int(options["session"]), phases=[seg.phase for seg in segments]
+            ),
         )
 
     def resolve_specs(self, source, modalities, specs, spec_overrides, options) -> dict[str, AnySpec]:
         """Each modality's stream (picks), its spec (given, else DE on the stream), units converted once."""
-        opened, path, specs = source.context, source.root, dict(specs or {})
+        opened, path = source.context, source.root
+        specs = {m: spec for m, spec in (specs or {}).items() if m not in source.absent}
         for m, spec in specs.items():
             if not isinstance(spec, (DESpec, EyeSpec, HrvSpec, PpsSpec)):
                 raise TypeError(f"specs['{m}'] must be a FeatureSpec, got {type(spec).__name__}.")
@@ -445,3 +502,56 @@ class _Recordings(Loader):
 
 
 _LOADER = _Recordings()
+
+
+@dataclass(frozen=True)
+class LoadedRecording:
+    """What :func:`load_recording` returns: the dataset plus what the markers and the streams said.
+
+    Attributes
+    ----------
+    dataset : EmotionDataset
+        As :func:`load` returns it.
+    phases : dict of int to str | None
+        ``Trial.trial`` -> the ``"phase"`` of its JSON onset (``"calibration"`` / ``"test"``), None for
+        string markers or onsets without one. Every trial of ``dataset`` has an entry.
+    picks : dict of str to str | list of str
+        The stream (XDF) or channels each loaded modality was read from.
+    absent : dict of str to str
+        Modalities with a spec that no stream of the file carries -> why (XDF; they are not loaded).
+    """
+
+    dataset: EmotionDataset
+    phases: dict[int, str | None]
+    picks: dict[str, Any]
+    absent: dict[str, str]
+
+
+class _RecordingsOnce(_Recordings):
+    """One load that keeps the opened recording (its picks, trial phases, absent modalities)."""
+
+    opened: Source | None = None
+
+    def locate(self, path: Path, options: dict[str, Any], specs: dict) -> Source:
+        self.opened = super().locate(path, options, specs)
+        return self.opened
+
+
+def load_recording(path, **options: Any) -> LoadedRecording:
+    """:func:`load` (same parameters), also returning each trial's phase and the streams picked.
+
+    With ``specs`` and no ``picks`` for a modality, an XDF file's modality is read from the one
+    stream carrying the spec's channels; with ``modalities=None`` a modality no stream carries is
+    left out (``absent`` says why) instead of failing.
+
+    Returns
+    -------
+    LoadedRecording
+    """
+    loader = _RecordingsOnce()
+    dataset = loader.load(path, **options)
+    source = loader.opened
+    context: _Opened = source.context
+    phases = {k: context.phases[k - 1] if context.phases else None for k in (t.trial for t in dataset.trials)}
+    picks = {m: context.picks.get(m) for m in dataset.modalities}
+    return LoadedRecording(dataset, phases, picks, dict(source.absent))
