@@ -18,6 +18,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "training.bundle_cli",
     "training.commands",
     "training.export_cli",
+    "training.adapt",
 )
 
 
