@@ -37,7 +37,9 @@ RUN pip install --no-cache-dir "/tmp/m2s-live[gpu]" "onnxruntime-gpu==1.31.1" \
     && rm -rf /tmp/m2s-live
 
 # The mount point of the writable volume for calibrated models (docker-compose.yml), owned by the service's user.
-RUN mkdir -p /calibrated && chown 10001:10001 /calibrated && chmod 700 /calibrated
+# The same for session recordings (health data: the folder is the service user's only).
+RUN mkdir -p /calibrated /recordings && chown 10001:10001 /calibrated /recordings \
+    && chmod 700 /calibrated /recordings
 
 WORKDIR /home/m2s
 USER 10001:10001

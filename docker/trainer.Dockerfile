@@ -25,8 +25,9 @@ COPY docker/train-bundle.sh /usr/local/bin/m2s-train-bundle
 RUN pip install --no-cache-dir "/tmp/m2s-live[train,cpu]" "onnxruntime==1.31.1" \
     && rm -rf /tmp/m2s-live \
     && chmod 0755 /usr/local/bin/m2s-train-bundle \
-    && mkdir -p /data /models /runs \
-    && chown m2s:m2s /models /runs
+    && mkdir -p /data /models /runs /calibrated /recordings \
+    && chown m2s:m2s /models /runs /calibrated /recordings \
+    && chmod 700 /calibrated /recordings
 
 WORKDIR /runs
 USER 10001:10001
@@ -37,6 +38,8 @@ ENV MPLBACKEND=Agg \
     MPLCONFIGDIR=/tmp/matplotlib \
     XDG_CACHE_HOME=/tmp/cache \
     M2S_MODEL_REPOSITORY=/models \
+    M2S_CALIBRATED_REPOSITORY=/calibrated \
+    M2S_RECORDINGS_DIR=/recordings \
     M2S_RUNS=/runs
 # `m2s-train-bundle DATA NAME [PRETRAIN OPTIONS]` trains and exports a bundle in one go
 # (docker-compose.yml's trainer); any m2s-train command runs as the image's arguments.

@@ -318,7 +318,29 @@ def test_calibrated_models_go_to_a_writable_named_volume(config):
             or "m2s-calibrated:/calibrated" in service["volumes"]
         )
     for dockerfile in (ROOT / "docker" / "service.Dockerfile", ROOT / "docker" / "service-cpu.Dockerfile"):
-        assert "mkdir -p /calibrated && chown 10001:10001 /calibrated" in dockerfile.read_text()
+        assert (
+            "mkdir -p /calibrated /recordings && chown 10001:10001 /calibrated /recordings"
+            in dockerfile.read_text()
+        )
+
+
+def test_recordings_go_to_a_named_volume_the_trainer_reads(config):
+    """The service records to M2S_RECORDINGS_DIR on a named volume; the trainer mounts it read-only beside the
+    calibrated models it writes adapted versions into (m2s-train adapt), and its image creates both for its user."""
+    assert "m2s-recordings" in config["volumes"]
+    for name in ("m2s", "m2s-cpu"):
+        service = config["services"][name]
+        assert service["environment"]["M2S_RECORDINGS_DIR"] == "/recordings"
+        assert _mounts(service)["/recordings"] == "m2s-recordings"
+    trainer = config["services"]["trainer"]
+    assert trainer["environment"]["M2S_RECORDINGS_DIR"] == "/recordings"
+    assert trainer["environment"]["M2S_CALIBRATED_REPOSITORY"] == "/calibrated"
+    assert "m2s-recordings:/recordings:ro" in trainer["volumes"]
+    assert _mounts(trainer)["/calibrated"] == "m2s-calibrated"
+    assert (
+        "chown m2s:m2s /models /runs /calibrated /recordings"
+        in (ROOT / "docker" / "trainer.Dockerfile").read_text()
+    )
 
 
 def test_host_folders_follow_their_variables(tmp_path):
@@ -327,8 +349,13 @@ def test_host_folders_follow_their_variables(tmp_path):
     services = _compose_config(
         env=_clean_env(M2S_MODELS_DIR=str(models), M2S_DATA_DIR=str(data), M2S_RUNS_DIR=str(runs))
     )["services"]
-    assert _mounts(services["m2s"]) == {"/models": str(models), "/calibrated": "m2s-calibrated"}
-    assert _mounts(services["trainer"]) == {"/data": str(data), "/models": str(models), "/runs": str(runs)}
+    assert _mounts(services["m2s"]) == {
+        "/models": str(models), "/calibrated": "m2s-calibrated", "/recordings": "m2s-recordings",
+    }  # fmt: skip
+    assert _mounts(services["trainer"]) == {
+        "/data": str(data), "/models": str(models), "/runs": str(runs), "/calibrated": "m2s-calibrated",
+        "/recordings": "m2s-recordings",
+    }  # fmt: skip
     assert f"{data}:/data:ro" in services["trainer"]["volumes"]
 
 
@@ -687,4 +714,6 @@ def test_readme_env_file_example_is_understood(tmp_path):
     ]
     assert service["environment"]["M2S_DEFAULT_MODEL"] == "seed-iv-s3"
     assert service["environment"]["M2S_API_TOKEN"] == "change-me"
-    assert _mounts(service) == {"/models": "/srv/m2s/models", "/calibrated": "m2s-calibrated"}
+    assert _mounts(service) == {
+        "/models": "/srv/m2s/models", "/calibrated": "m2s-calibrated", "/recordings": "m2s-recordings",
+    }  # fmt: skip
