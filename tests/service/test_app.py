@@ -744,6 +744,10 @@ EXPECTED_OPERATIONS = {
     ("delete", "/calibrations/{calibration_id}"): "calibrations-delete_calibration",
     ("post", "/calibrations/{calibration_id}/label"): "calibrations-label_calibration",
     ("post", "/calibrations/{calibration_id}/fit"): "calibrations-fit_calibration",
+    ("get", "/recordings"): "recordings-list_recordings",
+    ("post", "/recordings"): "recordings-create_recording",
+    ("get", "/recordings/{recording_id}"): "recordings-get_recording",
+    ("delete", "/recordings/{recording_id}"): "recordings-close_recording",
     ("get", "/metrics"): "metrics-metrics",
 }
 
