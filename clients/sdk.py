@@ -11,7 +11,13 @@ unknown stream). An unreachable service raises :class:`M2SError` with ``status=N
 Live calibration of a new participant (``/calibrations``, see ``service/api/routes/calibrations.py``):
 :meth:`Client.calibrate` runs a whole session (create, wait for enough labelled trials, fit, activate);
 :meth:`Client.create_calibration`, :meth:`Client.calibration`, :meth:`Client.label`,
-:meth:`Client.fit_calibration` and :meth:`Client.cancel_calibration` are the single steps.
+:meth:`Client.fit_calibration` and :meth:`Client.cancel_calibration` are the single steps; ``record=True``
+records the session too.
+
+Session recordings (``/recordings``, see ``service/api/routes/recordings.py``): attached streams and a
+marker stream written as received to one XDF file in the service's ``M2S_RECORDINGS_DIR``:
+:meth:`Client.start_recording`, :meth:`Client.recording`, :meth:`Client.recordings` and
+:meth:`Client.stop_recording`.
 """
 
 from __future__ import annotations
@@ -220,9 +226,71 @@ class CalibrationInfo(_Result):
     result: CalibrationResult | None = None
     created: float | None = None
 
+    recording_id: str | None = None
+
     def missing_trials(self, trials_per_class: int) -> dict[str, int]:
         """Trials still missing per class to reach ``trials_per_class`` (classes already there left out)."""
         return {label: trials_per_class - n for label, n in self.trials.items() if n < trials_per_class}
+
+
+class RecordedStream(_Result):
+    """One stream of a recording: ``n_samples`` and ``n_chunks`` written so far; ``name`` is the LSL
+    stream's (None before its first chunk); ``xdf_stream_ids`` its stream ids in the file."""
+
+    stream_id: str
+    modality: str | None = None
+    name: str | None = None
+    n_samples: int = 0
+    n_chunks: int = 0
+    xdf_stream_ids: list[int] = Field(default_factory=list)
+
+
+class RecordedMarkers(_Result):
+    """The marker stream of a recording: its selector, LSL name, markers written, connection."""
+
+    selector: dict[str, str]
+    name: str | None = None
+    n_markers: int = 0
+    connected: bool = False
+
+
+class RecordingInfo(_Result):
+    """A session recording (``GET /recordings/{id}``).
+
+    ``state`` is ``recording``, ``closing``, ``closed`` or ``failed`` (``error`` says why; the file keeps
+    what came before); ``file`` the XDF file's name in the service's ``M2S_RECORDINGS_DIR``; ``bytes``
+    written so far; ``started`` / ``ended`` ISO times; ``calibration_id`` the calibration that started
+    it (``record=True``), if any.
+    """
+
+    id: str
+    name: str
+    file: str
+    state: str
+    error: str | None = None
+    started: str
+    ended: str | None = None
+    duration_s: float = 0.0
+    bytes: int = 0
+    streams: list[RecordedStream] = Field(default_factory=list)
+    markers: RecordedMarkers | None = None
+    calibration_id: str | None = None
+
+
+class StoredRecording(_Result):
+    """An XDF file of the recordings folder that no recording of this run writes; ``complete`` is False
+    while it ends with a half-written chunk (the service repairs it at start)."""
+
+    file: str
+    bytes: int
+    complete: bool = True
+
+
+class Recordings(_Result):
+    """``GET /recordings``: this run's recordings (oldest first) and the other files of the folder."""
+
+    recordings: list[RecordingInfo] = Field(default_factory=list)
+    stored: list[StoredRecording] = Field(default_factory=list)
 
 
 # -- request building and answer parsing, shared by the sync and async clients -------------------------
@@ -335,14 +403,8 @@ def _text(value: Any, what: str, example: str) -> str:
     return value
 
 
-def _calibration_body(
-    participant: str,
-    streams: Sequence[str],
-    markers: Mapping[str, str] | None,
-    rest: bool,
-    model: str | None,
-) -> dict[str, Any]:
-    _text(participant, "participant", "'p-013'")
+def _stream_list(streams: Sequence[str], purpose: str) -> list[str]:
+    """The attached stream ids of a calibration or recording, checked (``purpose``: 'calibrate', 'record')."""
     if isinstance(streams, str) or not isinstance(streams, Sequence):
         raise TypeError(
             f"streams must be a list of attached stream ids such as ['eeg-1a2b'], got {streams!r}"
@@ -350,40 +412,72 @@ def _calibration_body(
         )
     if not streams:
         raise ValueError(
-            "streams is empty; give the ids of the attached streams to calibrate (see streams())."
+            f"streams is empty; give the ids of the attached streams to {purpose} (see streams())."
         )
     for sid in streams:
         _text(sid, "each stream id", "'eeg-1a2b'")
-    if not isinstance(rest, bool):
-        raise TypeError(f"rest must be True or False, got {rest!r}.")
+    return list(streams)
+
+
+def _marker_selector(markers: Mapping[str, str]) -> dict[str, str]:
+    """An LSL marker stream selector (type / name / source_id, at least one), checked."""
+    if not isinstance(markers, Mapping):
+        raise TypeError(
+            f"markers must be a mapping of type / name / source_id, e.g. {{'type': 'Markers'}}, got {markers!r}."
+        )
+    unknown = sorted(set(markers) - set(_SELECTOR_KEYS))
+    if unknown or not markers:
+        raise ValueError(
+            f"markers picks the LSL marker stream by {', '.join(_SELECTOR_KEYS)} (at least one), "
+            f"e.g. {{'type': 'Markers'}}; got {dict(markers)!r}."
+        )
+    for key, value in markers.items():
+        _text(value, f"markers[{key!r}]", "'Markers'")
+    return dict(markers)
+
+
+def _flag(value: Any, what: str) -> bool:
+    if not isinstance(value, bool):
+        raise TypeError(f"{what} must be True or False, got {value!r}.")
+    return value
+
+
+def _calibration_body(
+    participant: str,
+    streams: Sequence[str],
+    markers: Mapping[str, str] | None,
+    rest: bool,
+    model: str | None,
+    record: bool = False,
+) -> dict[str, Any]:
+    _text(participant, "participant", "'p-013'")
+    stream_ids = _stream_list(streams, "calibrate")
+    _flag(rest, "rest")
+    _flag(record, "record")
     if (markers is None) == (not rest):
         raise ValueError(_LABEL_SOURCE + f"; got markers={markers!r}, rest={rest!r}.")
-    if markers is not None:
-        if not isinstance(markers, Mapping):
-            raise TypeError(
-                f"markers must be a mapping of type / name / source_id, e.g. {{'type': 'Markers'}}, got {markers!r}."
-            )
-        unknown = sorted(set(markers) - set(_SELECTOR_KEYS))
-        if unknown or not markers:
-            raise ValueError(
-                f"markers picks the LSL marker stream by {', '.join(_SELECTOR_KEYS)} (at least one), "
-                f"e.g. {{'type': 'Markers'}}; got {dict(markers)!r}."
-            )
-        for key, value in markers.items():
-            _text(value, f"markers[{key!r}]", "'Markers'")
-        labels: dict[str, Any] = {"markers": dict(markers)}
-    else:
-        labels = {"rest": True}
-    body: dict[str, Any] = {"participant": participant, "streams": list(streams), "labels": labels}
+    labels: dict[str, Any] = {"markers": _marker_selector(markers)} if markers is not None else {"rest": True}
+    body: dict[str, Any] = {"participant": participant, "streams": stream_ids, "labels": labels}
     if model is not None:
         body["model"] = _text(model, "model", "'m2s-synthetic-demo' or 'm2s-synthetic-demo:1'")
+    if record:
+        body["record"] = True
+    return body
+
+
+def _recording_body(
+    streams: Sequence[str], markers: Mapping[str, str] | None, name: str | None
+) -> dict[str, Any]:
+    body: dict[str, Any] = {"streams": _stream_list(streams, "record")}
+    if markers is not None:
+        body["markers"] = _marker_selector(markers)
+    if name is not None:
+        body["name"] = _text(name, "name", "'p-013-session1' (the file name without .xdf)")
     return body
 
 
 def _fit_body(train_modality: str | None, activate: bool) -> dict[str, Any]:
-    if not isinstance(activate, bool):
-        raise TypeError(f"activate must be True or False, got {activate!r}.")
-    body: dict[str, Any] = {"activate": activate}
+    body: dict[str, Any] = {"activate": _flag(activate, "activate")}
     if train_modality is not None:
         body["train_modality"] = _text(train_modality, "train_modality", "'eeg'")
     return body
@@ -562,6 +656,7 @@ class Client:
         markers: Mapping[str, str] | None = None,
         rest: bool = False,
         model: str | None = None,
+        record: bool = False,
     ) -> CalibrationInfo:
         """Start calibrating ``participant`` on attached streams (``POST /calibrations``).
 
@@ -580,13 +675,16 @@ class Client:
             Label the trials with :meth:`label` instead (give exactly one of ``markers`` and ``rest``).
         model : str, optional
             Base model ``'name'`` or ``'name:version'``; default: the model the first stream runs.
+        record : bool
+            Also record the session to an XDF file (the streams, and the marker stream or the REST
+            labels as markers) until the calibration ends; :meth:`recording` of its ``recording_id``.
 
         Returns
         -------
         CalibrationInfo
             State ``collecting``; its ``id`` names the calibration in the other calls.
         """
-        body = _calibration_body(participant, streams, markers, rest, model)
+        body = _calibration_body(participant, streams, markers, rest, model, record)
         return CalibrationInfo.model_validate(self._call("POST", "/calibrations", body).json())
 
     def calibration(self, calibration_id: str) -> CalibrationInfo:
@@ -661,6 +759,7 @@ class Client:
         markers: Mapping[str, str] | None = None,
         rest: bool = False,
         model: str | None = None,
+        record: bool = False,
         trials_per_class: int = MIN_TRIALS_PER_CLASS,
         train_modality: str | None = None,
         activate: bool = True,
@@ -672,7 +771,7 @@ class Client:
 
         Parameters
         ----------
-        participant, streams, markers, rest, model
+        participant, streams, markers, rest, model, record
             As in :meth:`create_calibration`.
         trials_per_class : int
             Fit once every class of the base model has this many completed, used trials (at least
@@ -709,7 +808,9 @@ class Client:
         _check_calibrate(trials_per_class, timeout_s, poll_s, on_progress)
         fit = _fit_body(train_modality, activate)
         deadline = time.monotonic() + timeout_s
-        info = self.create_calibration(participant, streams, markers=markers, rest=rest, model=model)
+        info = self.create_calibration(
+            participant, streams, markers=markers, rest=rest, model=model, record=record
+        )
         cancelled = None
         try:
             while True:
@@ -742,6 +843,54 @@ class Client:
         except M2SError as err:
             logger.warning("calibration %s could not be cancelled: %s", calibration_id, err)
             return False
+
+    # -- session recordings ------------------------------------------------------------------------
+
+    def start_recording(
+        self,
+        streams: Sequence[str],
+        markers: Mapping[str, str] | None = None,
+        name: str | None = None,
+    ) -> RecordingInfo:
+        """Start recording attached streams (and a marker stream) to one XDF file (``POST /recordings``).
+
+        Parameters
+        ----------
+        streams : list of str
+            Ids of attached streams (:meth:`streams`); each is written as received (outlet timestamps,
+            clock offsets, the outlet's channel description). A stream that is not connected yet is
+            recorded from when it connects.
+        markers : mapping, optional
+            An LSL marker stream to record with them, by ``type`` / ``name`` / ``source_id``, e.g.
+            ``{"type": "Markers"}``.
+        name : str, optional
+            The file name without ``.xdf`` (letters, digits, ``_``, ``.``, ``-``; at most 64; the service
+            checks it: 422); default ``session-<UTC time>-<id>``.
+
+        Returns
+        -------
+        RecordingInfo
+            State ``recording``; its ``id`` names it in :meth:`recording` and :meth:`stop_recording`.
+            An unknown stream is a 404; a stream already recorded, a taken name or a folder the service
+            cannot write a 409.
+        """
+        body = _recording_body(streams, markers, name)
+        return RecordingInfo.model_validate(self._call("POST", "/recordings", body).json())
+
+    def recording(self, recording_id: str) -> RecordingInfo:
+        """A recording and what it holds so far: state, samples per stream, markers, bytes, error."""
+        return RecordingInfo.model_validate(self._call("GET", f"/recordings/{_segment(recording_id)}").json())
+
+    def recordings(self) -> Recordings:
+        """This run's recordings (oldest first) and the other XDF files of the folder (``GET /recordings``)."""
+        return Recordings.model_validate(self._call("GET", "/recordings").json())
+
+    def stop_recording(self, recording_id: str) -> RecordingInfo:
+        """Close a recording (``DELETE``): what is queued and the stream footers are written, the file
+        stays. Stopping an ended recording returns it as it is."""
+        return RecordingInfo.model_validate(
+            self._call("DELETE", f"/recordings/{_segment(recording_id)}").json()
+        )
 
     def ready(self) -> Readiness:
         """Readiness of the service; ``ready`` is False (no error) while it starts or stops."""
@@ -866,9 +1015,10 @@ class AsyncClient:
         markers: Mapping[str, str] | None = None,
         rest: bool = False,
         model: str | None = None,
+        record: bool = False,
     ) -> CalibrationInfo:
         """See :meth:`Client.create_calibration`."""
-        body = _calibration_body(participant, streams, markers, rest, model)
+        body = _calibration_body(participant, streams, markers, rest, model, record)
         return CalibrationInfo.model_validate((await self._call("POST", "/calibrations", body)).json())
 
     async def calibration(self, calibration_id: str) -> CalibrationInfo:
@@ -918,6 +1068,7 @@ class AsyncClient:
         markers: Mapping[str, str] | None = None,
         rest: bool = False,
         model: str | None = None,
+        record: bool = False,
         trials_per_class: int = MIN_TRIALS_PER_CLASS,
         train_modality: str | None = None,
         activate: bool = True,
@@ -929,7 +1080,9 @@ class AsyncClient:
         _check_calibrate(trials_per_class, timeout_s, poll_s, on_progress)
         fit = _fit_body(train_modality, activate)
         deadline = time.monotonic() + timeout_s
-        info = await self.create_calibration(participant, streams, markers=markers, rest=rest, model=model)
+        info = await self.create_calibration(
+            participant, streams, markers=markers, rest=rest, model=model, record=record
+        )
         cancelled = None
         try:
             while True:
@@ -964,6 +1117,30 @@ class AsyncClient:
         except M2SError as err:
             logger.warning("calibration %s could not be cancelled: %s", calibration_id, err)
             return False
+
+    async def start_recording(
+        self,
+        streams: Sequence[str],
+        markers: Mapping[str, str] | None = None,
+        name: str | None = None,
+    ) -> RecordingInfo:
+        """See :meth:`Client.start_recording`."""
+        body = _recording_body(streams, markers, name)
+        return RecordingInfo.model_validate((await self._call("POST", "/recordings", body)).json())
+
+    async def recording(self, recording_id: str) -> RecordingInfo:
+        """See :meth:`Client.recording`."""
+        response = await self._call("GET", f"/recordings/{_segment(recording_id)}")
+        return RecordingInfo.model_validate(response.json())
+
+    async def recordings(self) -> Recordings:
+        """See :meth:`Client.recordings`."""
+        return Recordings.model_validate((await self._call("GET", "/recordings")).json())
+
+    async def stop_recording(self, recording_id: str) -> RecordingInfo:
+        """See :meth:`Client.stop_recording`."""
+        response = await self._call("DELETE", f"/recordings/{_segment(recording_id)}")
+        return RecordingInfo.model_validate(response.json())
 
     async def ready(self) -> Readiness:
         """See :meth:`Client.ready`."""
@@ -1156,7 +1333,12 @@ __all__ = [
     "ModelRef",
     "ModelSummary",
     "Readiness",
+    "RecordedMarkers",
+    "RecordedStream",
+    "RecordingInfo",
+    "Recordings",
     "StateStream",
+    "StoredRecording",
     "StreamInfo",
     "Timing",
 ]

@@ -26,6 +26,8 @@ from clients.sdk import (
     Client,
     EmotionState,
     M2SError,
+    RecordingInfo,
+    Recordings,
     StreamInfo,
 )
 from clients.simulator import Simulator
@@ -639,3 +641,92 @@ def test_calibrate_with_markers_end_to_end(tmp_path):
     )
     assert final.state == "done" and final.result.model == result.model
     assert (tmp_path / name / "1").is_dir()
+
+
+# -- session recordings -------------------------------------------------------------------------------
+
+
+def test_recording_errors_carry_service_detail(calibration_server):
+    """An unknown stream (404), a bad file name (422) and an unknown recording (404): the service's detail."""
+    url, sid = calibration_server
+    with Client(url) as client:
+        with pytest.raises(M2SError) as unknown_stream:
+            client.start_recording(["eeg-nope"])
+        with pytest.raises(M2SError) as bad_name:
+            client.start_recording([sid], name="no/slash")
+        with pytest.raises(M2SError) as unknown:
+            client.stop_recording("rec-nope")
+    rest = httpx.post(f"{url}/recordings", json={"streams": ["eeg-nope"]})
+    assert unknown_stream.value.status == rest.status_code == 404
+    assert unknown_stream.value.detail == rest.json()["detail"]
+    assert unknown_stream.value.detail.startswith("No attached stream 'eeg-nope'; attached streams: ")
+    rest = httpx.post(f"{url}/recordings", json={"streams": [sid], "name": "no/slash"})
+    assert bad_name.value.status == rest.status_code == 422
+    assert bad_name.value.detail == rest.json()["detail"]
+    assert unknown.value.status == 404
+    assert unknown.value.detail == httpx.delete(f"{url}/recordings/rec-nope").json()["detail"]
+
+
+def test_recording_round_trip(calibration_server):
+    """start -> get -> list -> stop on a stream whose outlet never existed: a valid, empty recording."""
+    url, sid = calibration_server
+    name = f"sdk-{uuid.uuid4().hex[:8]}"
+    with Client(url) as client:
+        started = client.start_recording([sid], markers={"source_id": "m2s-sdk-no-markers"}, name=name)
+        try:
+            got = client.recording(started.id)
+            listed = client.recordings()
+        finally:
+            stopped = client.stop_recording(started.id)
+        again = client.stop_recording(started.id)
+        after = client.recordings()
+    assert isinstance(started, RecordingInfo) and started.state == "recording"
+    assert started.id.startswith("rec-") and started.file == f"{name}.xdf" and started.name == name
+    assert [(s.stream_id, s.modality, s.n_samples) for s in started.streams] == [(sid, "eeg", 0)]
+    assert started.markers.selector == {"source_id": "m2s-sdk-no-markers"} and not started.markers.connected
+    assert got.id == started.id and got.calibration_id is None
+    assert isinstance(listed, Recordings) and started.id in {r.id for r in listed.recordings}
+    assert stopped.state == again.state == "closed" and stopped.ended is not None and stopped.bytes > 0
+    assert stopped.streams[0].n_samples == 0 and again.ended == stopped.ended
+    assert {r.id: r.state for r in after.recordings}[started.id] == "closed"
+    assert httpx.get(f"{url}/recordings/{started.id}").json() == stopped.model_dump(mode="json")
+
+
+def test_async_recording_calls_and_a_recorded_calibration(calibration_server):
+    """AsyncClient: start, get, list, stop; create_calibration(record=True) records until it is cancelled."""
+    url, sid = calibration_server
+
+    async def go():
+        async with AsyncClient(url) as client:
+            started = await client.start_recording([sid])
+            got = await client.recording(started.id)
+            listed = await client.recordings()
+            stopped = await client.stop_recording(started.id)
+            info = await client.create_calibration("p-rec", [sid], rest=True, record=True)
+            recording = await client.recording(info.recording_id)
+            await client.cancel_calibration(info.id)
+            ended = await client.recording(info.recording_id)
+            return started, got, listed, stopped, info, recording, ended
+
+    started, got, listed, stopped, info, recording, ended = asyncio.run(asyncio.wait_for(go(), 20))
+    assert got.id == started.id and started.id in {r.id for r in listed.recordings}
+    assert started.file.startswith("session-") and stopped.state == "closed"
+    assert info.recording_id and recording.calibration_id == info.id and recording.state == "recording"
+    assert ended.state == "closed"
+
+
+def test_recording_arguments_are_validated_locally():
+    """A bare string, an empty list, a bad marker selector, an empty name or a non-bool record: no request."""
+    with Client("http://127.0.0.1:9") as client:
+        with pytest.raises(TypeError, match=r"wrap one id in a list: \['eeg-1'\]"):
+            client.start_recording("eeg-1")
+        with pytest.raises(ValueError, match="give the ids of the attached streams to record"):
+            client.start_recording([])
+        with pytest.raises(ValueError, match="by type, name, source_id"):
+            client.start_recording(["eeg-1"], markers={"kind": "Markers"})
+        with pytest.raises(ValueError, match="name must be a non-empty str"):
+            client.start_recording(["eeg-1"], name=" ")
+        with pytest.raises(TypeError, match="record must be True or False"):
+            client.create_calibration("p-1", ["eeg-1"], rest=True, record="yes")
+        with pytest.raises(ValueError, match="expected a non-empty id"):
+            client.recording("")
