@@ -1,5 +1,5 @@
 """``m2s``: the client command line (LSL simulator, recording replay, one-off predictions, watching states,
-calibrating a participant).
+calibrating a participant, recording a session).
 
 Each command lives in its own module and registers its sub-parser through a ``register(subparsers)``
 function that sets a ``handler`` default; :mod:`cli` is the front end shared with ``m2s-train``.
@@ -19,6 +19,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "clients.predict_cli",
     "clients.watch_cli",
     "clients.calibrate_cli",
+    "clients.record_cli",
 )
 
 
@@ -27,7 +28,8 @@ def build_parser() -> argparse.ArgumentParser:
     return build_command_parser(
         "m2s",
         "Clients of the M2S-live service: simulate LSL streams with ground truth, replay recordings to LSL, "
-        "predict from a file, watch live emotion states, calibrate a new participant on the live streams.",
+        "predict from a file, watch live emotion states, calibrate a new participant on the live streams, "
+        "record a session to XDF.",
         COMMAND_MODULES,
     )
 
