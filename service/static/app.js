@@ -8,6 +8,9 @@
 //   GET calibrations    live calibrations (their trials are drawn on the streams' timelines), every
 //                       STREAMS_POLL_MS; the one shown in the calibration panel every CALIBRATION_POLL_MS
 //                       while the panel is open; POST/DELETE calibrations... from the panel's controls
+//   GET recordings      session recordings and the other files of the recordings folder, every
+//                       RECORDINGS_POLL_MS while the recordings panel is open; GET recordings/{id} of the
+//                       shown calibration's recording with it; POST/DELETE recordings... from the panel
 // A `?token=...` in the page URL is passed to the WebSocket as `?token=` and to REST as a bearer header.
 // No framework, no build step, no CDN: lab machines are often offline.
 "use strict";
@@ -18,6 +21,7 @@
   const STREAMS_POLL_MS = 3000;
   const READY_POLL_MS = 10000;
   const CALIBRATION_POLL_MS = 1000;
+  const RECORDINGS_POLL_MS = 2000;
   const REDRAW_MS = 1000; // the time axis scrolls even when no state arrives
   const BACKOFF_MIN_MS = 500;
   const BACKOFF_MAX_MS = 15000;
@@ -40,6 +44,8 @@
   // stamped with the service's LSL clock): places trials on a timeline that has no state (no lsl_time) yet.
   let restLabelClock = null;
   const fitResults = new Map(); // calibration id -> the answer of its POST .../fit (shown until GET has it)
+  // Session recordings (docs/design/CALIBRATION.md §4), this run's, and those of calibrations ("record": true).
+  const recordings = new Map(); // recording id -> RecordingPublic (latest seen)
 
   // ---------------------------------------------------------------- helpers
 
@@ -106,6 +112,17 @@
 
   function setText(el, text) {
     if (el.textContent !== text) el.textContent = text;
+  }
+
+  // Bytes in powers of 1000, as `m2s record` prints them: "512 B", "12.3 kB", "4.5 MB".
+  function formatBytes(n) {
+    if (!Number.isFinite(n)) return "–";
+    if (n < 1000) return n + " B";
+    const units = [["kB", 1e3], ["MB", 1e6], ["GB", 1e9]];
+    for (const [unit, scale] of units) {
+      if (n < scale * 1000 || unit === "GB") return (n / scale).toFixed(1) + " " + unit;
+    }
+    return n + " B";
   }
 
   // Providers may come as ["CUDAExecutionProvider"], [{"provider": ...}], {"model/eeg": "CPU..."} or a string.
@@ -548,6 +565,7 @@
       const list = Array.isArray(body) ? body : body.data || [];
       streamInfos = list;
       renderCalibrationStreams();
+      renderRecordingStreams();
       const seen = new Set();
       for (const info of list) {
         seen.add(info.id);
@@ -650,6 +668,7 @@
     activate: document.getElementById("cal-activate"),
     result: document.getElementById("cal-result"),
     cancel: document.getElementById("cal-cancel"),
+    record: document.getElementById("cal-record"),
   };
   let calSupported = null; // false once GET /calibrations answers 404 (a service without calibration)
   let calListed = false; // the list was read once (then a calibration in progress is shown)
@@ -658,6 +677,22 @@
   let calSeq = 0; // bumped by every answer to a control: older poll answers do not overwrite it
   let activePolling = false;
   const FINAL = new Set(["done", "failed", "cancelled"]);
+  const REC_FINAL = new Set(["closed", "failed"]);
+
+  // The marker stream selector of the calibration panel's fields (the recordings panel uses it too).
+  const MARKER_FIELDS = [
+    ["type", "cal-marker-type"],
+    ["name", "cal-marker-name"],
+    ["source_id", "cal-marker-source-id"],
+  ];
+  function markerSelector() {
+    const selector = {};
+    for (const [key, id] of MARKER_FIELDS) {
+      const value = document.getElementById(id).value.trim();
+      if (value) selector[key] = value;
+    }
+    return selector;
+  }
 
   function showCalError(message) {
     if (message) {
@@ -898,6 +933,7 @@
     const open = document.getElementById("cal-open-label");
     open.dataset.label = snapshot.open_label ?? "";
     setText(open, snapshot.open_label ?? "none");
+    renderCalibrationRecording(snapshot);
     const failure = document.getElementById("cal-failure");
     failure.hidden = !snapshot.error;
     setText(failure, snapshot.error ? "The fit failed: " + snapshot.error : "");
@@ -949,6 +985,19 @@
     );
   }
 
+  // "rec-… · recording · 12.3 kB" for a calibration created with "record": true.
+  function renderCalibrationRecording(snapshot) {
+    const el = document.getElementById("cal-recording");
+    const recording = snapshot.recording_id ? recordings.get(snapshot.recording_id) : null;
+    el.dataset.state = recording?.state ?? (snapshot.recording_id ? "unknown" : "");
+    let text = "not recorded";
+    if (recording) {
+      text = recording.id + " · " + recording.state + " · " + formatBytes(recording.bytes) + " · " + recording.file;
+      if (recording.error) text += " · " + recording.error;
+    } else if (snapshot.recording_id) text = snapshot.recording_id;
+    setText(el, text);
+  }
+
   function selectCalibration(id) {
     activeId = id && calibrations.has(id) ? id : null;
     showCalError(null);
@@ -993,7 +1042,10 @@
   async function pollActive() {
     if (activePolling || activeId === null || !cal.panel.open) return;
     const shown = calibrations.get(activeId);
-    if (shown && FINAL.has(shown.state)) return;
+    if (shown && FINAL.has(shown.state)) {
+      pollCalibrationRecording(shown); // its recording closes once the calibration ends
+      return;
+    }
     const id = activeId;
     const seq = calSeq;
     activePolling = true;
@@ -1003,6 +1055,7 @@
         remember(snapshot);
         if (id === activeId) renderActive();
         redrawCardsOf(snapshot);
+        pollCalibrationRecording(snapshot);
       }
     } catch (err) {
       if (err.status === 404 && id === activeId) {
@@ -1014,6 +1067,22 @@
       }
     } finally {
       activePolling = false;
+    }
+  }
+
+  // The recording of a calibration ("record": true) until it is closed or failed: its state and bytes.
+  let calRecordingPolling = false;
+  async function pollCalibrationRecording(snapshot) {
+    const id = snapshot.recording_id;
+    if (!id || calRecordingPolling || REC_FINAL.has(recordings.get(id)?.state)) return;
+    calRecordingPolling = true;
+    try {
+      recordings.set(id, await apiRequest("GET", "recordings/" + encodeURIComponent(id)));
+      if (activeId === snapshot.id) renderActive();
+    } catch (_) {
+      // Shown as its id only; the recordings panel says more.
+    } finally {
+      calRecordingPolling = false;
     }
   }
 
@@ -1058,20 +1127,8 @@
     const body = { participant: cal.participant.value.trim(), streams };
     if (cal.model.value.trim()) body.model = cal.model.value.trim();
     const source = document.querySelector('input[name="cal-label-source"]:checked').value;
-    if (source === "rest") body.labels = { rest: true };
-    else {
-      const selector = {};
-      const fields = [
-        ["type", "cal-marker-type"],
-        ["name", "cal-marker-name"],
-        ["source_id", "cal-marker-source-id"],
-      ];
-      for (const [key, id] of fields) {
-        const value = document.getElementById(id).value.trim();
-        if (value) selector[key] = value;
-      }
-      body.labels = { markers: selector };
-    }
+    body.labels = source === "rest" ? { rest: true } : { markers: markerSelector() };
+    if (cal.record.checked) body.record = true;
     cal.startButton.disabled = true;
     const snapshot = await calAction(() => apiRequest("POST", "calibrations", body));
     cal.startButton.disabled = false;
@@ -1081,6 +1138,8 @@
       renderPicker();
       renderActive();
       renderCalibrationStreams();
+      pollCalibrationRecording(snapshot);
+      if (snapshot.recording_id) pollRecordings(true);
     }
   });
 
@@ -1146,6 +1205,227 @@
     renderActive();
     renderCalibrationStreams();
     redrawCardsOf(snapshot);
+  });
+
+  // ---------------------------------------------------------------- recordings panel
+
+  const rec = {
+    panel: document.getElementById("recordings"),
+    summary: document.getElementById("rec-summary"),
+    start: document.getElementById("rec-start"),
+    startButton: document.getElementById("rec-start-button"),
+    streamList: document.getElementById("rec-stream-list"),
+    noStreams: document.getElementById("rec-no-streams"),
+    withMarkers: document.getElementById("rec-with-markers"),
+    markerSelector: document.getElementById("rec-marker-selector"),
+    name: document.getElementById("rec-name"),
+    error: document.getElementById("rec-error"),
+    table: document.getElementById("rec-table"),
+    none: document.getElementById("rec-none"),
+  };
+  let recSupported = null; // false once GET /recordings answers 404 (a service without recordings)
+  let recBusy = false; // a request from the panel's controls is in flight
+  let recSeq = 0; // bumped by every answer to a control: older poll answers do not overwrite it
+  let recPolling = false;
+  let stored = []; // the other XDF files of the folder (GET /recordings "stored")
+
+  function showRecError(message) {
+    setText(rec.error, message || "");
+    rec.error.hidden = !message;
+  }
+
+  function recordingStreams() {
+    const busy = new Map(); // stream id -> recording writing it
+    for (const r of recordings.values()) {
+      if (!REC_FINAL.has(r.state)) for (const s of r.streams) busy.set(s.stream_id, r);
+    }
+    return busy;
+  }
+
+  // Every attached stream as a checkbox, ticked unless another recording writes it.
+  function renderRecordingStreams() {
+    const busy = recordingStreams();
+    const previous = new Map(
+      [...rec.streamList.querySelectorAll("input")].map((input) => [input.value, input.checked])
+    );
+    const rows = streamInfos.map((info) => {
+      const label = document.createElement("label");
+      label.className = "cal-stream";
+      const input = document.createElement("input");
+      input.type = "checkbox";
+      input.name = "rec-stream";
+      input.value = info.id;
+      const other = busy.get(info.id);
+      input.checked = previous.has(info.id) ? previous.get(info.id) : !other;
+      const note = document.createElement("span");
+      note.className = "muted";
+      note.textContent =
+        " (" + info.modality + (info.connected ? "" : ", not connected") +
+        (other ? ", recorded in " + other.id : "") + ")";
+      label.append(input, document.createTextNode(info.id), note);
+      return label;
+    });
+    const same =
+      rows.length === rec.streamList.children.length &&
+      rows.every((row, i) => row.textContent === rec.streamList.children[i].textContent);
+    if (!same) rec.streamList.replaceChildren(...rows);
+    rec.noStreams.hidden = streamInfos.length > 0;
+  }
+
+  function renderMarkerSelector() {
+    const text = Object.entries(markerSelector())
+      .map(([key, value]) => key + "=" + value)
+      .join(",");
+    setText(rec.markerSelector, text || "(none chosen)");
+  }
+
+  const REC_CELL_CLASSES = ["rec-file", "rec-state text", "rec-bytes", "rec-duration", "rec-samples text", "rec-markers"];
+
+  function recordingCells(r) {
+    const samples = r.streams.map((s) => s.stream_id + " " + s.n_samples).join(", ") || "–";
+    const markers = r.markers ? r.markers.n_markers + (r.markers.connected ? "" : " (not connected)") : "–";
+    return [r.file, r.state, formatBytes(r.bytes), fmt(r.duration_s, 1, "s"), samples, markers];
+  }
+
+  function renderRecordings() {
+    const list = [...recordings.values()];
+    const live = list.filter((r) => !REC_FINAL.has(r.state)).length;
+    setText(rec.summary, live ? live + " recording" : list.length ? list.length + " ended" : "");
+    rec.none.hidden = list.length > 0;
+    rec.table.hidden = list.length === 0;
+    const wanted = JSON.stringify([recBusy, list.map((r) => [r.id, r.error, ...recordingCells(r)])]);
+    const body = rec.table.tBodies[0];
+    if (body.dataset.shown !== wanted) {
+      body.dataset.shown = wanted;
+      const rows = [];
+      for (const r of list) {
+        const row = document.createElement("tr");
+        row.dataset.recordingId = r.id;
+        row.dataset.state = r.state;
+        recordingCells(r).forEach((text, i) => {
+          const cell = document.createElement(i ? "td" : "th");
+          if (!i) cell.scope = "row";
+          cell.textContent = text;
+          cell.className = REC_CELL_CLASSES[i];
+          row.appendChild(cell);
+        });
+        const actions = document.createElement("td");
+        if (!REC_FINAL.has(r.state)) {
+          const stop = document.createElement("button");
+          stop.type = "button";
+          stop.className = "danger rec-stop";
+          stop.dataset.recordingId = r.id;
+          stop.disabled = recBusy || r.state !== "recording";
+          stop.textContent = "Stop";
+          stop.title = "Close the recording; the file stays";
+          actions.appendChild(stop);
+        }
+        row.appendChild(actions);
+        rows.push(row);
+        if (r.error) {
+          const errorRow = document.createElement("tr");
+          errorRow.className = "rec-error-row";
+          errorRow.dataset.recordingId = r.id;
+          const cell = document.createElement("td");
+          cell.colSpan = 7;
+          cell.className = "error text";
+          cell.textContent = "Failed: " + r.error;
+          errorRow.appendChild(cell);
+          rows.push(errorRow);
+        }
+      }
+      body.replaceChildren(...rows);
+    }
+    document.getElementById("rec-stored-box").hidden = stored.length === 0;
+    setText(document.getElementById("rec-stored-count"), String(stored.length));
+    const items = stored.map((f) => {
+      const item = document.createElement("li");
+      item.textContent = f.file + " · " + formatBytes(f.bytes) + (f.complete ? "" : " · incomplete");
+      return item;
+    });
+    const storedList = document.getElementById("rec-stored");
+    if (storedList.textContent !== items.map((i) => i.textContent).join("")) storedList.replaceChildren(...items);
+    rec.startButton.disabled = recBusy;
+  }
+
+  // GET recordings every RECORDINGS_POLL_MS while the panel is open (once at start: is the panel offered?).
+  async function pollRecordings(force) {
+    if (recSupported === false || recPolling) return;
+    if (recSupported && !rec.panel.open && !force) return;
+    const seq = recSeq;
+    recPolling = true;
+    try {
+      const body = await apiRequest("GET", "recordings");
+      recSupported = true;
+      rec.panel.hidden = false;
+      if (seq === recSeq) {
+        const list = body.recordings || [];
+        const seen = new Set(list.map((r) => r.id));
+        for (const id of [...recordings.keys()]) if (!seen.has(id)) recordings.delete(id);
+        for (const r of list) recordings.set(r.id, r);
+        stored = body.stored || [];
+        renderRecordings();
+        renderRecordingStreams();
+        if (activeId !== null && calibrations.has(activeId)) renderActive();
+      }
+    } catch (err) {
+      if (err.status === 404) {
+        recSupported = false; // this service has no recording routes: no panel
+        rec.panel.hidden = true;
+      }
+      // Other errors (401, network) already show in the service panel via GET /streams.
+    } finally {
+      recPolling = false;
+    }
+  }
+
+  // Runs one control's request; its answer (a RecordingPublic) is kept; errors show the service's `detail`.
+  async function recAction(run) {
+    if (recBusy) return null;
+    recBusy = true;
+    renderRecordings();
+    try {
+      const answer = await run();
+      showRecError(null);
+      recordings.set(answer.id, answer);
+      return answer;
+    } catch (err) {
+      showRecError(err.message);
+      return null;
+    } finally {
+      recBusy = false;
+      recSeq += 1;
+      renderRecordings();
+      renderRecordingStreams();
+    }
+  }
+
+  rec.panel.addEventListener("toggle", () => {
+    renderMarkerSelector();
+    pollRecordings();
+  });
+
+  for (const [, id] of MARKER_FIELDS) document.getElementById(id).addEventListener("input", renderMarkerSelector);
+
+  rec.start.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const streams = [...rec.streamList.querySelectorAll("input:checked")].map((input) => input.value);
+    if (!streams.length) {
+      showRecError("Choose at least one attached stream to record.");
+      return;
+    }
+    const body = { streams };
+    if (rec.withMarkers.checked) body.markers = markerSelector();
+    if (rec.name.value.trim()) body.name = rec.name.value.trim();
+    const answer = await recAction(() => apiRequest("POST", "recordings", body));
+    if (answer) rec.name.value = "";
+  });
+
+  rec.table.addEventListener("click", async (event) => {
+    const button = event.target.closest("button.rec-stop");
+    if (!button) return;
+    const id = button.dataset.recordingId;
+    await recAction(() => apiRequest("DELETE", "recordings/" + encodeURIComponent(id)));
   });
 
   // ---------------------------------------------------------------- WebSocket with backoff
@@ -1223,9 +1503,12 @@
   pollStreams();
   pollReady();
   pollCalibrations();
+  renderMarkerSelector();
+  pollRecordings();
   window.setInterval(pollStreams, STREAMS_POLL_MS);
   window.setInterval(pollCalibrations, STREAMS_POLL_MS);
   window.setInterval(pollActive, CALIBRATION_POLL_MS);
+  window.setInterval(pollRecordings, RECORDINGS_POLL_MS);
   window.setInterval(pollReady, READY_POLL_MS);
   window.setInterval(() => {
     for (const card of cards.values()) card.draw();

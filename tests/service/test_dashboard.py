@@ -25,6 +25,7 @@ import base64
 import contextlib
 import io
 import json
+import re
 import socket
 import subprocess
 import threading
@@ -776,4 +777,122 @@ def test_dashboard_calibration_counts_live_windows(calibration_real_server, brow
     browser.wait_for(f"{CAL}('cal-state').textContent === 'cancelled'")
     # A cancelled calibration's data is dropped: its trial is no longer drawn as used.
     browser.wait_for(f"{card}.querySelector('.markers li.marker')?.dataset.used === 'false'")
+    assert browser.console == []
+
+
+# --------------------------------------------------------------------------- recordings panel
+
+REC_ROW = "document.querySelector('#rec-table tr[data-recording-id=\"{}\"]')"
+
+
+def _rec_cells(browser: _Chromium, rid: str) -> list[str]:
+    return browser.evaluate(f"[...{REC_ROW.format(rid)}.cells].map(c => c.textContent)")
+
+
+def test_dashboard_recordings_panel(calibration_server, browser, tmp_path):
+    """Recordings panel on the real app, on an attached stream whose outlet does not exist: a bad file name
+    shows the service's detail; a recording with the calibration panel's marker selector starts, is listed
+    (state, file, size, samples per stream, markers) and stops from its Stop button (closed, the file stays);
+    a failed recording shows its error; a calibration started with "record this session" shows its
+    recording's state and size, closed when the calibration is cancelled."""
+    from service.schemas import RecordingPublic
+
+    base = calibration_server
+    status, stream = _api(
+        base, "POST", "/streams", {"modality": "eeg", "source_id": f"absent-{uuid.uuid4().hex}"}
+    )
+    assert status == 201, stream
+    sid = stream["id"]
+    browser.navigate(f"{base}/?token={TOKEN}")
+    browser.wait_for(f"!{CAL}('recordings').hidden", timeout=20)
+    browser.evaluate(f"{CAL}('recordings').open = true")
+    browser.wait_for(f"document.querySelector('#rec-stream-list input[value=\"{sid}\"]')?.checked")
+    assert browser.evaluate(f"{CAL}('rec-none').hidden") is False
+    assert browser.evaluate(f"{CAL}('rec-marker-selector').textContent") == "type=Markers"
+
+    # A file name the service refuses: its detail sentence is shown, nothing is recorded.
+    _, answer = _api(base, "POST", "/recordings", {"streams": [sid], "name": "bad/name"})
+    browser.evaluate(f"{CAL}('rec-name').value = 'bad/name'; {CAL}('rec-start-button').click()")
+    error = browser.wait_for(f"!{CAL}('rec-error').hidden && {CAL}('rec-error').textContent")
+    assert error == answer["detail"]
+    assert _api(base, "GET", "/recordings")[1]["recordings"] == []
+
+    # Start with the marker stream chosen in the calibration panel; the service records both.
+    name = f"dash-{uuid.uuid4().hex[:8]}"
+    browser.evaluate(
+        f"{CAL}('rec-name').value = {json.dumps(name)}; {CAL}('rec-with-markers').checked = true; "
+        f"{CAL}('rec-start-button').click()"
+    )
+    rid = browser.wait_for("document.querySelector('#rec-table tr[data-recording-id]')?.dataset.recordingId")
+    assert browser.evaluate(f"{CAL}('rec-error').hidden") is True
+    snapshot = _api(base, "GET", f"/recordings/{rid}")[1]
+    assert snapshot["state"] == "recording" and snapshot["file"] == f"{name}.xdf"
+    assert [s["stream_id"] for s in snapshot["streams"]] == [sid]
+    assert snapshot["markers"]["selector"] == {"type": "Markers"}
+    cells = _rec_cells(browser, rid)
+    assert cells[:2] == [f"{name}.xdf", "recording"] and cells[4:6] == [f"{sid} 0", "0 (not connected)"]
+    assert re.fullmatch(r"\d+ B", cells[2]) and cells[3].endswith(" s")
+    assert browser.evaluate(f"{CAL}('rec-summary').textContent") == "1 recording"
+    # The stream list says which recording writes a stream.
+    browser.wait_for(f"{CAL}('rec-stream-list').textContent.includes('recorded in {rid}')")
+
+    # Stop: the service closes it (the file stays); the row says closed and offers no Stop.
+    browser.evaluate(f"{REC_ROW.format(rid)}.querySelector('button.rec-stop').click()")
+    browser.wait_for(f"{REC_ROW.format(rid)}.dataset.state === 'closed'")
+    assert _api(base, "GET", f"/recordings/{rid}")[1]["state"] == "closed"
+    assert _rec_cells(browser, rid)[1] == "closed"
+    assert browser.evaluate(f"{REC_ROW.format(rid)}.querySelector('button')") is None
+    assert browser.evaluate(f"{CAL}('rec-name').value") == ""
+
+    # A recording that failed while writing (a full disk cannot be made here: the browser's fetch adds one
+    # of the schema's shape to the list) shows its error under its row.
+    failed = {
+        **snapshot,
+        "id": "rec-f4f4f4f4",
+        "name": "full",
+        "file": "full.xdf",
+        "state": "failed",
+        "error": "No space left on device: the recording stopped; its file keeps what came before.",
+        "ended": snapshot["started"],
+        "markers": None,
+    }
+    RecordingPublic.model_validate(failed)
+    browser.evaluate(
+        "(() => { const real = window.fetch; window.__realFetch = real; window.fetch = async (input, init) => {"
+        " const response = await real(input, init);"
+        " if (!/\\/recordings$/.test(new URL(String(input)).pathname)) return response;"
+        " const body = await response.json();"
+        f" body.recordings.push({json.dumps(failed)});"
+        " return new Response(JSON.stringify(body), {status: 200, headers: {'Content-Type': 'application/json'}});"
+        " }; })()"
+    )
+    browser.wait_for(
+        "!!document.querySelector('#rec-table tr.rec-error-row[data-recording-id=\"rec-f4f4f4f4\"]')"
+    )
+    browser.evaluate("window.fetch = window.__realFetch")
+    assert _rec_cells(browser, "rec-f4f4f4f4")[1] == "failed"
+    assert (
+        browser.evaluate("document.querySelector('#rec-table tr.rec-error-row').textContent")
+        == f"Failed: {failed['error']}"
+    )
+    (tmp_path / "dashboard_recordings.png").write_bytes(browser.screenshot())
+
+    # A calibration with "record this session": the panel shows its recording while it records, and closed
+    # once the calibration is cancelled.
+    _open_panel(browser, sid)
+    browser.evaluate(f"{CAL}('cal-record').checked = true")
+    _start(browser, "p-rec")
+    cid = browser.wait_for(f"!{CAL}('cal-active').hidden && {CAL}('cal-id').textContent")
+    calibration = _api(base, "GET", f"/calibrations/{cid}")[1]
+    crid = calibration["recording_id"]
+    assert crid and _api(base, "GET", f"/recordings/{crid}")[1]["calibration_id"] == cid
+    browser.wait_for(f"{CAL}('cal-recording').dataset.state === 'recording'")
+    text = browser.evaluate(f"{CAL}('cal-recording').textContent")
+    assert re.fullmatch(rf"{crid} · recording · \d+ B · calibration-p-rec-\w+\.xdf", text), text
+    browser.wait_for(f"!!{REC_ROW.format(crid)}")
+    browser.evaluate(f"{CAL}('cal-cancel').click()")
+    browser.wait_for(f"{CAL}('cal-state').textContent === 'cancelled'")
+    browser.wait_for(f"{CAL}('cal-recording').dataset.state === 'closed'")
+    assert _api(base, "GET", f"/recordings/{crid}")[1]["state"] == "closed"
+    browser.wait_for(f"{REC_ROW.format(crid)}.dataset.state === 'closed'")
     assert browser.console == []
