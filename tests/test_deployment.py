@@ -504,7 +504,8 @@ def test_images_copy_every_package():
 
 
 def test_images_copy_what_a_wheel_with_its_package_data_needs(tmp_path):
-    """A wheel built from exactly what the images COPY holds the demo bundle, schema and dashboard."""
+    """A wheel built from exactly what the images COPY holds the demo bundle (its network weights too: the trainer
+    adapts from them), schema and dashboard."""
     context = tmp_path / "context"
     for sources, dest in _build_folder_copies(ROOT / "docker" / "service.Dockerfile"):
         for source in sources:
@@ -527,7 +528,7 @@ def test_images_copy_what_a_wheel_with_its_package_data_needs(tmp_path):
         names = set(archive.namelist())
         metadata = archive.read(next(n for n in names if n.endswith(".dist-info/METADATA"))).decode()
     bundle = ROOT / "models" / "repository" / DEMO_BUNDLE / "1"
-    expected = {p.relative_to(ROOT).as_posix() for p in bundle.iterdir() if p.suffix in (".onnx", ".json")}
+    expected = {p.relative_to(ROOT).as_posix() for p in bundle.iterdir() if p.suffix in (".onnx", ".json", ".pt")}
     expected |= {p.relative_to(ROOT).as_posix() for p in (ROOT / "service" / "static").iterdir()}
     expected |= {"models/manifest.schema.json", "service/healthcheck.py", "cli/__init__.py"}
     assert len(expected) >= 11 and expected <= names
