@@ -145,6 +145,7 @@ class SessionRecording:
         self.marker_inlet: MarkerInlet | None = None
         self._queue: queue.Queue = queue.Queue(maxsize=MAX_QUEUED_CHUNKS)
         self._lock = threading.Lock()
+        self._finish_lock = threading.Lock()
         self._writer = XdfWriter(path)  # OSError / FileExistsError: the manager answers
         self._thread = threading.Thread(
             target=self._write_loop, name=f"m2s-recording-{recording_id}", daemon=True
@@ -241,7 +242,13 @@ class SessionRecording:
 
     def finish(self, timeout: float = 10.0) -> None:
         """Stop the writer after what is queued, write the footers and close the file (idempotent)."""
+        with self._finish_lock:  # a DELETE, a calibration's end and the service's shutdown may all finish it
+            self._finish(timeout)
+
+    def _finish(self, timeout: float) -> None:
         with self._lock:
+            if self._writer.closed:
+                return
             if self.state == "recording":
                 self.state = "closing"
         self._queue.put(None)  # after every queued chunk

@@ -1,13 +1,17 @@
 """Fixtures running the REAL service app under uvicorn on a free loopback port (reused by the service tests)."""
 
+import asyncio
 import contextlib
+import json
 import tempfile
 import threading
 import time
 
 import httpx
+import numpy as np
 import pytest
 import uvicorn
+from websockets.asyncio.client import connect
 
 from models.repository import DEFAULT_REPOSITORY, DEMO_BUNDLE
 from service.app import create_app
@@ -94,3 +98,36 @@ def serve_module():
     """Like :func:`serve`, but the servers live until the end of the test module."""
     with contextlib.ExitStack() as stack:
         yield lambda app: stack.enter_context(run_server(app))
+
+
+#: The longest live window (eye: 18 s of signal): states whose context straddles a trial change are not scored.
+CONTEXT_S = 18.0
+
+
+def score_states(states, sim, modality, keep=lambda state: True) -> tuple[float, int]:
+    """Balanced accuracy of the ``modality`` states that ``keep`` accepts against the simulator's ground truth
+    (states whose whole context lies in one trial); and how many were scored."""
+    truth, pred = [], []
+    for s in states:
+        if s["modality"] != modality or not keep(s):
+            continue
+        label = sim.label_at(s["lsl_time"])
+        if label is None or sim.label_at(s["lsl_time"] - CONTEXT_S) != label:
+            continue
+        truth.append(label)
+        pred.append(s["label"])
+    truth, pred = np.asarray(truth), np.asarray(pred)
+    recalls = [np.mean(pred[truth == c] == c) for c in np.unique(truth)]
+    return float(np.mean(recalls)) if recalls else float("nan"), len(truth)
+
+
+async def collect_states(url, states: list, until) -> None:
+    """Append every EmotionState of the service's /ws to ``states`` until ``until()`` is true (checked twice a second)."""
+    async with connect(url.replace("http://", "ws://") + "/ws") as ws:
+        while not until():
+            try:
+                msg = json.loads(await asyncio.wait_for(ws.recv(), 0.5))
+            except asyncio.TimeoutError:
+                continue
+            if msg.get("type") == "state":
+                states.append(msg["state"])

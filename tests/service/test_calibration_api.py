@@ -7,21 +7,18 @@ following trials from a real websockets client against the simulator's ground tr
 """
 
 import asyncio
-import json
 import os
 import time
 
 import httpx
-import numpy as np
 import pytest
-from websockets.asyncio.client import connect
 
 from clients.simulator import Simulator
 from models.repository import ModelRepository
 from service.app import create_app
 from service.config import AttachRequest
 from synthetic import SyntheticConfig
-from tests.service.conftest import make_settings, run_server
+from tests.service.conftest import collect_states, make_settings, run_server, score_states
 
 CLASSES = ["negative", "neutral", "positive"]
 
@@ -268,104 +265,6 @@ TRIAL_S = 30.0
 CONTEXT_S = 18.0  # the longest window (eye: 18 s of signal): states straddling a trial change are skipped
 
 
-def _score(states, sim, modality, model_name):
-    truth, pred = [], []
-    for s in states:
-        if s["modality"] != modality or s["model"]["name"] != model_name:
-            continue
-        label = sim.label_at(s["lsl_time"])
-        if label is None or sim.label_at(s["lsl_time"] - CONTEXT_S) != label:
-            continue
-        truth.append(label)
-        pred.append(s["label"])
-    truth, pred = np.asarray(truth), np.asarray(pred)
-    recalls = [np.mean(pred[truth == c] == c) for c in np.unique(truth)]
-    return float(np.mean(recalls)) if recalls else float("nan"), len(truth)
-
-
-async def _collect(url, states, until):
-    async with connect(url.replace("http://", "ws://") + "/ws") as ws:
-        while not until():
-            try:
-                msg = json.loads(await asyncio.wait_for(ws.recv(), 0.5))
-            except asyncio.TimeoutError:
-                continue
-            if msg.get("type") == "state":
-                states.append(msg["state"])
-
-
-@pytest.mark.slow
-def test_marker_calibration_end_to_end_activates_without_a_gap(tmp_path):
-    """Simulator (unseen subject 0, 3 calibration trials per class with markers, then test trials) -> service
-    -> calibration by markers -> fit with activate -> the following states come from the participant's model,
-    with no gap longer than one hop at the swap, and follow the ground truth."""
-    sim = Simulator(
-        SyntheticConfig(trial_duration_s=TRIAL_S),
-        subject=0,
-        modalities=("eeg", "eye"),
-        calibration_trials=3,
-        speed=SPEED,
-        source_id_prefix=f"calapi{os.getpid()}",
-    )
-    attach = [AttachRequest(modality=m, source_id=sim.source_ids[m]) for m in sim.modalities]
-    states: list[dict] = []
-    with run_server(
-        create_app(make_settings(attach=attach, calibrated_repository=tmp_path, stale_after_s=30.0))
-    ) as url:
-        http = httpx.Client(base_url=url, timeout=60)
-        streams = {s["modality"]: s["id"] for s in http.get("/streams").json()["data"]}
-        r = http.post(
-            "/calibrations",
-            json={
-                "participant": "sim-s0",
-                "streams": list(streams.values()),
-                "labels": {"markers": {"source_id": sim.source_ids["markers"]}},
-            },
-        )
-        assert r.status_code == 201, r.text
-        cid = r.json()["id"]
-        with sim:
-            phase = {"done": False, "result": None}
-
-            def until():
-                if not phase["done"]:
-                    cal = http.get(f"/calibrations/{cid}").json()
-                    if any(e["phase"] == "test" for e in cal["events"]):  # the calibration phase is over
-                        phase["done"] = True
-                        phase["fit_at"] = time.monotonic()
-                        r = http.post(
-                            f"/calibrations/{cid}/fit", json={"activate": True, "train_modality": None}
-                        )
-                        assert r.status_code == 200, r.text
-                        phase["result"] = r.json()
-                    return False
-                return time.monotonic() > phase["fit_at"] + 3 * TRIAL_S / SPEED
-
-            asyncio.run(_collect(url, states, until))
-        result = phase["result"]
-        cal = http.get(f"/calibrations/{cid}").json()
-    assert sim.error is None
-    assert result["model"] == {"name": "m2s-synthetic-demo-sim-s0", "version": 1}
-    assert sorted(result["activated"]) == sorted(streams.values())
-    assert cal["state"] == "done" and cal["result"] == result
-    assert min(result["validation"]["n_trials"].values()) >= 2
-    bundle = ModelRepository(tmp_path).load("m2s-synthetic-demo-sim-s0")
-    assert bundle.manifest.calibration.participant == "sim-s0"
-    report = {}
-    for m, sid in streams.items():
-        mine = [s for s in states if s["stream_id"] == sid]
-        names = [s["model"]["name"] for s in mine]
-        switch = names.index("m2s-synthetic-demo-sim-s0")
-        assert set(names[switch:]) == {"m2s-synthetic-demo-sim-s0"}
-        times = np.array([s["lsl_time"] for s in mine[switch - 3 : switch + 3]])
-        assert np.all(np.diff(times) < 2.0 + 0.01), f"{m}: a gap at the swap: {np.diff(times)}"  # hop: 2 s
-        report[m] = _score(states, sim, m, "m2s-synthetic-demo-sim-s0")
-    print(f"calibrated live balanced accuracy: {report}; validation {result['validation']}")  # noqa: T201
-    for m, (bacc, n) in report.items():
-        assert n >= 10, f"{m}: only {n} scored states"
-        assert bacc > 0.5, f"{m}: calibrated balanced accuracy {bacc:.3f} (chance 1/3)"
-
-
 @pytest.mark.slow
 def test_rest_labels_end_to_end_with_a_cross_modal_head(tmp_path):
     """The experimenter labels through REST at each trial onset (real time: REST labels carry the service's
@@ -411,7 +310,7 @@ def test_rest_labels_end_to_end_with_a_cross_modal_head(tmp_path):
                         step["fit_at"], step["result"] = time.monotonic(), r.json()
                 return step["fit_at"] is not None and time.monotonic() > step["fit_at"] + 2 * trial_s
 
-            asyncio.run(_collect(url, states, until))
+            asyncio.run(collect_states(url, states, until))
         cal = http.get(f"/calibrations/{cid}").json()
     result = step["result"]
     assert sim.error is None
@@ -424,6 +323,9 @@ def test_rest_labels_end_to_end_with_a_cross_modal_head(tmp_path):
     manifest = ModelRepository(tmp_path).load("m2s-synthetic-demo-rest-1").manifest
     assert manifest.calibration.heads == {"ecg": "eeg", "eeg": "eeg"}
     assert manifest.calibration.train_modality == "eeg"
-    scores = {m: _score(states, sim, m, "m2s-synthetic-demo-rest-1") for m in streams}
+    scores = {
+        m: score_states(states, sim, m, lambda s: s["model"]["name"] == "m2s-synthetic-demo-rest-1")
+        for m in streams
+    }
     print(f"REST-labelled, EEG head: live {scores}; validation {per}")  # noqa: T201
     assert all(n >= 5 for _, n in scores.values()), scores

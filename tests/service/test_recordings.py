@@ -8,6 +8,7 @@ import os
 import resource
 import signal
 import stat
+import threading
 import time
 
 import httpx
@@ -18,6 +19,7 @@ from clients.service_process import ServiceProcess
 from clients.simulator import Simulator
 from service.app import create_app
 from service.config import AttachRequest
+from service.recordings import SessionRecording
 from signals.recording import read_recording, repair_xdf, xdf_complete_length
 from synthetic import SyntheticConfig
 from tests.service.conftest import make_settings, run_server
@@ -111,6 +113,20 @@ def test_a_calibration_records_its_session_with_the_rest_labels(server):
     markers = read_recording(folder / rec["file"]).marker_stream()
     assert markers.texts == ("trial_start:positive", "trial_end")
     assert rec["file"] == f"calibration-p-rec-{cid[4:]}.xdf"
+
+
+def test_finishing_twice_or_concurrently_is_harmless(tmp_path):
+    """A calibration's end, a DELETE and the service's shutdown may all finish one recording."""
+    recording = SessionRecording("rec-1", "x", tmp_path / "x.xdf", {}, None)
+    recording.on_marker(1.0, "trial_start:positive")
+    threads = [threading.Thread(target=recording.finish) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(10)
+    recording.finish()
+    assert recording.snapshot()["state"] == "closed"
+    assert read_recording(tmp_path / "x.xdf").marker_stream().texts == ("trial_start:positive",)
 
 
 def test_a_simulated_session_is_recorded_as_received(tmp_path):
