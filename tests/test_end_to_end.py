@@ -14,7 +14,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import os
 import time
@@ -22,7 +21,6 @@ import time
 import numpy as np
 import pylsl
 import pytest
-from websockets.asyncio.client import connect
 
 from clients.replay import Replayer, load_recording
 from clients.simulator import Simulator
@@ -30,7 +28,7 @@ from service.app import create_app
 from service.config import AttachRequest
 from signals.spec import DESpec
 from synthetic import SyntheticConfig
-from tests.service.conftest import make_settings, run_server
+from tests.service.conftest import collect_states, make_settings, run_server
 
 logger = logging.getLogger(__name__)
 
@@ -70,19 +68,7 @@ def test_live_accuracy_follows_ground_truth(speed, playback_s):
     states: list[dict] = []
     with sim:
         with run_server(create_app(make_settings(attach=attach, stale_after_s=30.0))) as base:
-            url = base.replace("http://", "ws://") + "/ws"
-
-            async def collect():
-                async with connect(url) as ws:
-                    while not sim.wait(0):
-                        try:
-                            msg = json.loads(await asyncio.wait_for(ws.recv(), 0.5))
-                        except asyncio.TimeoutError:
-                            continue
-                        if msg.get("type") == "state":
-                            states.append(msg["state"])
-
-            asyncio.run(collect())
+            asyncio.run(collect_states(base, states, lambda: sim.wait(0)))
     assert sim.error is None
     print(  # noqa: T201
         f"collected {len(states)} states: "

@@ -32,6 +32,13 @@ def _where(loc: tuple) -> str:
     return text or (str(loc[0]) if loc else "request")
 
 
+def sentence(err: Exception) -> str:
+    """An exception's message as the ``detail`` sentence: capitalised, and unquoted for a KeyError (whose str()
+    would quote it)."""
+    text = str(err.args[0]) if isinstance(err, KeyError) and err.args else str(err)
+    return text[:1].upper() + text[1:]
+
+
 def validation_detail(errors: list[dict]) -> tuple[int, str]:
     """Status and one-sentence detail for FastAPI validation errors."""
     for e in errors:
@@ -75,4 +82,4 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(Exception, _unexpected)
 
 
-__all__ = ["INTERNAL_ERROR", "install_error_handlers", "validation_detail"]
+__all__ = ["INTERNAL_ERROR", "install_error_handlers", "sentence", "validation_detail"]

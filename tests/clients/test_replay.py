@@ -194,14 +194,11 @@ def test_replay_faster_than_real_time_feeds_the_service(tmp_path):
     samples 1 / (4 sfreq) apart and the service's dejitter saw gaps everywhere: no state at x4.
     """
     import asyncio
-    import json
-
-    from websockets.asyncio.client import connect
 
     from service.app import create_app
     from service.config import AttachRequest
     from tests.fixtures.recordings import write_synthetic_edf
-    from tests.service.conftest import make_settings, run_server
+    from tests.service.conftest import collect_states, make_settings, run_server
 
     speed, duration_s = 4.0, 30.0
     path = write_synthetic_edf(tmp_path / "session.edf", duration_s=duration_s)
@@ -215,18 +212,7 @@ def test_replay_faster_than_real_time_feeds_the_service(tmp_path):
     with run_server(app) as base:
         player = Replayer(streams, speed=speed, chunk_s=0.02)
         with player:
-
-            async def collect():
-                async with connect(base.replace("http://", "ws://") + "/ws") as ws:
-                    while not player.wait(0):
-                        try:
-                            msg = json.loads(await asyncio.wait_for(ws.recv(), 0.5))
-                        except asyncio.TimeoutError:
-                            continue
-                        if msg.get("type") == "state":
-                            states.append(msg["state"])
-
-            asyncio.run(collect())
+            asyncio.run(collect_states(base, states, lambda: player.wait(0)))
             listed = {s["modality"]: s for s in httpx.get(f"{base}/streams", timeout=10).json()["data"]}
     assert player.error is None
     counts = {m: sum(s["modality"] == m for s in states) for m in sids}

@@ -20,6 +20,7 @@ from service.api.deps import (
     error_responses,
     resolve_model,
 )
+from service.api.errors import sentence
 from service.calibration import Calibration, CalibrationConflict, CalibrationFailed, CalibrationNotFound
 from service.schemas import (
     CalibrationCreate,
@@ -41,13 +42,7 @@ def _get(calibrations, calibration_id: str) -> Calibration:
     try:
         return calibrations.get(calibration_id)
     except CalibrationNotFound as err:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, _sentence(err)) from None
-
-
-def _sentence(err: Exception) -> str:
-    """The error's message as a sentence (a KeyError's str() would quote it)."""
-    text = str(err.args[0]) if isinstance(err, KeyError) and err.args else str(err)
-    return text[:1].upper() + text[1:]
+        raise HTTPException(status.HTTP_404_NOT_FOUND, sentence(err)) from None
 
 
 @router.post(
@@ -69,16 +64,16 @@ def create_calibration(
         try:
             first = manager.get(body.streams[0])
         except KeyError as err:
-            raise HTTPException(status.HTTP_404_NOT_FOUND, _sentence(err)) from None
+            raise HTTPException(status.HTTP_404_NOT_FOUND, sentence(err)) from None
         base = resolve_model(engine, f"{first.model.name}:{first.model.version}")
     try:
         return _public(calibrations.create(body, base))
     except CalibrationNotFound as err:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, _sentence(err)) from None
+        raise HTTPException(status.HTTP_404_NOT_FOUND, sentence(err)) from None
     except CalibrationConflict as err:
-        raise HTTPException(status.HTTP_409_CONFLICT, _sentence(err)) from None
+        raise HTTPException(status.HTTP_409_CONFLICT, sentence(err)) from None
     except ValueError as err:
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, _sentence(err)) from None
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, sentence(err)) from None
 
 
 @router.get(
@@ -123,9 +118,9 @@ def label_calibration(
     try:
         calibration.label(body.label)
     except ValueError as err:
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, _sentence(err)) from None
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, sentence(err)) from None
     except RuntimeError as err:
-        raise HTTPException(status.HTTP_409_CONFLICT, _sentence(err)) from None
+        raise HTTPException(status.HTTP_409_CONFLICT, sentence(err)) from None
     return _public(calibration)
 
 
@@ -146,13 +141,13 @@ def fit_calibration(
     try:
         result = calibrations.fit(calibration_id, body.train_modality, body.activate)
     except CalibrationFailed as err:  # the fit itself failed: the calibration is now 'failed' (logged)
-        raise HTTPException(status.HTTP_500_INTERNAL_SERVER_ERROR, _sentence(err)) from None
+        raise HTTPException(status.HTTP_500_INTERNAL_SERVER_ERROR, sentence(err)) from None
     except CalibrationNotFound as err:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, _sentence(err)) from None
+        raise HTTPException(status.HTTP_404_NOT_FOUND, sentence(err)) from None
     except CalibrationConflict as err:
-        raise HTTPException(status.HTTP_409_CONFLICT, _sentence(err)) from None
+        raise HTTPException(status.HTTP_409_CONFLICT, sentence(err)) from None
     except ValueError as err:
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, _sentence(err)) from None
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, sentence(err)) from None
     return CalibrationResult.model_validate(result)
 
 
@@ -169,6 +164,6 @@ def delete_calibration(calibration_id: str, calibrations: CalibrationsDep) -> Ca
     try:
         return _public(calibrations.cancel(calibration_id))
     except CalibrationNotFound as err:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, _sentence(err)) from None
+        raise HTTPException(status.HTTP_404_NOT_FOUND, sentence(err)) from None
     except CalibrationConflict as err:
-        raise HTTPException(status.HTTP_409_CONFLICT, _sentence(err)) from None
+        raise HTTPException(status.HTTP_409_CONFLICT, sentence(err)) from None

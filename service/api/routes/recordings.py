@@ -12,6 +12,7 @@ from __future__ import annotations
 from fastapi import APIRouter, HTTPException, status
 
 from service.api.deps import Authenticated, JsonBody, RecordingsDep, error_responses
+from service.api.errors import sentence
 from service.recordings import RecordingConflict, RecordingNotFound, SessionRecording
 from service.schemas import RecordingCreate, RecordingPublic, RecordingsPublic
 
@@ -20,11 +21,6 @@ router = APIRouter(prefix="/recordings", tags=["recordings"], dependencies=[Auth
 
 def _public(recording: SessionRecording) -> RecordingPublic:
     return RecordingPublic.model_validate(recording.snapshot())
-
-
-def _sentence(err: Exception) -> str:
-    text = str(err.args[0]) if isinstance(err, KeyError) and err.args else str(err)
-    return text[:1].upper() + text[1:]
 
 
 @router.post(
@@ -41,11 +37,11 @@ def create_recording(body: RecordingCreate, recordings: RecordingsDep) -> Record
     try:
         return _public(recordings.start(body.streams, body.markers, body.name))
     except KeyError as err:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, _sentence(err)) from None
+        raise HTTPException(status.HTTP_404_NOT_FOUND, sentence(err)) from None
     except RecordingConflict as err:
-        raise HTTPException(status.HTTP_409_CONFLICT, _sentence(err)) from None
+        raise HTTPException(status.HTTP_409_CONFLICT, sentence(err)) from None
     except ValueError as err:
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, _sentence(err)) from None
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, sentence(err)) from None
 
 
 @router.get(
@@ -67,7 +63,7 @@ def get_recording(recording_id: str, recordings: RecordingsDep) -> RecordingPubl
     try:
         return _public(recordings.get(recording_id))
     except RecordingNotFound as err:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, _sentence(err)) from None
+        raise HTTPException(status.HTTP_404_NOT_FOUND, sentence(err)) from None
 
 
 @router.delete(
@@ -82,4 +78,4 @@ def close_recording(recording_id: str, recordings: RecordingsDep) -> RecordingPu
     try:
         return _public(recordings.stop(recording_id))
     except RecordingNotFound as err:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, _sentence(err)) from None
+        raise HTTPException(status.HTTP_404_NOT_FOUND, sentence(err)) from None

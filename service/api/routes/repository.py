@@ -27,6 +27,7 @@ from service.api.deps import (
     model_not_found,
     require_json,
 )
+from service.api.errors import sentence
 from service.reload import LoadFailed, ModelPoller, RefreshBusy
 from service.schemas import (
     ModelRef,
@@ -116,9 +117,7 @@ def load_model(
             "on their version; fix or replace the bundle, then load again.",
         ) from None
     except RefreshBusy as err:
-        raise HTTPException(
-            status.HTTP_503_SERVICE_UNAVAILABLE, str(err)[:1].upper() + str(err)[1:]
-        ) from None
+        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, sentence(err)) from None
     except RuntimeError:  # the engine closed: shutting down
         raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, NOT_READY) from None
     if refresh.loaded is None:  # every version vanished meanwhile
