@@ -155,6 +155,7 @@ def _record(client: Client, args: argparse.Namespace, out: TextIO) -> RecordingI
     """Start, report, stop; the final state (None: interrupted before the recording started)."""
     streams = _streams_option(args.streams) if args.streams is not None else None
     markers = parse_selector(args.markers) if args.markers is not None else None
+    known = None  # this run's recordings before ours: the ids to leave alone after an interrupted start
     try:
         if streams is None:
             streams = [s.id for s in client.streams()]
@@ -164,13 +165,22 @@ def _record(client: Client, args: argparse.Namespace, out: TextIO) -> RecordingI
                     f"no stream is attached to the service at {args.url}; attach the streams first "
                     "(m2s-serve --attach modality=eeg,type=EEG, or POST /streams), then run again.",
                 )
+        known = {r.id for r in client.recordings().recordings}
         info = client.start_recording(streams, markers=markers, name=args.name)
     except KeyboardInterrupt:
+        # The service may have started it before the interrupt reached us: close what we started.
+        for r in client.recordings().recordings if known is not None else ():
+            if (
+                r.id not in known
+                and r.state == "recording"
+                and set(streams) == {s.stream_id for s in r.streams}
+            ):
+                client.stop_recording(r.id)
         return None
     start = time.monotonic()
     until = "until Ctrl-C" if args.duration is None else f"for {args.duration:g} s"
     modalities = ", ".join(f"{s.stream_id} ({s.modality})" for s in info.streams)
-    try:  # from here on, Ctrl-C closes the recording
+    try:  # from here on, Ctrl-C or a failed progress request closes the recording
         _write(out, f"recording {info.id} to {info.file}: streams {modalities}{_markers(info)}; {until}")
         while info.state == "recording":
             elapsed = time.monotonic() - start
@@ -182,6 +192,10 @@ def _record(client: Client, args: argparse.Namespace, out: TextIO) -> RecordingI
             _write(out, f"[{time.monotonic() - start:5.0f} s] {format_progress(info)}")
     except KeyboardInterrupt:
         _write(out, "interrupted; closing the recording")
+    except M2SError as err:  # no recording of health data is left running unwatched
+        _write(out, f"progress failed ({err}); closing the recording")
+        client.stop_recording(info.id)
+        raise
     return client.stop_recording(info.id)
 
 

@@ -24,6 +24,7 @@ import datetime as _dt
 import shutil
 import tempfile
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -157,6 +158,41 @@ def _next_version(folder: Path) -> int:
     return max(taken, default=0) + 1
 
 
+def publish_next_version(
+    folder: Path, home: Path, manifest_of: Callable[[int], BundleManifest], *, attempts: int = 20
+) -> tuple[Path, BundleManifest]:
+    """Rename a complete bundle folder into place as the next version of ``home`` (``<root>/<name>``).
+
+    The manifest for the claimed version (``manifest_of(version)``) is written and loaded back with the
+    ordinary loader (schema, checksums) before the rename makes it visible, so a polling service never
+    sees half a version. Writers in this process take turns per name; a writer in another process (the
+    service's live fit and ``m2s-train adapt`` in another container) may take the same number: the
+    rename then fails on the existing folder and the next number is tried.
+
+    Returns
+    -------
+    target : Path
+        The version folder.
+    manifest : BundleManifest
+        Its verified manifest.
+    """
+    home.mkdir(parents=True, exist_ok=True)
+    for _ in range(attempts):
+        with _name_lock(home):
+            version = _next_version(home)
+            write_manifest(folder, manifest_of(version))
+            checked = load_manifest(folder)
+            target = home / str(version)
+            try:
+                folder.rename(target)  # atomic within one file system
+            except OSError:
+                if target.exists():  # another process took this version meanwhile
+                    continue
+                raise
+            return target, checked
+    raise RuntimeError(f"could not claim a version in {home}: {attempts} were taken while writing.")
+
+
 def write_calibrated_bundle(
     repository: ModelRepository,
     base: Bundle,
@@ -243,22 +279,21 @@ def write_calibrated_bundle(
             normalisation={m: "participant" if m in normalisations else "base" for m in serve},
             **provenance,
         )
-        with _name_lock(repository.root / name):  # one writer per model name in this process
-            version = _next_version(repository.root / name)
-            new = BundleManifest.model_validate(
+        excluded = {
+            "graphs",
+            "sha256",
+            "name",
+            "version",
+            "created",
+            "calibration",
+            "metrics",
+            "weights_file",
+        }
+
+        def manifest_of(version: int) -> BundleManifest:  # a head-only calibration carries no network weights
+            return BundleManifest.model_validate(
                 {
-                    **manifest.model_dump(
-                        exclude={
-                            "graphs",
-                            "sha256",
-                            "name",
-                            "version",
-                            "created",
-                            "calibration",
-                            "metrics",
-                            "weights_file",  # a head-only calibration carries no network weights
-                        }  # fmt: skip
-                    ),
+                    **manifest.model_dump(exclude=excluded),
                     "name": name,
                     "version": version,
                     "graphs": {m: g.model_dump() for m, g in graphs.items()},
@@ -268,13 +303,8 @@ def write_calibrated_bundle(
                     "calibration": calibration.model_dump(),
                 }
             )
-            write_manifest(tmp, new)
-            checked = load_manifest(
-                tmp
-            )  # the ordinary loader (checksums too) accepts it before it becomes visible
-            target = repository.root / name / str(version)
-            target.parent.mkdir(parents=True, exist_ok=True)
-            tmp.rename(target)  # atomic within one file system; fails if another process took the version
+
+        target, checked = publish_next_version(tmp, repository.root / name, manifest_of)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
@@ -283,6 +313,7 @@ def write_calibrated_bundle(
 
 __all__ = [
     "LinearHeadWeights",
+    "publish_next_version",
     "calibrated_name",
     "composed_graph",
     "default_calibrated_repository",

@@ -331,7 +331,9 @@ class Settings(ServiceAddress):
         if self.recordings_dir is None:
             object.__setattr__(self, "recordings_dir", self.model_repository.resolve().parent / "recordings")
         elif self.recordings_dir.exists() and not self.recordings_dir.is_dir():
-            raise ValueError(f"M2S_RECORDINGS_DIR {str(self.recordings_dir)!r} is a file; point it at a folder.")
+            raise ValueError(
+                f"M2S_RECORDINGS_DIR {str(self.recordings_dir)!r} is a file; point it at a folder."
+            )
         return self
 
     @field_validator("default_model")

@@ -112,7 +112,8 @@ class _RecordedStream:
     n_samples: int = 0
     n_chunks: int = 0
     offset: float = 0.0
-    offset_at: float | None = None  # last sample time whose offset was written
+    offset_at: float | None = None  # last sample time (this host's clock) whose offset was written
+    layout: tuple | None = None  # what the current XDF stream's samples mean (SessionRecording._layout)
     xdf_ids: list[int] = field(default_factory=list)
 
 
@@ -143,6 +144,8 @@ class SessionRecording:
         self._streams = {sid: _RecordedStream(sid, modality) for sid, modality in streams.items()}
         self._markers = _RecordedStream("markers", None)
         self.marker_inlet: MarkerInlet | None = None
+        # on_failed(recording), called once from the writer thread after a failure (the manager detaches it).
+        self.on_failed = None
         self._queue: queue.Queue = queue.Queue(maxsize=MAX_QUEUED_CHUNKS)
         self._lock = threading.Lock()
         self._finish_lock = threading.Lock()
@@ -184,7 +187,8 @@ class SessionRecording:
             if item is None:
                 return
             if self.state == "failed":
-                continue  # drain: nothing more is written
+                self._release()  # drain: nothing more is written
+                continue
             try:
                 if item[0] == "samples":
                     self._write_samples(*item[1:])
@@ -192,22 +196,40 @@ class SessionRecording:
                     self._write_marker(*item[1:])
             except OSError as err:
                 self._fail(_disk_message(err, self.path))
+                self._release()
             except Exception as err:  # a malformed chunk must not end the thread silently
+                if self._writer.closed:
+                    continue  # finish() gave up waiting and closed the file: already reported
                 logger.exception("recording %s: a chunk could not be written", self.id)
                 self._fail(f"a chunk could not be written ({type(err).__name__}: {err})")
+                self._release()
+
+    @staticmethod
+    def _layout(info_xml: str) -> tuple:
+        """What a stream's samples mean: name, type, channel count, format, rate and labels (not uid or host)."""
+        info = ET.fromstring(info_xml.encode())
+        labels = tuple(c.findtext("label") or "" for c in info.iterfind("desc/channels/channel"))
+        keys = ("name", "type", "channel_count", "channel_format", "nominal_srate")
+        return (*((info.findtext(k) or "").strip() for k in keys), labels)
 
     def _write_samples(self, stream_id, info_xml, samples, timestamps, offset) -> None:
         rs = self._streams[stream_id]
         if info_xml is None:
             info_xml = xdf_stream_header(stream_id, "", samples.shape[1], 0.0, "double64")
-        if rs.xdf_id is None or info_xml != rs.info_xml:
-            rs.xdf_id = self._writer.add_stream(_tagged_header(info_xml, stream_id, rs.modality))
-            rs.xdf_ids.append(rs.xdf_id)
-            rs.info_xml, rs.offset_at = info_xml, None
-            rs.name = ET.fromstring(info_xml.encode()).findtext("name")
+        if info_xml != rs.info_xml:
+            layout = self._layout(info_xml)
+            # A restarted outlet (new uid) with the same layout continues its XDF stream (a gap in time); one
+            # that describes its samples differently needs a stream of its own.
+            if rs.xdf_id is None or layout != rs.layout:
+                rs.xdf_id = self._writer.add_stream(_tagged_header(info_xml, stream_id, rs.modality))
+                rs.xdf_ids.append(rs.xdf_id)
+                rs.offset_at, rs.layout, rs.name = None, layout, layout[0]
+            rs.info_xml = info_xml
         t_last = float(timestamps[-1])
         if rs.offset_at is None or offset != rs.offset or t_last - rs.offset_at >= _OFFSET_EVERY_S:
-            self._writer.write_clock_offset(rs.xdf_id, t_last, offset)
+            # Collection time on the outlet's clock, as LabRecorder writes it: readers fit offset(time) and
+            # evaluate it at the outlet's own timestamps.
+            self._writer.write_clock_offset(rs.xdf_id, t_last - offset, offset)
             rs.offset, rs.offset_at = offset, t_last
         self._writer.write_samples(rs.xdf_id, timestamps - offset, samples)
         with self._lock:
@@ -231,12 +253,25 @@ class SessionRecording:
 
     def _fail(self, reason: str) -> None:
         with self._lock:
-            if self.state != "recording":
+            if self.state not in ("recording", "closing"):
                 return
             self.state, self.error = "failed", reason
             self._t1 = time.monotonic()
             self.ended = _now_iso()
         logger.error("recording %s stopped: %s. The streams go on being served.", self.id, reason)
+
+    def _release(self) -> None:
+        """After a failure (writer thread): close the file and stop the taps and the marker worker, once."""
+        try:
+            self._writer.close()  # no footers after a write error (XdfWriter)
+        except OSError:
+            pass
+        callback, self.on_failed = self.on_failed, None
+        if callback is not None:
+            try:
+                callback(self)
+            except Exception:
+                logger.exception("recording %s: releasing its taps failed", self.id)
 
     # -- ending -----------------------------------------------------------------------------------
 
@@ -253,11 +288,16 @@ class SessionRecording:
                 self.state = "closing"
         self._queue.put(None)  # after every queued chunk
         self._thread.join(timeout)
+        if self._thread.is_alive():
+            self._fail(
+                f"the disk did not take the last {self._queue.qsize()} queued chunks within {timeout:g} s of the "
+                "recording's end; the file holds everything before them"
+            )
         try:
             if self.state != "failed":
                 for rs in (*self._streams.values(), self._markers):
                     if rs.xdf_id is not None and rs.offset_at is not None:
-                        self._writer.write_clock_offset(rs.xdf_id, rs.offset_at, rs.offset)
+                        self._writer.write_clock_offset(rs.xdf_id, rs.offset_at - rs.offset, rs.offset)
             self._writer.close()
         except OSError as err:
             self._fail(_disk_message(err, self.path))
@@ -324,6 +364,7 @@ class RecordingManager:
         self.folder = Path(settings.recordings_dir)
         self._lock = threading.Lock()
         self._recordings: dict[str, SessionRecording] = {}
+        self._complete: dict[tuple, bool] = {}  # (file, size, mtime) -> ends with a complete chunk
         self._closed = False
 
     def repair_interrupted(self) -> list[tuple[str, int]]:
@@ -427,6 +468,7 @@ class RecordingManager:
                     f"recordings cannot be written: {_disk_message(err, path)}."
                 ) from None
             self._recordings[recording_id] = recording
+        recording.on_failed = self._detach
         for sid, stream in attached.items():
             stream.lsl.add_raw_tap(recording_id, recording.tap(sid))
         if markers is not None:
@@ -465,10 +507,13 @@ class RecordingManager:
                 if path.name in mine:
                     continue
                 try:
-                    complete, size = xdf_complete_length(path)
+                    stat = path.stat()
+                    key = (path.name, stat.st_size, stat.st_mtime_ns)
+                    if key not in self._complete:  # chunk headers are read once per version of a file
+                        self._complete[key] = xdf_complete_length(path)[0] == stat.st_size
+                    out.append({"file": path.name, "bytes": stat.st_size, "complete": self._complete[key]})
                 except (OSError, ValueError):
-                    complete, size = -1, path.stat().st_size if path.exists() else 0
-                out.append({"file": path.name, "bytes": size, "complete": complete == size})
+                    continue  # vanished meanwhile, or not XDF: not a recording
         return out
 
     def stop(self, recording_id: str) -> SessionRecording:
@@ -493,7 +538,12 @@ class RecordingManager:
 
     def _forget_old(self) -> None:
         with self._lock:
-            ended = [r.id for r in self._recordings.values() if r.state in ("closed", "failed")]
+            # Only recordings whose file is closed: a failed one not yet released must stay reachable.
+            ended = [
+                r.id
+                for r in self._recordings.values()
+                if r.state in ("closed", "failed") and r._writer.closed
+            ]
             for rid in ended[: max(0, len(ended) - MAX_FINISHED)]:
                 self._recordings.pop(rid, None)
 

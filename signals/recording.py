@@ -620,8 +620,10 @@ class XdfWriter:
     Notes
     -----
     Module docstring, "Writing XDF". Thread-safe: calls are serialised. ``OSError`` (a full or
-    unwritable disk) propagates to the caller; the file keeps every chunk written before it.
-    Writing after :meth:`close` raises ``ValueError``.
+    unwritable disk) propagates to the caller and the part of that chunk that was written is cut off
+    again: the file keeps exactly the chunks written before, and the writer writes nothing more
+    (later calls raise ``ValueError``; :meth:`close` then adds no footers). Writing after
+    :meth:`close` raises ``ValueError``.
 
     Examples
     --------
@@ -637,6 +639,7 @@ class XdfWriter:
         self._lock = threading.Lock()
         self._streams: dict[int, _WrittenStream] = {}
         self._bytes = 0
+        self._failed: str | None = None  # the write error after which nothing more is written
         self._last_boundary: float | None = None
         # O_EXCL: never append to (or clobber) someone else's file.
         self._fd: int | None = os.open(
@@ -664,11 +667,24 @@ class XdfWriter:
     def _write(self, data: bytes) -> None:
         if self._fd is None:
             raise ValueError(f"{self.path}: the XDF writer is closed.")
-        view = memoryview(data)
-        while view:
-            n = os.write(self._fd, view)
-            self._bytes += n
-            view = view[n:]
+        if self._failed is not None:
+            raise ValueError(f"{self.path}: the XDF writer stopped after a write error ({self._failed}).")
+        start, view = self._bytes, memoryview(data)
+        try:
+            while view:
+                n = os.write(self._fd, view)
+                self._bytes += n
+                view = view[n:]
+        except OSError as err:
+            # A full disk may take part of a chunk: cut it off, or later chunks (footers) would complete its
+            # declared length and readers would take their bytes for samples.
+            self._failed = err.strerror or str(err)
+            try:
+                os.ftruncate(self._fd, start)
+                self._bytes = start
+            except OSError:
+                pass  # the reader and repair_xdf still stop at the cut chunk if nothing follows it
+            raise
 
     def add_stream(self, header_xml: str) -> int:
         """Write a StreamHeader chunk and return the new stream's id (1, 2, …).
@@ -784,7 +800,7 @@ class XdfWriter:
             if self._fd is None:
                 return
             try:
-                for stream_id, s in self._streams.items():
+                for stream_id, s in self._streams.items() if self._failed is None else ():
                     offsets = "".join(
                         f"<offset><time>{t!r}</time><value>{v!r}</value></offset>" for t, v in s.offsets
                     )

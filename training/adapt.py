@@ -49,14 +49,13 @@ from typing import Any
 
 import numpy as np
 
-from models.bundle import CalibrationProvenance, load_manifest, write_manifest
+from models.bundle import CalibrationProvenance
 from models.calibrated import (
     LinearHeadWeights,
-    _name_lock,
-    _next_version,
     calibrated_name,
     default_calibrated_repository,
     head_graph,
+    publish_next_version,
 )
 from models.repository import DEFAULT_REPOSITORY, Bundle, ModelRepository
 from signals._checks import check_range, ensure_int
@@ -558,27 +557,13 @@ def _export(into: Path, name, items, heads, provenance, manifest, model, seq_len
         calibration = CalibrationProvenance.model_validate(
             {**provenance, "created": now, "head_files": head_files}
         )
-        for _attempt in range(20):
-            with _name_lock(into / name):
-                version = _next_version(into / name)
-                new = exported.manifest.model_copy(
-                    update={"version": version, "sha256": sha, "calibration": calibration}
-                )
-                write_manifest(folder, new)
-                checked = load_manifest(
-                    folder
-                )  # the ordinary loader (schema, checksums) before it is visible
-                target = into / name / str(version)
-                target.parent.mkdir(parents=True, exist_ok=True)
-                try:
-                    folder.rename(target)  # atomic within one file system
-                except OSError:
-                    if target.exists():  # another writer took this version meanwhile: take the next one
-                        continue
-                    raise
-                break
-        else:
-            raise RuntimeError(f"could not claim a version of {name} in {into}: 20 were taken while writing.")
+        target, checked = publish_next_version(
+            folder,
+            into / name,
+            lambda version: exported.manifest.model_copy(
+                update={"version": version, "sha256": sha, "calibration": calibration}
+            ),
+        )
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return Bundle(path=target, manifest=checked)

@@ -215,17 +215,21 @@ class CalibrationManager:
                 )
             self._calibrations[calibration.id] = calibration
         if request.record:
-            try:
+            try:  # the file name keeps to 64 characters whatever the participant id's length
                 recording = self.recordings.start(
                     list(attached),
                     request.labels.markers,
-                    f"calibration-{request.participant}-{calibration.id[4:]}",
+                    f"calibration-{request.participant[:41]}-{calibration.id[4:]}",
                     calibration_id=calibration.id,
                 )
-            except RecordingConflict as err:
+            except BaseException as err:  # no calibration without the recording it was asked for
                 with self._lock:
                     self._calibrations.pop(calibration.id, None)
-                raise CalibrationConflict(str(err)) from None
+                if isinstance(err, RecordingConflict):
+                    raise CalibrationConflict(str(err)) from None
+                if isinstance(err, KeyError):
+                    raise CalibrationNotFound(str(err.args[0])) from None
+                raise
             calibration.recording_id = recording.id
             if (
                 request.labels.markers is None

@@ -19,8 +19,8 @@ from clients.service_process import ServiceProcess
 from clients.simulator import Simulator
 from service.app import create_app
 from service.config import AttachRequest
-from service.recordings import SessionRecording
-from signals.recording import read_recording, repair_xdf, xdf_complete_length
+from service.recordings import RecordingManager, SessionRecording
+from signals.recording import read_recording, repair_xdf, xdf_complete_length, xdf_stream_header
 from synthetic import SyntheticConfig
 from tests.service.conftest import make_settings, run_server
 
@@ -113,6 +113,28 @@ def test_a_calibration_records_its_session_with_the_rest_labels(server):
     markers = read_recording(folder / rec["file"]).marker_stream()
     assert markers.texts == ("trial_start:positive", "trial_end")
     assert rec["file"] == f"calibration-p-rec-{cid[4:]}.xdf"
+    long_id = (
+        "p" * 45
+    )  # the longest id whose calibrated name (m2s-synthetic-demo-<id>) keeps to 64 characters
+    body = {"participant": long_id, "streams": [ids["eeg"]], "labels": {"rest": True}, "record": True}
+    cal = http.post("/calibrations", json=body)
+    assert cal.status_code == 201, cal.text
+    rec = http.get(f"/recordings/{cal.json()['recording_id']}").json()
+    assert rec["file"] == f"calibration-{'p' * 41}-{cal.json()['id'][4:]}.xdf"
+    assert http.delete(f"/calibrations/{cal.json()['id']}").status_code == 200
+    # A refused recording leaves no calibration behind: the stream is free for the next one.
+    taken = http.post("/recordings", json={"streams": [ids["eeg"]]}).json()
+    r = http.post("/calibrations", json={"participant": "p-2", "streams": [ids["eeg"]], "labels": {"rest": True},
+                                         "record": True})  # fmt: skip
+    assert r.status_code == 409 and r.json()["detail"].startswith(
+        f"Stream(s) ['{ids['eeg']}'] are already being recorded"
+    )
+    http.delete(f"/recordings/{taken['id']}")
+    r = http.post(
+        "/calibrations", json={"participant": "p-2", "streams": [ids["eeg"]], "labels": {"rest": True}}
+    )
+    assert r.status_code == 201, r.text
+    assert http.delete(f"/calibrations/{r.json()['id']}").status_code == 200
 
 
 def test_finishing_twice_or_concurrently_is_harmless(tmp_path):
@@ -127,6 +149,70 @@ def test_finishing_twice_or_concurrently_is_harmless(tmp_path):
     recording.finish()
     assert recording.snapshot()["state"] == "closed"
     assert read_recording(tmp_path / "x.xdf").marker_stream().texts == ("trial_start:positive",)
+
+
+def test_outlet_clocks_are_undone_as_labrecorder_does(tmp_path):
+    """An outlet on another machine: its clock 5.8 days behind this host's and drifting 1 ppm. The file carries
+    its own timestamps and the offsets at times on its clock, so a reader synchronising clocks gets this host's
+    times back (written with this host's times instead, pyxdf's fit is off by drift x offset = 0.5 s)."""
+    recording = SessionRecording("rec-1", "x", tmp_path / "x.xdf", {"eeg-1": "eeg"}, None)
+    tap = recording.tap("eeg-1")
+    header = xdf_stream_header("EEG", "EEG", 2, 100.0, "float32", channels=("Cz", "Pz"))
+    host = 1000.0 + np.arange(60_000) / 100.0  # 10 minutes at 100 Hz, on this host's clock
+
+    def offset(t):  # what liblsl adds to the outlet's timestamps
+        return 5e5 + 1e-6 * (t - 1000.0)
+
+    for lo in range(0, len(host), 500):
+        ts = host[lo : lo + 500]
+        tap(header, np.zeros((len(ts), 2), np.float32), ts, offset(ts[-1]))
+    recording.finish()
+    back = read_recording(tmp_path / "x.xdf", gap_factor=None).streams[0].timestamps
+    assert np.max(np.abs(back - host)) < 2e-3
+    (raw,), _ = pyxdf.load_xdf(str(tmp_path / "x.xdf"), synchronize_clocks=False, dejitter_timestamps=False)
+    own = raw["time_stamps"]  # the outlet's clock
+    np.testing.assert_allclose(own, host - offset(host), atol=1e-3)
+    times = np.asarray(raw["clock_times"])  # offsets measured at times on the outlet's clock, like its samples
+    assert own[0] - 5.0 <= times.min() and times.max() <= own[-1] + 1e-6
+
+
+def test_a_restarted_outlet_continues_its_stream_unless_its_layout_changed(tmp_path):
+    recording = SessionRecording("rec-1", "x", tmp_path / "x.xdf", {"eeg-1": "eeg"}, None)
+    tap = recording.tap("eeg-1")
+    first = xdf_stream_header(
+        "EEG", "EEG", 2, 100.0, "float32", "amp", channels=("Cz", "Pz"), extra={"uid": "a"}
+    )
+    restarted = first.replace("<uid>a</uid>", "<uid>b</uid>")  # a new outlet instance, same samples
+    rewired = xdf_stream_header("EEG", "EEG", 3, 100.0, "float32", "amp", channels=("Cz", "Pz", "Oz"))
+    for k, (header, n) in enumerate(((first, 2), (restarted, 2), (rewired, 3))):
+        tap(header, np.full((10, n), k, np.float32), 10.0 * k + np.arange(10) / 100.0, 0.0)
+    recording.finish()
+    assert recording.snapshot()["streams"][0]["xdf_stream_ids"] == [1, 2]
+    streams = read_recording(tmp_path / "x.xdf", gap_factor=None).streams
+    assert [s.n_channels for s in streams] == [2, 3] and streams[0].n_times == 20
+
+
+def test_interrupted_recordings_are_repaired_at_start(tmp_path):
+    """What a killed service leaves (a half-written last chunk) is cut off when the next one starts; complete files
+    are left alone and listed as stored."""
+    for name in ("good", "cut"):
+        recording = SessionRecording("rec-1", name, tmp_path / f"{name}.xdf", {"eeg-1": "eeg"}, None)
+        tap = recording.tap("eeg-1")
+        header = xdf_stream_header("EEG", "EEG", 2, 100.0, "float32")
+        for k in range(3):
+            tap(header, np.zeros((50, 2), np.float32), k + np.arange(50) / 100.0, 0.0)
+        recording.finish()
+    cut = tmp_path / "cut.xdf"
+    size = cut.stat().st_size
+    os.truncate(cut, size - 7)
+    good_bytes = (tmp_path / "good.xdf").read_bytes()
+    manager = RecordingManager(None, make_settings(recordings_dir=tmp_path))
+    assert manager.stored()[0] == {"file": "cut.xdf", "bytes": size - 7, "complete": False}
+    removed = manager.repair_interrupted()
+    assert len(removed) == 1 and removed[0][0] == "cut.xdf" and removed[0][1] > 0
+    assert (tmp_path / "good.xdf").read_bytes() == good_bytes
+    assert [s["complete"] for s in manager.stored()] == [True, True]
+    assert pyxdf.load_xdf(str(cut))[0][0]["time_series"].shape[1] == 2
 
 
 def test_a_simulated_session_is_recorded_as_received(tmp_path):

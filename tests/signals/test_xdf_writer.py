@@ -145,3 +145,41 @@ def test_bad_input_is_refused_with_the_way_out(tmp_path):
         XdfWriter(path)  # never clobbers a recording
     with pytest.raises(ValueError, match="channel_format 'float16' is not an XDF format"):
         xdf_stream_header("X", "X", 1, 1.0, "float16")
+
+
+def test_a_write_error_cuts_the_partial_chunk_and_adds_nothing_after(tmp_path):
+    """A file-size limit (as a full disk) stops a write mid-chunk; the writer cuts that part off, and closing once
+    space is back writes no footers that would otherwise complete the cut chunk's declared length."""
+    path = tmp_path / "full.xdf"
+    child = textwrap.dedent(
+        f"""
+        import resource, numpy as np
+        from signals.recording import XdfWriter, read_recording, xdf_complete_length, xdf_stream_header
+        resource.setrlimit(resource.RLIMIT_FSIZE, (100_000, resource.RLIM_INFINITY))
+        w = XdfWriter({str(path)!r})
+        sid = w.add_stream(xdf_stream_header("EEG", "EEG", 62, 200.0, "float32"))
+        k = 0
+        try:
+            while True:
+                w.write_samples(sid, 10.0 + (k * 40 + np.arange(40)) / 200.0, np.full((40, 62), k, np.float32))
+                k += 1
+        except OSError as err:
+            print("error", err.errno, flush=True)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (resource.RLIM_INFINITY, resource.RLIM_INFINITY))  # space is back
+        try:
+            w.write_samples(sid, [99.0], np.zeros((1, 62), np.float32))
+        except ValueError as err:
+            print("refused", "stopped after a write error" in str(err), flush=True)
+        w.close()
+        complete, size = xdf_complete_length({str(path)!r})
+        s = read_recording({str(path)!r}, gap_factor=None).streams[0]
+        print("chunks", k, complete == size, s.n_times == 40 * k, float(s.data.max()) == k - 1, flush=True)
+        """
+    )
+    done = subprocess.run([sys.executable, "-c", child], capture_output=True, text=True, cwd=os.getcwd(), timeout=60)
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.split("\n")
+    assert lines[0] == "error 27"  # EFBIG: File too large
+    assert lines[1] == "refused True"
+    k = int(lines[2].split()[1])
+    assert k > 5 and lines[2].endswith("True True True")

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, HTTPException, status
 
-from service.api.deps import Authenticated, JsonBody, RecordingsDep, error_responses
+from service.api.deps import NOT_READY, Authenticated, JsonBody, RecordingsDep, error_responses
 from service.api.errors import sentence
 from service.recordings import RecordingConflict, RecordingNotFound, SessionRecording
 from service.schemas import RecordingCreate, RecordingPublic, RecordingsPublic
@@ -42,6 +42,8 @@ def create_recording(body: RecordingCreate, recordings: RecordingsDep) -> Record
         raise HTTPException(status.HTTP_409_CONFLICT, sentence(err)) from None
     except ValueError as err:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, sentence(err)) from None
+    except RuntimeError:  # the manager closed: shutting down
+        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, NOT_READY) from None
 
 
 @router.get(
