@@ -236,7 +236,7 @@ def test_calibrate_end_to_end(tmp_path, capsys):
         SyntheticConfig(trial_duration_s=30.0),
         subject=0,
         modalities=("eeg", "eye"),
-        speed=4.0,
+        speed=8.0,
         calibration_trials=3,
         source_id_prefix=f"m2s-cli-cal-{uuid.uuid4().hex[:12]}",
     )

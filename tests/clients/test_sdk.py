@@ -595,7 +595,7 @@ def test_calibrate_with_markers_end_to_end(tmp_path):
         SyntheticConfig(trial_duration_s=30.0),
         subject=0,
         modalities=("eeg", "eye"),
-        speed=4.0,
+        speed=8.0,
         calibration_trials=3,
         source_id_prefix=prefix,
     )
