@@ -842,7 +842,9 @@ def xdf_complete_length(path: str | Path) -> tuple[int, int]:
     size = path.stat().st_size
     with open(path, "rb") as f:
         if f.read(4) != _XDF_MAGIC:
-            raise ValueError(f"{path} could not be read as XDF: it does not start with 'XDF:' (not an XDF file).")
+            raise ValueError(
+                f"{path} could not be read as XDF: it does not start with 'XDF:' (not an XDF file)."
+            )
         pos = 4
         while pos < size:
             head = f.read(1)

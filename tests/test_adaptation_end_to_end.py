@@ -185,6 +185,6 @@ def test_record_adapt_and_hot_reload_end_to_end(tmp_path):
         }
     print(f"adapt took {step['adapt_s']:.1f} s; live balanced accuracy after the switch: {report}")  # noqa: T201
     for name, scores in report.items():
-        for m, (bacc, n) in scores.items():
+        for m, (_bacc, n) in scores.items():
             assert n >= 8, f"{name}/{m}: only {n} states scored"
     assert report["adapted"]["eeg"][0] > 0.6, report  # chance: 1/3

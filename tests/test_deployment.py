@@ -528,7 +528,9 @@ def test_images_copy_what_a_wheel_with_its_package_data_needs(tmp_path):
         names = set(archive.namelist())
         metadata = archive.read(next(n for n in names if n.endswith(".dist-info/METADATA"))).decode()
     bundle = ROOT / "models" / "repository" / DEMO_BUNDLE / "1"
-    expected = {p.relative_to(ROOT).as_posix() for p in bundle.iterdir() if p.suffix in (".onnx", ".json", ".pt")}
+    expected = {
+        p.relative_to(ROOT).as_posix() for p in bundle.iterdir() if p.suffix in (".onnx", ".json", ".pt")
+    }
     expected |= {p.relative_to(ROOT).as_posix() for p in (ROOT / "service" / "static").iterdir()}
     expected |= {"models/manifest.schema.json", "service/healthcheck.py", "cli/__init__.py"}
     assert len(expected) >= 11 and expected <= names

@@ -25,6 +25,7 @@ from service.config import Settings
 from service.engine import InferenceEngine, LoadedModel
 from service.metrics import ServiceMetrics
 from service.recordings import RecordingManager
+from service.reload import ModelPoller
 from service.streams import StreamManager
 
 # Fixed error details (the tests assert them verbatim; clients may match on them).
@@ -51,28 +52,24 @@ async def get_engine(request: Request) -> InferenceEngine:
     return engine
 
 
-async def get_manager(request: Request) -> StreamManager:
-    """The stream manager; 503 while the service is not ready."""
-    manager = getattr(request.app.state, "manager", None)
-    if manager is None:
-        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, NOT_READY)
-    return manager
+def _ready(attribute: str, what: str):
+    """A dependency returning ``app.state.<attribute>`` (set by the lifespan); 503 while the service is not ready."""
+
+    async def dependency(request: Request):
+        value = getattr(request.app.state, attribute, None)
+        if value is None:
+            raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, NOT_READY)
+        return value
+
+    dependency.__name__ = f"get_{attribute}"
+    dependency.__doc__ = f"The {what}; 503 while the service is not ready."
+    return dependency
 
 
-async def get_calibrations(request: Request) -> CalibrationManager:
-    """The calibration manager; 503 while the service is not ready."""
-    calibrations = getattr(request.app.state, "calibrations", None)
-    if calibrations is None:
-        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, NOT_READY)
-    return calibrations
-
-
-async def get_recordings(request: Request) -> RecordingManager:
-    """The recording manager; 503 while the service is not ready."""
-    recordings = getattr(request.app.state, "recordings", None)
-    if recordings is None:
-        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, NOT_READY)
-    return recordings
+get_manager = _ready("manager", "stream manager")
+get_calibrations = _ready("calibrations", "calibration manager")
+get_recordings = _ready("recordings", "recording manager")
+get_poller = _ready("poller", "model poller (hot reload)")
 
 
 async def get_metrics(request: Request) -> ServiceMetrics:
@@ -86,6 +83,7 @@ EngineDep = Annotated[InferenceEngine, Depends(get_engine)]
 ManagerDep = Annotated[StreamManager, Depends(get_manager)]
 CalibrationsDep = Annotated[CalibrationManager, Depends(get_calibrations)]
 RecordingsDep = Annotated[RecordingManager, Depends(get_recordings)]
+PollerDep = Annotated[ModelPoller, Depends(get_poller)]
 
 
 def token_matches(settings: Settings, presented: str | None) -> bool:
@@ -223,9 +221,12 @@ __all__ = [
     "ModelLoadError",
     "SettingsDep",
     "error_responses",
+    "get_calibrations",
     "get_engine",
     "get_manager",
     "get_metrics",
+    "get_poller",
+    "get_recordings",
     "get_settings",
     "model_not_found",
     "require_json",

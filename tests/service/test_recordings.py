@@ -172,7 +172,7 @@ def test_outlet_clocks_are_undone_as_labrecorder_does(tmp_path):
     (raw,), _ = pyxdf.load_xdf(str(tmp_path / "x.xdf"), synchronize_clocks=False, dejitter_timestamps=False)
     own = raw["time_stamps"]  # the outlet's clock
     np.testing.assert_allclose(own, host - offset(host), atol=1e-3)
-    times = np.asarray(raw["clock_times"])  # offsets measured at times on the outlet's clock, like its samples
+    times = np.asarray(raw["clock_times"])  # measured at times on the outlet's clock, like its samples
     assert own[0] - 5.0 <= times.min() and times.max() <= own[-1] + 1e-6
 
 

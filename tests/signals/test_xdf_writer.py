@@ -94,7 +94,9 @@ def test_boundary_chunks_let_pyxdf_resynchronise(tmp_path):
     """Boundary chunks are written every boundary_every_s of sample time and pyxdf skips them."""
     path = tmp_path / "s.xdf"
     ts, eeg, _ = _write(path, n_chunks=6, chunk=20, boundary_every_s=0.3)
-    assert path.read_bytes().count(bytes.fromhex("43a546dccbf5410fb30ed5467383cbe4")) == 2  # at 0.4 s and 0.8 s
+    assert (
+        path.read_bytes().count(bytes.fromhex("43a546dccbf5410fb30ed5467383cbe4")) == 2
+    )  # at 0.4 s and 0.8 s
     np.testing.assert_array_equal(read_recording(path, gap_factor=None).stream("EEG").data, eeg.T)
 
 
@@ -176,7 +178,9 @@ def test_a_write_error_cuts_the_partial_chunk_and_adds_nothing_after(tmp_path):
         print("chunks", k, complete == size, s.n_times == 40 * k, float(s.data.max()) == k - 1, flush=True)
         """
     )
-    done = subprocess.run([sys.executable, "-c", child], capture_output=True, text=True, cwd=os.getcwd(), timeout=60)
+    done = subprocess.run(
+        [sys.executable, "-c", child], capture_output=True, text=True, cwd=os.getcwd(), timeout=60
+    )
     assert done.returncode == 0, done.stderr
     lines = done.stdout.split("\n")
     assert lines[0] == "error 27"  # EFBIG: File too large

@@ -23,12 +23,13 @@ from service.api.deps import (
     NOT_READY,
     Authenticated,
     EngineDep,
+    PollerDep,
     error_responses,
     model_not_found,
     require_json,
 )
 from service.api.errors import sentence
-from service.reload import LoadFailed, ModelPoller, RefreshBusy
+from service.reload import LoadFailed, RefreshBusy
 from service.schemas import (
     ModelRef,
     RepositoryIndex,
@@ -38,21 +39,11 @@ from service.schemas import (
 )
 
 
-async def get_poller(request: Request) -> ModelPoller:
-    """The app's model poller; 503 while the service is not ready."""
-    poller = getattr(request.app.state, "poller", None)
-    if poller is None:
-        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, NOT_READY)
-    return poller
-
-
 async def json_if_any(request: Request) -> None:
     """415 unless an empty body, or a body declared as JSON (Triton's clients may send none)."""
     if await request.body():
         await require_json(request)
 
-
-PollerDep = Annotated[ModelPoller, Depends(get_poller)]
 
 router = APIRouter(prefix="/v2/repository", tags=["repository"], dependencies=[Authenticated])
 
