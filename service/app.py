@@ -78,7 +78,11 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     calibrations = CalibrationManager(engine, manager, settings, recordings=recordings)
     # Hot reload: streams following a model move to its new versions (every model_poll_interval_s, or on load).
     poller = ModelPoller(
-        engine, manager, interval_s=settings.model_poll_interval_s, skip=calibration_skip(calibrations)
+        engine,
+        manager,
+        interval_s=settings.model_poll_interval_s,
+        skip=calibration_skip(calibrations),
+        in_use=calibrations.bases_in_use,
     )
     try:
         await run_in_threadpool(recordings.repair_interrupted)  # files a killed service left half-written

@@ -179,6 +179,7 @@ class _BatchedSession:
         self._check_signature()
         self.warmup_s = self._warm_up()
         self._queue: queue.SimpleQueue = queue.SimpleQueue()
+        self.stopped = False
         self._busy = threading.Lock()  # held while session.run executes: runs never overlap
         self._stats_lock = threading.Lock()
         self._n_runs = self._n_requests = self._n_windows = self._max_batch_seen = 0
@@ -216,6 +217,9 @@ class _BatchedSession:
         return elapsed
 
     def submit(self, windows: np.ndarray) -> Future[np.ndarray]:
+        """Queue windows for the next batch (the caller holds the engine's state lock, as :meth:`stop`'s)."""
+        if self.stopped:  # a request queued after _STOP would never be answered
+            raise RuntimeError(f"{self.label} was unloaded; load the model again.")
         request = _Request(windows)
         self._queue.put(request)
         return request.future
@@ -232,6 +236,8 @@ class _BatchedSession:
             self._busy.release()
 
     def stop(self) -> None:
+        """Serve what is queued, then end the batcher thread (the caller holds the engine's state lock)."""
+        self.stopped = True
         self._queue.put(_STOP)
 
     def join(self, timeout: float | None) -> bool:
@@ -436,6 +442,27 @@ class InferenceEngine:
             logger.info("loaded %s: %s", key, loaded.providers)
             return loaded
 
+    def unload(self, ref: str) -> bool:
+        """Forget the loaded ``name:version`` and end its sessions once they served what is queued.
+
+        For versions nothing uses any more (the poller unloads the ones it replaced, so that a service
+        taking new versions for days does not keep every one). A later :meth:`predict` on it raises
+        ValueError; :meth:`load` loads it again. Returns whether it was loaded.
+        """
+        check_type(ref, str, "ref")
+        with self._load_lock:
+            loaded = self._models.pop(ref, None)
+            if loaded is None:
+                return False
+            with self._state_lock:  # predict() submits under this lock: nothing is queued after the stop
+                sessions = [self._sessions.pop(k) for k in list(self._sessions) if k[0] == ref]
+                for session in sessions:
+                    session.stop()
+            for key in [k for k in self._embedders if k[0] == ref]:
+                del self._embedders[key]
+        logger.info("unloaded %s (%d session(s))", ref, len(sessions))
+        return True
+
     @property
     def models(self) -> dict[str, LoadedModel]:
         """Loaded models by ``name:version`` (a copy)."""
@@ -500,12 +527,18 @@ class InferenceEngine:
             raise ValueError(
                 f"model {loaded.ref} has no {modality!r} model; its modalities are {sorted(manifest.graphs)}."
             )
-        session = self._sessions[(loaded.ref, modality)]
+        session = self._sessions.get((loaded.ref, modality))
+        if session is None:
+            raise ValueError(f"model {loaded.ref} was unloaded (a newer version replaced it); load it again.")
         windows = self._check_windows(windows, session.shape, f"{loaded.ref}/{modality}")
         # A large request is split so that no run exceeds max_batch windows.
         parts = [windows[i : i + self.max_batch] for i in range(0, len(windows), self.max_batch)]
         with self._state_lock:
             self._check_open("predict()")
+            if session.stopped:
+                raise ValueError(
+                    f"model {loaded.ref} was unloaded (a newer version replaced it); load it again."
+                )
             inline = self.max_wait_s == 0 and session.claim()
             if not inline:
                 futures = [session.submit(part) for part in parts]

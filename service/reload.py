@@ -11,6 +11,8 @@ latest version is not what all its followers serve:
 2. switches every following stream to it (:meth:`~service.streams.StreamManager.follow`: between
    two chunks; with the same feature spec the next state comes one hop after the last, so no
    state is missed). Each switch is logged.
+3. unloads the versions of that name it replaced once no stream serves them (nor a running
+   calibration as its base), so memory and threads do not grow with every version.
 
 Rules
 -----
@@ -117,6 +119,9 @@ class ModelPoller:
     skip : callable or None
         ``skip(stream_id, graph) -> reason or None``, asked before switching a stream (see
         :meth:`~service.streams.StreamManager.follow`).
+    in_use : callable or None
+        ``in_use() -> set of 'name:version'`` that must stay loaded besides what streams serve (the
+        bases of running calibrations).
 
     Notes
     -----
@@ -131,6 +136,7 @@ class ModelPoller:
         *,
         interval_s: float,
         skip: Callable[[str, ModalityGraph], str | None] | None = None,
+        in_use: Callable[[], set[str]] | None = None,
     ):
         check_type(engine, InferenceEngine, "engine")
         check_type(streams, StreamManager, "streams")
@@ -145,6 +151,7 @@ class ModelPoller:
         self.streams = streams
         self.interval_s = interval_s
         self.skip = skip
+        self.in_use = in_use
         self._refresh_lock = threading.Lock()
         self._failed: dict[str, tuple[Fingerprint, str]] = {}  # ref -> (fingerprint, reason)
         self._refused: set[tuple[str, str, str]] = set()  # (stream, ref, reason) already logged
@@ -264,7 +271,17 @@ class ModelPoller:
             logger.info(
                 "model %s: %d following stream(s) switched: %s", ref, len(switched), ", ".join(switched)
             )
+        self._unload_replaced(name, ref)
         return Refresh(loaded=loaded, switched=switched, not_switched=not_switched)
+
+    def _unload_replaced(self, name: str, latest: str) -> None:
+        """Unload the other loaded versions of ``name`` that no stream serves and nothing else uses: a service
+        taking new versions for days keeps only what it serves (a later request for one loads it again)."""
+        served = {f"{s.model.name}:{s.model.version}" for s in self.streams.list()}
+        kept = served | (self.in_use() if self.in_use is not None else set()) | {latest}
+        for ref in self.engine.models:
+            if ref.partition(":")[0] == name and ref not in kept and self.engine.unload(ref):
+                logger.info("model %s: unloaded, replaced by %s and served by no stream", ref, latest)
 
     # -- thread ------------------------------------------------------------------------------------
 

@@ -268,6 +268,11 @@ class CalibrationManager:
                     return c
         return None
 
+    def bases_in_use(self) -> set[str]:
+        """``name:version`` of the base models of the calibrations collecting or fitting (they must stay loaded)."""
+        with self._lock:
+            return {c.base.ref for c in self._calibrations.values() if c.state in ("collecting", "fitting")}
+
     def list(self) -> list[Calibration]:
         """Every calibration, oldest first."""
         with self._lock:

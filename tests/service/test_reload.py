@@ -136,6 +136,48 @@ def test_poller_switches_followers_not_pinned_streams(manager, repo):
     assert manager.get(default).model.version == 1
 
 
+def test_replaced_versions_are_unloaded_once_nothing_uses_them(manager, repo):
+    """Days of new versions do not keep every one loaded: a replaced version goes once no stream serves it and no
+    running calibration has it as its base; a request for it then says so, and a load brings it back."""
+    engine = manager.engine
+    follower, pinned = _attach(manager), _attach(manager, f"{DEMO_BUNDLE}:1")
+    in_use: set[str] = set()
+    poller = ModelPoller(engine, manager, interval_s=0, in_use=lambda: set(in_use))
+    write_version(repo, 2)
+    poller.scan()
+    assert set(engine.models) == {
+        f"{DEMO_BUNDLE}:1",
+        f"{DEMO_BUNDLE}:2",
+    }  # v1 still served by the pinned stream
+    window = np.zeros((1, 5, 310), np.float32)
+    manager.detach(pinned)
+    write_version(repo, 3)
+    in_use.add(f"{DEMO_BUNDLE}:1")  # a calibration's base
+    poller.scan()
+    assert set(engine.models) == {f"{DEMO_BUNDLE}:1", f"{DEMO_BUNDLE}:3"}  # v2 served by nobody: unloaded
+    assert manager.get(follower).model.version == 3
+    in_use.clear()
+    write_version(repo, 4)
+    poller.scan()
+    assert set(engine.models) == {f"{DEMO_BUNDLE}:4"}
+    with pytest.raises(ValueError, match=f"model '{DEMO_BUNDLE}:1' is not loaded"):
+        engine.predict(f"{DEMO_BUNDLE}:1", "eeg", window)
+    assert not engine.unload(f"{DEMO_BUNDLE}:1")  # already gone
+    engine.load(f"{DEMO_BUNDLE}:1")
+    assert engine.predict(f"{DEMO_BUNDLE}:1", "eeg", window).shape == (1, 3)
+
+
+def test_a_request_racing_an_unload_is_answered_not_stranded(manager):
+    """predict() that found a session just before it was unloaded gets a clear error, never a wait without end."""
+    engine = manager.engine
+    ref = engine.load(DEMO_BUNDLE).ref
+    session = engine._sessions[(ref, "eeg")]
+    engine.unload(ref)
+    assert session.stopped and session.join(5)
+    with pytest.raises(RuntimeError, match="was unloaded; load the model again"):
+        session.submit(np.zeros((1, 5, 310), np.float32))
+
+
 def test_a_broken_version_is_logged_once_and_retried_when_its_folder_changes(manager, repo, caplog):
     sid = _attach(manager)
     poller = ModelPoller(manager.engine, manager, interval_s=0)
