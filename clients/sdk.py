@@ -118,6 +118,19 @@ class StreamInfo(_Result):
     last_error: str | None = None
     channels: list[str] | None = None
     sfreq: float | None = None
+    follows_latest: bool = False
+
+
+#: A load warms up every session and may wait for a scan in progress (the service gives up after 60 s).
+_LOAD_TIMEOUT_S = 90.0
+
+
+class ModelLoad(_Result):
+    """``POST /v2/repository/models/{name}/load``: the version now loaded and the streams switched to it."""
+
+    model: ModelRef
+    switched: list[str]
+    not_switched: dict[str, str]
 
 
 class ModelSummary(_Result):
@@ -625,6 +638,12 @@ class Client:
         """Metadata of a model: ``'name'`` (latest version) or ``'name:version'``."""
         return ModelMetadata.model_validate(self._call("GET", _model_path(name)).json())
 
+    def load_model(self, name: str) -> ModelLoad:
+        """Load the latest version of ``name`` now and switch the streams following it (hot reload without
+        waiting for the poller, e.g. right after ``m2s-train adapt``); a broken version is an M2SError (409)."""
+        path = f"/v2/repository/models/{_segment(name)}/load"
+        return ModelLoad.model_validate(self._call("POST", path, timeout=_LOAD_TIMEOUT_S).json())
+
     def streams(self) -> list[StreamInfo]:
         """The attached streams and their health (``GET /streams``)."""
         return [StreamInfo.model_validate(s) for s in self._call("GET", "/streams").json()["data"]]
@@ -982,6 +1001,11 @@ class AsyncClient:
             ModelSummary.model_validate(m) for m in (await self._call("GET", "/v2/models")).json()["data"]
         ]
 
+    async def load_model(self, name: str) -> ModelLoad:
+        """See :meth:`Client.load_model`."""
+        path = f"/v2/repository/models/{_segment(name)}/load"
+        return ModelLoad.model_validate((await self._call("POST", path, timeout=_LOAD_TIMEOUT_S)).json())
+
     async def model(self, name: str) -> ModelMetadata:
         """See :meth:`Client.model`."""
         return ModelMetadata.model_validate((await self._call("GET", _model_path(name))).json())
@@ -1329,6 +1353,7 @@ __all__ = [
     "M2SError",
     "MarkerEvent",
     "ModalityValidation",
+    "ModelLoad",
     "ModelMetadata",
     "ModelRef",
     "ModelSummary",

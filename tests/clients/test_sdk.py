@@ -196,6 +196,30 @@ def test_models_and_model_equal_rest(server_url, meta):
     assert info.value.detail == httpx.get(f"{server_url}/v2/models/no-such-model").json()["detail"]
 
 
+def test_load_model_switches_followers_or_says_why(server_url):
+    """load_model() (the hot-reload route): an up-to-date model answers its version and switches nobody; an unknown
+    one is the service's 404; attach() reports whether the stream follows the model's latest version."""
+    with Client(server_url) as client:
+        info = client.attach("eeg", source_id="never-sdk-load", model=DEMO_BUNDLE)
+        pinned = client.attach("eeg", source_id="never-sdk-load", model=f"{DEMO_BUNDLE}:1")
+        try:
+            assert info.follows_latest and not pinned.follows_latest
+            done = client.load_model(DEMO_BUNDLE)
+            assert done.model.name == DEMO_BUNDLE and done.model.version == 1 and done.switched == []
+            with pytest.raises(M2SError) as missing:
+                client.load_model("no-such-model")
+        finally:
+            client.detach(info.id)
+            client.detach(pinned.id)
+
+    async def go():
+        async with AsyncClient(server_url) as client:
+            return await client.load_model(DEMO_BUNDLE)
+
+    assert asyncio.run(go()).model.version == 1
+    assert missing.value.status == 404 and missing.value.detail.startswith("Model 'no-such-model' not found")
+
+
 def test_ready(server_url):
     """ready() reports the loaded demo bundle."""
     with Client(server_url) as client:
