@@ -34,11 +34,7 @@ from pathlib import Path
 
 import httpx
 import numpy as np
-from calibration import (
-    CONTEXT_S,
-    _balanced_accuracy,
-    _collect,
-)  # benchmarks/calibration.py, the sibling script
+from calibration import _collect, score_sets  # benchmarks/calibration.py, the sibling script
 
 from clients.service_process import ServiceProcess
 from clients.simulator import Simulator
@@ -127,26 +123,7 @@ def run_subject(subject: int, args) -> dict:
             asyncio.run(_collect(server.url.replace("http", "ws", 1) + "/ws", states, stop))
     if sim.error is not None:
         raise RuntimeError(f"the simulator failed: {sim.error}")
-    which = {sid: (set_name, m) for set_name, ms in sets.items() for m, sid in ms.items()}
-    scored: dict[tuple[str, str], tuple[list, list]] = {}
-    for s in states:
-        key = which.get(s["stream_id"])
-        if key is None or s["lsl_time"] < step["after"]:
-            continue
-        label = sim.label_at(s["lsl_time"])
-        if label is None or sim.label_at(s["lsl_time"] - CONTEXT_S) != label:
-            continue
-        truth, pred = scored.setdefault(key, ([], []))
-        truth.append(label)
-        pred.append(s["label"])
-    accuracy = {
-        f"{set_name}/{m}": (
-            _balanced_accuracy(*scored.get((set_name, m), ([], []))),
-            len(scored.get((set_name, m), ([],))[0]),
-        )
-        for set_name in SETS
-        for m in MODALITIES
-    }
+    accuracy = score_sets(states, sim, sets, lambda state, _set: state["lsl_time"] >= step["after"])
     return {
         "subject": subject,
         "accuracy": accuracy,

@@ -51,6 +51,34 @@ def _balanced_accuracy(truth, pred) -> float:
     return float(np.mean(recalls)) if recalls else float("nan")
 
 
+def score_sets(
+    states: list[dict], sim, sets: dict[str, dict[str, str]], keep
+) -> dict[str, tuple[float, int]]:
+    """``"<set>/<modality>"`` -> (balanced accuracy, states scored) of the states of each set of streams
+    (``sets[set][modality] = stream id``) that ``keep(state, set)`` accepts and whose whole context lies in one
+    trial of the simulator's ground truth."""
+    where = {sid: (name, m) for name, ms in sets.items() for m, sid in ms.items()}
+    scored: dict[tuple[str, str], tuple[list, list]] = {}
+    for s in states:
+        key = where.get(s["stream_id"])
+        if key is None or not keep(s, key[0]):
+            continue
+        label = sim.label_at(s["lsl_time"])
+        if label is None or sim.label_at(s["lsl_time"] - CONTEXT_S) != label:
+            continue
+        truth, pred = scored.setdefault(key, ([], []))
+        truth.append(label)
+        pred.append(s["label"])
+    return {
+        f"{name}/{m}": (
+            _balanced_accuracy(*scored.get((name, m), ([], []))),
+            len(scored.get((name, m), ([],))[0]),
+        )
+        for name, ms in sets.items()
+        for m in ms
+    }
+
+
 async def _collect(url: str, states: list, stop) -> None:
     async with websockets.connect(url) as ws:
         while not stop():
@@ -125,22 +153,15 @@ def run_subject(subject: int, args) -> dict:
     if sim.error is not None:
         raise RuntimeError(f"the simulator failed: {sim.error}")
     first_test = next(m.lsl_time for m in sim.labels_timeline if m.phase == "test")
-    stream_set = {sid: (name, m) for name, ms in sets.items() for m, sid in ms.items()}
-    scored: dict[tuple[str, str], tuple[list, list]] = {}
-    for s in states:
-        key = stream_set.get(s["stream_id"])
-        if key is None or s["lsl_time"] - CONTEXT_S < first_test:
-            continue
-        if key[0] != "base" and not s["model"]["name"].endswith(f"-s{subject}-{key[0]}"):
-            continue  # before the swap
-        label = sim.label_at(s["lsl_time"])
-        if label is None or sim.label_at(s["lsl_time"] - CONTEXT_S) != label:
-            continue
-        truth, pred = scored.setdefault(key, ([], []))
-        truth.append(label)
-        pred.append(s["label"])
-    accuracy = {f"{name}/{m}": (_balanced_accuracy(*scored.get((name, m), ([], []))), len(scored.get((name, m), ([],))[0]))
-                for name in sets for m in MODALITIES}  # fmt: skip
+
+    def scored_state(state: dict, set_name: str) -> bool:
+        if state["lsl_time"] - CONTEXT_S < first_test:
+            return False
+        return set_name == "base" or state["model"]["name"].endswith(
+            f"-s{subject}-{set_name}"
+        )  # after the swap
+
+    accuracy = score_sets(states, sim, sets, scored_state)
     during, outside = [], []
     probe_ids = set(probes) | set(sets["base"].values())
     for s in states:
