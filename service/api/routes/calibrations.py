@@ -9,6 +9,9 @@ loading, the fit) are plain ``def``: FastAPI runs them in its threadpool, off th
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 from fastapi import APIRouter, HTTPException, status
 
 from service.api.deps import (
@@ -32,6 +35,26 @@ from service.schemas import (
 )
 
 router = APIRouter(prefix="/calibrations", tags=["calibrations"], dependencies=[Authenticated])
+
+
+# What the manager raises -> the answer's status (first match): the fit itself failing is the service's fault
+# (the calibration is now 'failed', logged), the others are the request's.
+_STATUS_OF = (
+    (CalibrationFailed, status.HTTP_500_INTERNAL_SERVER_ERROR),
+    (CalibrationNotFound, status.HTTP_404_NOT_FOUND),
+    (CalibrationConflict, status.HTTP_409_CONFLICT),
+    (ValueError, status.HTTP_422_UNPROCESSABLE_CONTENT),
+)
+
+
+@contextmanager
+def _answered() -> Iterator[None]:
+    """Turn the manager's exceptions into their HTTP answers (the detail is the message as a sentence)."""
+    try:
+        yield
+    except tuple(cls for cls, _ in _STATUS_OF) as err:
+        code = next(code for cls, code in _STATUS_OF if isinstance(err, cls))
+        raise HTTPException(code, sentence(err)) from None
 
 
 def _public(calibration: Calibration) -> CalibrationPublic:
@@ -66,14 +89,8 @@ def create_calibration(
         except KeyError as err:
             raise HTTPException(status.HTTP_404_NOT_FOUND, sentence(err)) from None
         base = resolve_model(engine, f"{first.model.name}:{first.model.version}")
-    try:
+    with _answered():
         return _public(calibrations.create(body, base))
-    except CalibrationNotFound as err:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, sentence(err)) from None
-    except CalibrationConflict as err:
-        raise HTTPException(status.HTTP_409_CONFLICT, sentence(err)) from None
-    except ValueError as err:
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, sentence(err)) from None
 
 
 @router.get(
@@ -138,16 +155,8 @@ def fit_calibration(
     is saved in the calibrated repository; with ``activate`` the calibration's streams switch to it
     between two states."""
     _get(calibrations, calibration_id)
-    try:
+    with _answered():
         result = calibrations.fit(calibration_id, body.train_modality, body.activate)
-    except CalibrationFailed as err:  # the fit itself failed: the calibration is now 'failed' (logged)
-        raise HTTPException(status.HTTP_500_INTERNAL_SERVER_ERROR, sentence(err)) from None
-    except CalibrationNotFound as err:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, sentence(err)) from None
-    except CalibrationConflict as err:
-        raise HTTPException(status.HTTP_409_CONFLICT, sentence(err)) from None
-    except ValueError as err:
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, sentence(err)) from None
     return CalibrationResult.model_validate(result)
 
 
