@@ -256,17 +256,11 @@ def _labelled(model, windows, modalities, trial_of):
 
 
 def _own_heads(data: Mapping[str, Any], n_classes: int) -> dict[str, LinearHeadWeights]:
-    """Each modality's head as :func:`service.calibration.fit.fit_heads` fits it (``C`` by leave-one-trial-out
-    over at most its ``MAX_FOLDS`` trials, then a fit on every window), without the nested validation."""
-    from service.calibration.fit import MAX_FOLDS
-    from training.heads import LinearHead, choose_c
+    """Each modality's head as :func:`service.calibration.fit.fit_heads` fits it (:func:`~service.calibration.fit.
+    fit_head`), without the nested validation."""
+    from service.calibration.fit import fit_head
 
-    heads = {}
-    for m, d in data.items():
-        c = choose_c(d.z, d.y, d.trials, n_classes, max_folds=MAX_FOLDS).c
-        head = LinearHead(n_classes, c).fit(d.z, d.y)
-        heads[m] = LinearHeadWeights(head.coef, head.intercept)
-    return heads
+    return {m: fit_head(d, n_classes)[0] for m, d in data.items()}
 
 
 def _bacc(y, pred, n_classes) -> float:

@@ -127,6 +127,21 @@ def _score(t: LabelledEmbeddings, pred: np.ndarray, n_classes: int) -> float | N
     return float(balanced_accuracy(t.y[ok], pred[ok], n_classes)) if ok.any() else None
 
 
+def fit_head(d: LabelledEmbeddings, n_classes: int):
+    """One head on ``d``: ``C`` by leave-one-trial-out over at most :data:`MAX_FOLDS` trials, then a fit on every
+    window. Returns the head's weights and the choice of ``C`` (its scores)."""
+    choice = choose_c(
+        d.z,
+        d.y,
+        d.trials,
+        n_classes,
+        selected_on="leave-one-trial-out on the calibration trials",
+        max_folds=MAX_FOLDS,
+    )
+    head = LinearHead(n_classes, choice.c).fit(d.z, d.y)
+    return LinearHeadWeights(head.coef, head.intercept), choice
+
+
 def fit_heads(
     data: dict[str, LabelledEmbeddings], n_classes: int, train_modality: str | None = None
 ) -> HeadFit:
@@ -161,17 +176,7 @@ def fit_heads(
     sources = [train_modality] if train_modality is not None else sorted(data)
     heads, c, c_scores = {}, {}, {}
     for source in sources:
-        d = data[source]
-        choice = choose_c(
-            d.z,
-            d.y,
-            d.trials,
-            n_classes,
-            selected_on="leave-one-trial-out on the calibration trials",
-            max_folds=MAX_FOLDS,
-        )
-        head = LinearHead(n_classes, choice.c).fit(d.z, d.y)
-        heads[source] = LinearHeadWeights(head.coef, head.intercept)
+        heads[source], choice = fit_head(data[source], n_classes)
         c[source], c_scores[source] = choice.c, choice.scores
     serve = {m: (train_modality or m) for m in sorted(data)}
     served = {}  # held-out predictions of every modality by the head serving it
