@@ -111,6 +111,8 @@ class StreamInfo(_Result):
     selector: dict[str, Any]
     connected: bool
     stale: bool
+    #: 'connecting', 'ok', 'stale' or 'unusable' (connected, but cannot feed the model: no states; see last_error).
+    health: str = "ok"
     data_age_s: float | None = None
     effective_srate: float | None = None
     n_reconnects: int = 0

@@ -85,6 +85,12 @@ class ServiceMetrics:
             "m2s_stream_data_age_seconds", "Age of the newest sample (s).", ["stream"], registry=r
         )
         self.stream_stale = Gauge("m2s_stream_stale", "1 when the stream is stale.", ["stream"], registry=r)
+        self.stream_unusable = Gauge(
+            "m2s_stream_unusable",
+            "1 when the connected source cannot feed the model (rate, channels, units): it produces no states.",
+            ["stream"],
+            registry=r,
+        )
         self.ws_dropped = Counter(
             "m2s_ws_dropped_messages", "WebSocket messages dropped from slow clients' queues.", registry=r
         )
@@ -113,7 +119,12 @@ class ServiceMetrics:
         self.states.labels(stream=stream_id).inc()
 
     def set_stream(
-        self, stream_id: str, srate: float | None, data_age: float | None, stale: bool | None = None
+        self,
+        stream_id: str,
+        srate: float | None,
+        data_age: float | None,
+        stale: bool | None = None,
+        unusable: bool | None = None,
     ) -> None:
         """Set a stream's health gauges; None leaves the gauge as NaN (unknown)."""
         nan = float("nan")
@@ -121,10 +132,18 @@ class ServiceMetrics:
         self.stream_data_age.labels(stream=stream_id).set(nan if data_age is None else data_age)
         if stale is not None:
             self.stream_stale.labels(stream=stream_id).set(1.0 if stale else 0.0)
+        if unusable is not None:
+            self.stream_unusable.labels(stream=stream_id).set(1.0 if unusable else 0.0)
 
     def remove_stream(self, stream_id: str) -> None:
         """Drop every series of a detached stream."""
-        for metric in (self.states, self.stream_srate, self.stream_data_age, self.stream_stale):
+        for metric in (
+            self.states,
+            self.stream_srate,
+            self.stream_data_age,
+            self.stream_stale,
+            self.stream_unusable,
+        ):
             try:
                 metric.remove(stream_id)
             except KeyError:

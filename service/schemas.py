@@ -143,6 +143,11 @@ class StreamPublic(BaseModel):
         "switched with 'name' or 'name:latest'); false: pinned to this version ('name:3').",
     )
     selector: dict[str, Any] = Field(description="LSL selector: type / name / source_id that are set.")
+    health: Literal["connecting", "ok", "stale", "unusable"] = Field(
+        description="'connecting': no source yet (last_error says why); 'ok': connected, data flowing; "
+        "'stale': connected, no data for stale_after_s; 'unusable': connected but the stream cannot feed the "
+        "model (sampling rate, channels or units: last_error says which), so it produces NO states."
+    )
     connected: bool
     stale: bool
     data_age_s: float | None = None

@@ -350,11 +350,18 @@ class _AttachedStream:
         with self._serving:
             self._taps.pop(key, None)
 
+    @property
+    def unusable(self) -> bool:
+        """True while the connected source cannot feed the model (rate, channels, units): no states will come."""
+        with self._lock:
+            return self._config_error is not None
+
     def public(self) -> StreamPublic:
         status = self.lsl.status()
         info = status["info"]
         with self._lock:
             n_states = self._n_states
+            unusable = self._config_error is not None
             error = self._config_error or status["last_error"] or self._runtime_error
         return StreamPublic(
             id=self.id,
@@ -362,6 +369,7 @@ class _AttachedStream:
             model=self.model_ref,
             follows_latest=self.follows_latest,
             selector=self.request.selector.model_dump(exclude_none=True),
+            health=_health(status["connected"], status["stale"], unusable),
             connected=status["connected"],
             stale=status["stale"],
             data_age_s=status["data_age_s"],
@@ -681,13 +689,22 @@ class StreamManager:
             streams = list(self._streams.values())
         for s in streams:
             lsl = s.lsl
-            self.metrics.set_stream(s.id, lsl.effective_srate, lsl.data_age_s, lsl.stale)
+            self.metrics.set_stream(s.id, lsl.effective_srate, lsl.data_age_s, lsl.stale, s.unusable)
 
     def __enter__(self) -> StreamManager:
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _health(connected: bool, stale: bool, unusable: bool) -> str:
+    """``StreamPublic.health`` from the worker's flags (an unusable source is connected and may look fresh)."""
+    if not connected:
+        return "connecting"
+    if unusable:
+        return "unusable"
+    return "stale" if stale else "ok"
 
 
 __all__ = ["StreamManager", "follows_latest"]

@@ -41,9 +41,10 @@ Rules
   successful connections after the first one.
 - **Health.** ``data_age_s = clock() - last timestamp`` (None before any sample);
   ``stale`` is true when not connected, before the first sample, or when ``data_age_s`` exceeds
-  ``stale_after_s``. ``effective_srate`` is the number of samples received over the last
-  ``_SRATE_WINDOW_S`` seconds of ``clock``, divided by that window (or by the time
-  since connection when shorter); it decays to 0 while the source is silent.
+  ``stale_after_s``. ``effective_srate`` is the rate of the samples received over the last
+  ``_SRATE_WINDOW_S`` seconds of ``clock``, measured on the timestamps the outlet sent (a
+  reconnection's backlog, received in a burst, does not inflate it); 0 once the source was
+  silent for that long.
 - **Callbacks never kill the worker.** An exception from ``on_chunk`` or ``on_status`` is logged
   with ``logger.exception`` (at most once per ``_CALLBACK_LOG_EVERY_S`` per callback, with a
   count of the ones not logged) and counted in ``n_callback_errors``.
@@ -195,7 +196,8 @@ class LslStream:
         # Health, read by other threads under the lock.
         self._info: StreamInfo | None = None
         self._last_timestamp: float | None = None
-        self._recent: deque[tuple[float, int]] = deque()  # (clock() at pull, n samples)
+        # (clock() at pull, first and last timestamp as sent, n samples) of the chunks of the last few seconds.
+        self._recent: deque[tuple[float, float, float, int]] = deque()
         self._n_connections = 0
         self._last_error: str | None = None
         self._reported_stale: bool | None = None
@@ -289,14 +291,23 @@ class LslStream:
 
     @property
     def effective_srate(self) -> float | None:
-        """Samples received per second over the last few seconds, Hz; None when not connected."""
+        """The source's measured rate over the chunks of the last few seconds, Hz; None when not connected.
+
+        Samples per second of the timestamps the outlet sent (before the dejitter, which would give back
+        the nominal rate), not per second of arrival: right after a (re)connection the inlet receives the
+        outlet's backlog in a burst, which counted by arrival read as twice the rate or more. 0 when
+        nothing came for that long; None while a single sample came.
+        """
         now = self._clock()
         with self._lock:
             if self._connected_at is None:
                 return None
-            span = min(_SRATE_WINDOW_S, now - self._connected_at)
-            n = sum(count for t, count in self._recent if t > now - _SRATE_WINDOW_S)
-        return n / span if span > 0 else None
+            recent = [c for c in self._recent if c[0] > now - _SRATE_WINDOW_S]
+        if not recent:
+            return 0.0  # connected, silent for the whole window
+        n = sum(c[3] for c in recent)
+        span = recent[-1][2] - recent[0][1]
+        return (n - 1) / span if n > 1 and span > 0 else None
 
     @property
     def n_reconnects(self) -> int:
@@ -481,6 +492,7 @@ class LslStream:
         if n == 0:
             return 0
         now = self._clock()
+        first_sent, last_sent = float(timestamps[0]), float(timestamps[n - 1])
         raw_taps = self._raw_taps
         if raw_taps:  # as received: before the dejitter, in the outlet's format
             samples, received = buffer[:n].copy(), np.array(timestamps, dtype=np.float64)
@@ -492,7 +504,7 @@ class LslStream:
         self._last_receive = now
         with self._lock:
             self._last_timestamp = float(timestamps[-1])
-            self._recent.append((now, n))
+            self._recent.append((now, first_sent, last_sent, n))
             while self._recent and self._recent[0][0] <= now - _SRATE_WINDOW_S:
                 self._recent.popleft()
         self._call("on_chunk", self.on_chunk, data, timestamps)

@@ -336,6 +336,11 @@
     onStreamInfo(info) {
       this.fromStreams = true;
       this.setConnected(Boolean(info.connected));
+      if (info.health === "unusable") {
+        // Connected, but the source cannot feed the model (rate, channels, units): no state will come.
+        this.el.connectedBadge.dataset.connected = "unusable";
+        setText(this.el.connectedBadge, "cannot serve: see last error");
+      }
       this.setStale(Boolean(info.stale));
       setText(this.el.dataAge, fmt(info.data_age_s, 2, "s"));
       setText(this.el.srate, fmt(info.effective_srate, 1, "Hz"));

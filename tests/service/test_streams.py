@@ -309,7 +309,10 @@ def test_unit_conversion_and_rate_check(engine, bundle, eeg_trial):
         _push(slow, order, eeg_trial.signals["eeg"], 0, 400, t0, sfreq=100.0)
         _push(volts, order, eeg_trial.signals["eeg"], 0, n, t0, scale=1e-6)
         _wait_until(lambda: len(collector.snapshot()) >= 1, 10, "a state")
-        slow_public = manager.get(slow_sid)
+        slow_public, volts_public = manager.get(slow_sid), manager.get(volts_sid)
+        manager._refresh_metrics()
+        unusable = manager.metrics.stream_unusable
+        gauges = {sid: unusable.labels(stream=sid)._value.get() for sid in (slow_sid, volts_sid)}
     finally:
         manager.close()
     (state,) = collector.snapshot()
@@ -319,6 +322,9 @@ def test_unit_conversion_and_rate_check(engine, bundle, eeg_trial):
     assert np.allclose(list(state.probabilities.values()), expected, atol=1e-5)
     assert slow_public.n_states == 0
     assert "runs at 100 Hz but the 'eeg' model needs 200 Hz" in slow_public.last_error
+    # Connected, yet it can never produce a state: health says so (issue 18), and so do the metrics.
+    assert slow_public.connected and slow_public.health == "unusable"
+    assert volts_public.health in ("ok", "stale") and gauges == {slow_sid: 1.0, volts_sid: 0.0}
 
 
 @pytest.mark.slow
