@@ -15,7 +15,8 @@ from .bundle import MANIFEST_NAME, BundleError, BundleManifest, load_manifest
 DEFAULT_REPOSITORY = Path(__file__).resolve().parent / "repository"
 DEMO_BUNDLE = "m2s-synthetic-demo"
 
-_REF = re.compile(r"^(?P<name>[A-Za-z0-9][A-Za-z0-9_.-]{0,63})(?::(?P<version>[1-9][0-9]*|latest))?$")
+# Versions have at most 18 digits: int() of a longer one could exceed Python's digit limit (a 500, not a 422).
+_REF = re.compile(r"^(?P<name>[A-Za-z0-9][A-Za-z0-9_.-]{0,63})(?::(?P<version>[1-9][0-9]{0,17}|latest))?$")
 
 
 def parse_model_ref(ref: str) -> tuple[str, int | None]:
@@ -23,7 +24,8 @@ def parse_model_ref(ref: str) -> tuple[str, int | None]:
     match = _REF.match(ref) if isinstance(ref, str) else None
     if match is None:
         raise BundleError(
-            f"invalid model reference {ref!r}; use 'name' or 'name:<version>' (a positive integer or 'latest'), "
+            f"invalid model reference {ref!r}; use 'name' or 'name:<version>' (a positive integer of at most 18 "
+            "digits, or 'latest'), "
             "e.g. 'm2s-synthetic:1'."
         )
     version = match.group("version")

@@ -91,12 +91,24 @@ def _explain(err: ValidationError) -> str:
     return "; ".join(parts)
 
 
-def _non_empty_text(value: str | None, what: str) -> str | None:
+def non_empty_text(value: str | None, what: str) -> str | None:
+    """``value`` stripped; ValueError when it is blank (None passes: the field was left out)."""
     if value is None:
         return None
     value = value.strip()
     if not value:
         raise ValueError(f"{what} is empty; give a value or leave it out.")
+    return value
+
+
+def _selector_text(value: str | None, key: str) -> str | None:
+    value = non_empty_text(value, key)
+    if value is not None and "'" in value and '"' in value:
+        # XPath 1.0 (LSL's resolve predicate) has no escapes: such a value can never match, refuse it now.
+        raise ValueError(
+            f"{key} {value!r} contains both ' and \"; LSL selectors cannot match such a value: "
+            "select the stream by another field (e.g. source_id) or rename it."
+        )
     return value
 
 
@@ -115,8 +127,8 @@ class StreamSelector(BaseModel):
 
     @field_validator(*_SELECTOR_KEYS)
     @classmethod
-    def _not_blank(cls, value: str | None, info: Any) -> str | None:
-        return _non_empty_text(value, info.field_name)
+    def _selector_value(cls, value: str | None, info: Any) -> str | None:
+        return _selector_text(value, info.field_name)
 
     @model_validator(mode="after")
     def _at_least_one(self) -> StreamSelector:
@@ -161,13 +173,13 @@ class AttachRequest(BaseModel):
 
     @field_validator(*_SELECTOR_KEYS)
     @classmethod
-    def _not_blank(cls, value: str | None, info: Any) -> str | None:
-        return _non_empty_text(value, info.field_name)
+    def _selector_value(cls, value: str | None, info: Any) -> str | None:
+        return _selector_text(value, info.field_name)
 
     @field_validator("model")
     @classmethod
     def _model_ref(cls, model: str | None) -> str | None:
-        model = _non_empty_text(model, "model")
+        model = non_empty_text(model, "model")
         if model is not None:
             parse_model_ref(model)  # BundleError (a ValueError) says what a reference looks like
         return model

@@ -9,15 +9,19 @@ No torch, no onnxruntime here.
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, Strict, field_validator, model_validator
 
-from service.config import AttachRequest, StreamSelector
+from service.config import AttachRequest, StreamSelector, non_empty_text
 
 #: Participant ids of calibrations (and of the calibrated models' names).
 PARTICIPANT_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$"
 RECORDING_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
+
+#: A JSON number of a request: integers are taken, booleans and numeric strings are refused (lax pydantic would
+#: read ``true`` as 1.0 and ``"3"`` as 3.0, hiding a client's bug in a signal).
+Number = Annotated[float, Strict()]
 
 _MODALITY = Field(
     min_length=1,
@@ -73,14 +77,14 @@ class SignalIn(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    sfreq: float = Field(gt=0, description="Sampling rate in Hz; must equal the model's.", examples=[200.0])
+    sfreq: Number = Field(gt=0, description="Sampling rate in Hz; must equal the model's.", examples=[200.0])
     channels: list[str] = Field(
         min_length=1, description="Channel label of each row of data (matched to the model's, case ignored)."
     )
-    data: list[list[float]] = Field(
+    data: list[list[Number]] = Field(
         min_length=1, description="Samples, shape (n_channels, n_samples), time last."
     )
-    timestamps: list[float] | None = Field(
+    timestamps: list[Number] | None = Field(
         None,
         description="Sample times in s, shape (n_samples,), increasing; gaps split the signal as live. "
         "Default: n / sfreq.",
@@ -98,15 +102,21 @@ class PredictRequest(BaseModel):
     modality: str = _MODALITY
     model: str | None = Field(
         None,
-        description="'name' (latest version) or 'name:version'; default: the service's default model.",
+        description="'name' (latest version) or 'name:version'; leave it out for the service's default model.",
         examples=["m2s-synthetic-demo:1"],
     )
-    features: list[list[float]] | None = Field(
+    features: list[Annotated[list[Number], Field(min_length=1)]] | None = Field(
         None,
+        min_length=1,
         description="Already-extracted, NOT normalised features, shape (T, D) = (seq_len, dim) of the model, "
         "oldest vector first, spaced spacing_s apart as in training.",
     )
     signal: SignalIn | None = None
+
+    @field_validator("model")
+    @classmethod
+    def _model_given(cls, model: str | None) -> str | None:
+        return non_empty_text(model, "model")  # "" is an error here as on POST /streams, not the default
 
     @model_validator(mode="after")
     def _one_input(self) -> PredictRequest:
@@ -273,7 +283,7 @@ class CalibrationLabels(BaseModel):
         examples=[{"type": "Markers"}],
     )
     rest: bool = Field(False, description="Labels come from POST /calibrations/{id}/label.")
-    trial_s: float | None = Field(
+    trial_s: Number | None = Field(
         None,
         gt=0,
         le=3600,

@@ -238,8 +238,8 @@ BAD_INPUTS = [
         "features-not-numbers",
         {"json": {"modality": "ecg", "features": [["x", 1.0], [2.0, "y"]]}},
         422,
-        "Invalid request: features[0][0]: Input should be a valid number, unable to parse string as a number; "
-        "features[1][1]: Input should be a valid number, unable to parse string as a number.",
+        "Invalid request: features[0][0]: Input should be a valid number; features[1][1]: Input should be a valid "
+        "number.",
     ),
     (
         "both-inputs",
@@ -380,6 +380,46 @@ BAD_INPUTS = [
         {"json": _ecg_signal(channels=[])},
         422,
         "Invalid request: signal.channels: List should have at least 1 item after validation, not 0.",
+    ),
+    # Issue 18's outside probe: these answered 500 or were taken.
+    (
+        "features-empty",
+        {"json": {"modality": "ecg", "features": []}},
+        422,
+        "Invalid request: features: List should have at least 1 item after validation, not 0.",
+    ),
+    (
+        "features-empty-row",
+        {"json": {"modality": "ecg", "features": [[]]}},
+        422,
+        "Invalid request: features[0]: List should have at least 1 item after validation, not 0.",
+    ),
+    (
+        "features-boolean",
+        {"json": {"modality": "ecg", "features": [[True] * 10] * 5}},
+        422,
+        "Invalid request: features[0][0]: Input should be a valid number; features[0][1]: Input should be a valid "
+        "number; features[0][2]: Input should be a valid number; features[0][3]: Input should be a valid number; "
+        "features[0][4]: Input should be a valid number; and 45 more.",
+    ),
+    (
+        "signal-numeric-string",
+        {"json": _ecg_signal(sfreq="256")},
+        422,
+        "Invalid request: signal.sfreq: Input should be a valid number.",
+    ),
+    (
+        "model-empty",
+        {"json": {"modality": "ecg", "model": "", "features": _features()}},
+        422,
+        "Invalid request: model: model is empty; give a value or leave it out.",
+    ),
+    (
+        "model-version-4301-digits",
+        {"json": {"modality": "ecg", "model": "m2s-synthetic-demo:" + "9" * 4301, "features": _features()}},
+        422,
+        "Invalid model reference 'm2s-synthetic-demo:" + "9" * 4301 + "'; use 'name' or 'name:<version>', "
+        "e.g. 'm2s-synthetic-demo:1'.",
     ),
     (
         "signal-negative-sfreq",

@@ -1,5 +1,7 @@
 """Service settings from M2S_* environment variables and the --attach CLI syntax, with actionable errors."""
 
+import re
+
 import pytest
 from pydantic import ValidationError
 
@@ -182,6 +184,22 @@ def test_attach_request_json_validation():
         AttachRequest(modality="eeg", name="  ")
     with pytest.raises(ValidationError, match="the 'eeg' stream needs at least one of type, name, source_id"):
         AttachRequest(modality="eeg", model="m2s-synthetic-demo")
+    with pytest.raises(ValidationError, match="model is empty; give a value or leave it out"):
+        AttachRequest(modality="eeg", type="EEG", model="")
+    with pytest.raises(ValidationError, match="at most 18 digits"):
+        AttachRequest(modality="eeg", type="EEG", model="m2s-synthetic-demo:" + "9" * 4301)
+
+
+@pytest.mark.parametrize("key", ["type", "name", "source_id"])
+def test_selector_with_both_quote_kinds_is_refused_when_given(key):
+    """LSL's XPath predicate cannot quote a value holding ' and ": refused at attach time, not retried forever."""
+    value = 'it\'s "x"'
+    expected = f"{key} 'it\\'s \"x\"' contains both ' and \"; LSL selectors cannot match such a value"
+    with pytest.raises(ValidationError, match=re.escape(expected)):
+        AttachRequest(modality="eeg", **{key: value})
+    with pytest.raises(ValidationError, match="contains both ' and"):
+        StreamSelector(**{key: value})
+    assert AttachRequest(modality="eeg", **{key: "it's"}).selector == StreamSelector(**{key: "it's"})
 
 
 def test_stream_selector_needs_one_field():
