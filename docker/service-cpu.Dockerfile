@@ -10,6 +10,14 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1
 
+# The dependencies first, exactly as locked: requirements/image-service-cpu.txt pins every package with its
+# sha256 (made by scripts/lock for Python 3.12 on Linux x86_64): the CPU build of ONNX Runtime (extra `cpu`),
+# the same version as the GPU image's, and no torch. A layer of its own, so that a source change does not
+# reinstall them.
+COPY requirements/image-service-cpu.txt /tmp/requirements.txt
+RUN pip install --no-cache-dir --require-hashes -r /tmp/requirements.txt \
+    && rm /tmp/requirements.txt
+
 # Only what `pip install .` needs; the models/ package carries the default demo bundle as package data.
 WORKDIR /tmp/m2s-live
 COPY pyproject.toml README.md ./
@@ -20,8 +28,9 @@ COPY training/ training/
 COPY service/ service/
 COPY clients/ clients/
 COPY cli/ cli/
-# The CPU build of ONNX Runtime (extra `cpu`), the same version as the GPU image's.
-RUN pip install --no-cache-dir "/tmp/m2s-live[cpu]" "onnxruntime==1.31.1" \
+# The project itself, built from the locked setuptools and wheel (--no-build-isolation): its dependencies
+# are all in the lock already (--no-deps).
+RUN pip install --no-cache-dir --no-deps --no-build-isolation /tmp/m2s-live \
     && rm -rf /tmp/m2s-live
 
 # The mount point of the writable volume for calibrated models (docker-compose.yml), owned by the service's user.

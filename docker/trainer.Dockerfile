@@ -12,6 +12,14 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1
 
+# The dependencies first, exactly as locked: requirements/image-trainer.txt pins every package with its
+# sha256 (made by scripts/lock for Python 3.12 on Linux x86_64: torch 2.13.0 from PyPI with its nvidia-*
+# CUDA libraries, the CPU build of ONNX Runtime 1.31.1). A layer of its own, so that a source change does
+# not reinstall them.
+COPY requirements/image-trainer.txt /tmp/requirements.txt
+RUN pip install --no-cache-dir --require-hashes -r /tmp/requirements.txt \
+    && rm /tmp/requirements.txt
+
 WORKDIR /tmp/m2s-live
 COPY pyproject.toml README.md ./
 COPY signals/ signals/
@@ -22,7 +30,8 @@ COPY service/ service/
 COPY clients/ clients/
 COPY cli/ cli/
 COPY docker/train-bundle.sh /usr/local/bin/m2s-train-bundle
-RUN pip install --no-cache-dir "/tmp/m2s-live[train,cpu]" "onnxruntime==1.31.1" \
+# The project itself, built from the locked setuptools and wheel; its dependencies are all in the lock.
+RUN pip install --no-cache-dir --no-deps --no-build-isolation /tmp/m2s-live \
     && rm -rf /tmp/m2s-live \
     && chmod 0755 /usr/local/bin/m2s-train-bundle \
     && mkdir -p /data /models /runs /calibrated /recordings \

@@ -12,6 +12,7 @@ remapped.
 from __future__ import annotations
 
 import fnmatch
+import importlib.util
 import json
 import os
 import re
@@ -98,6 +99,15 @@ def _instructions(dockerfile: Path) -> list[tuple[str, str]]:
         out.append((keyword.upper(), rest.strip()))
         pending = ""
     return out
+
+
+def _locks():
+    """requirements/locks.py (the lock targets and their checks), imported from its file."""
+    spec = importlib.util.spec_from_file_location("m2s_locks", ROOT / "requirements" / "locks.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules.setdefault(spec.name, module)
+    spec.loader.exec_module(module)
+    return module
 
 
 def _one(dockerfile: Path, keyword: str) -> str:
@@ -451,22 +461,39 @@ def test_base_image_is_pinned_by_tag(dockerfile):
 
 
 @pytest.mark.parametrize(
-    ("name", "runtime", "entrypoint"),
+    ("name", "lock", "runtime", "entrypoint"),
     [
-        ("service.Dockerfile", '"/tmp/m2s-live[gpu]" "onnxruntime-gpu==1.31.1"', ["m2s-serve"]),
-        ("service-cpu.Dockerfile", '"/tmp/m2s-live[cpu]" "onnxruntime==1.31.1"', ["m2s-serve"]),
-        ("trainer.Dockerfile", '"/tmp/m2s-live[train,cpu]" "onnxruntime==1.31.1"', ["m2s-train"]),
+        ("service.Dockerfile", "image-service-gpu", "onnxruntime-gpu", ["m2s-serve"]),
+        ("service-cpu.Dockerfile", "image-service-cpu", "onnxruntime", ["m2s-serve"]),
+        ("trainer.Dockerfile", "image-trainer", "onnxruntime", ["m2s-train"]),
     ],
 )
-def test_image_installs_one_onnx_runtime_and_its_entrypoint(name, runtime, entrypoint):
-    """Each image installs the project with exactly one pinned ONNX Runtime build; no torch in the service."""
+def test_image_installs_its_lock_then_the_project_without_deps(name, lock, runtime, entrypoint):
+    """Each image installs its lock (requirements/<lock>.txt, made for the image's Python) with
+    --require-hashes, then the project with --no-deps: every version and file is the lock's, with exactly one
+    ONNX Runtime build (1.31.1, the GPU base's CUDA); no torch in the service images, PyPI's torch in the
+    trainer."""
+    locks = _locks()
     dockerfile = ROOT / "docker" / name
+    assert ([f"requirements/{lock}.txt"], "/tmp/requirements.txt") in _copies(dockerfile)
     installs = [rest for kw, rest in _instructions(dockerfile) if kw == "RUN" and "pip install" in rest]
-    assert len(installs) == 1 and f"pip install --no-cache-dir {runtime}" in installs[0]
+    assert len(installs) == 2, installs
+    assert installs[0].startswith("pip install --no-cache-dir --require-hashes -r /tmp/requirements.txt ")
+    assert installs[1].startswith("pip install --no-cache-dir --no-deps --no-build-isolation /tmp/m2s-live ")
+    assert not [i for i in installs if "==" in i or "[" in i]  # versions and extras come from the lock only
+    target = locks.BY_NAME[lock]
+    base = _one(dockerfile, "FROM")
+    assert f"python:{target.python}-" in base or ("ubuntu24.04" in base and target.python == "3.12"), base
+    assert locks.problems(target) == [], "run scripts/lock"
+    _, pins = locks.read_lock(locks.lock_path(target))
+    assert pins[runtime][0] == "1.31.1"
+    assert not {"onnxruntime", "onnxruntime-gpu"} - {runtime} & pins.keys()
     assert _exec_form(_one(dockerfile, "ENTRYPOINT")) == entrypoint
     if name.startswith("service"):
-        assert "torch" not in installs[0] and "[train" not in installs[0]
+        assert "torch" not in pins and not [p for p in pins if p.startswith("nvidia-")]
         assert _one(dockerfile, "EXPOSE") == "8000"
+    else:
+        assert pins["torch"][0] == "2.13.0" and "nvidia-cudnn-cu13" in pins  # the CUDA build
 
 
 def test_cuda_base_matches_the_pinned_onnxruntime_gpu():
@@ -486,7 +513,8 @@ def test_images_copy_the_same_sources():
     assert len({json.dumps(c) for c in copies.values()}) == 1, copies
     for dockerfile in DOCKERFILES:
         workdirs = [rest for kw, rest in _instructions(dockerfile) if kw == "WORKDIR"]
-        assert workdirs[0] == "/tmp/m2s-live" and '"/tmp/m2s-live[' in dockerfile.read_text(encoding="utf-8")
+        assert workdirs[0] == "/tmp/m2s-live"
+        assert "--no-build-isolation /tmp/m2s-live " in dockerfile.read_text(encoding="utf-8")
 
 
 def test_images_copy_every_package():
