@@ -29,8 +29,9 @@ from fastapi.routing import APIRoute
 from fastapi.staticfiles import StaticFiles
 
 from models.repository import ModelRepository
+from service.api.deps import token_problem
 from service.api.errors import install_error_handlers
-from service.api.middleware import BodySizeLimitMiddleware, RequestMetricsMiddleware
+from service.api.middleware import BearerAuthMiddleware, RequestBodyLimits, RequestMetricsMiddleware
 from service.api.routes import calibrations as calibrations_routes
 from service.api.routes import health, metrics, models, predict, streams, ws
 from service.api.routes import recordings as recordings_routes
@@ -93,6 +94,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.engine, app.state.hub, app.state.manager = engine, hub, manager
         app.state.calibrations, app.state.recordings = calibrations, recordings
         app.state.poller = poller
+        metrics.on_scrape(lambda: metrics.ws_clients.set(hub.n_subscribers))
         poller.start()
         app.state.ready = True
         logger.info(
@@ -136,8 +138,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.metrics = ServiceMetrics()
     app.state.ready = False
     install_error_handlers(app)
-    # Added last = outermost: the metrics middleware also counts the limiter's 413s.
-    app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)
+    # Added last = outermost: metrics (count every answer) > auth (401 before any body byte is read) >
+    # body limits (413 / 408 / 429) > the app.
+    app.add_middleware(
+        RequestBodyLimits,
+        max_bytes=settings.max_body_bytes,
+        read_timeout_s=settings.body_read_timeout_s,
+        max_inflight_bytes=settings.max_inflight_body_bytes,
+        metrics=app.state.metrics,
+    )
+    app.add_middleware(
+        BearerAuthMiddleware, fastapi_app=app, problem=lambda header: token_problem(settings, header)
+    )
     app.add_middleware(RequestMetricsMiddleware, metrics=app.state.metrics)
     routers = (
         predict,

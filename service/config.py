@@ -292,6 +292,20 @@ class Settings(ServiceAddress):
     max_body_bytes: int = Field(  # 10 s of 62-channel EEG as JSON is ~2.4 MB
         8_000_000, description="largest request body in bytes, larger ones get 413"
     )
+    # Parsed JSON numbers take 8-20x their text's size in Python objects (measured: a 3.7 MB signal body peaks
+    # at +28 MB): the sum of the bodies being read and handled at once is what bounds the memory they can take.
+    max_inflight_body_bytes: int = Field(
+        32_000_000,
+        description="most request-body bytes being read and handled at once (all requests together); a "
+        "request that would pass it gets 429, before its body is read",
+    )
+    body_read_timeout_s: float = Field(
+        30.0, description="a request's whole body must arrive within S seconds, or it gets 408"
+    )
+    max_streams: int = Field(64, description="most attached LSL streams; more attaches get 409")
+    max_ws_clients: int = Field(
+        256, description="most WebSocket clients at once; more are closed with code 1013 (try again later)"
+    )
     providers: Annotated[list[str] | None, NoDecode] = Field(
         None,
         description="ONNX Runtime execution providers in order of preference, e.g. "
@@ -339,6 +353,16 @@ class Settings(ServiceAddress):
         elif self.calibrated_repository.exists() and not self.calibrated_repository.is_dir():
             raise ValueError(
                 f"M2S_CALIBRATED_REPOSITORY {str(self.calibrated_repository)!r} is a file; point it at a folder."
+            )
+        if self.max_inflight_body_bytes < self.max_body_bytes:
+            raise ValueError(
+                f"M2S_MAX_INFLIGHT_BODY_BYTES ({self.max_inflight_body_bytes}) is below M2S_MAX_BODY_BYTES "
+                f"({self.max_body_bytes}): a body of the largest accepted size could never be read; raise it."
+            )
+        if len(self.attach) > self.max_streams:
+            raise ValueError(
+                f"{len(self.attach)} streams to attach at start but M2S_MAX_STREAMS is {self.max_streams}; "
+                "raise the limit or attach fewer."
             )
         if self.recordings_dir is None:
             object.__setattr__(self, "recordings_dir", self.model_repository.resolve().parent / "recordings")
@@ -467,6 +491,20 @@ class Settings(ServiceAddress):
     def _batch_windows(cls, value: int) -> int:
         if value < 1:
             raise ValueError(f"M2S_BATCH_MAX_WINDOWS must be at least 1 window, got {value}.")
+        return value
+
+    @field_validator("max_streams", "max_ws_clients")
+    @classmethod
+    def _at_least_one_and_sane(cls, value: int, info: Any) -> int:
+        if not 1 <= value <= 100_000:
+            raise ValueError(f"M2S_{info.field_name.upper()} must be between 1 and 100000, got {value}.")
+        return value
+
+    @field_validator("body_read_timeout_s")
+    @classmethod
+    def _body_timeout(cls, value: float) -> float:
+        if not math.isfinite(value) or not 0.1 <= value <= 3600:
+            raise ValueError(f"M2S_BODY_READ_TIMEOUT_S must be between 0.1 and 3600 s, got {value}.")
         return value
 
     @field_validator("model_poll_interval_s")

@@ -40,6 +40,8 @@ from signals._checks import check_type
 
 logger = logging.getLogger(__name__)
 
+#: The configured limits whose refusals are counted (``m2s_limit_refusals_total{limit=...}``).
+LIMITS = ("body_size", "body_timeout", "inflight_bytes", "streams", "ws_clients")
 _LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 _WINDOW_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256)
 
@@ -100,6 +102,20 @@ class ServiceMetrics:
             ["model", "modality", "provider"],
             registry=r,
         )
+        self.limit_refusals = Counter(
+            "m2s_limit_refusals",
+            "Requests and connections refused by a configured limit: body_size (413), body_timeout (408), "
+            "inflight_bytes (429), streams (409), ws_clients (WebSocket close 1013).",
+            ["limit"],
+            registry=r,
+        )
+        for limit in LIMITS:  # every series exists from the start, at 0
+            self.limit_refusals.labels(limit=limit)
+        self.inflight_body_bytes = Gauge(
+            "m2s_inflight_body_bytes", "Request-body bytes being read or handled now.", registry=r
+        )
+        self.ws_clients = Gauge("m2s_ws_clients", "WebSocket clients connected now.", registry=r)
+        self.streams_attached = Gauge("m2s_streams_attached", "LSL streams attached now.", registry=r)
         self._scrape_callbacks: list[Callable[[], None]] = []
 
     # -- recorders -------------------------------------------------------------------------------
@@ -149,6 +165,12 @@ class ServiceMetrics:
             except KeyError:
                 pass
 
+    def refused(self, limit: str) -> None:
+        """Count one request or connection refused by ``limit`` (one of :data:`LIMITS`)."""
+        if limit not in LIMITS:
+            raise ValueError(f"unknown limit {limit!r}; one of {', '.join(LIMITS)}.")
+        self.limit_refusals.labels(limit=limit).inc()
+
     def dropped(self, n: int) -> None:
         """Count ``n`` WebSocket messages dropped (use as ``StateHub(on_dropped=metrics.dropped)``)."""
         self.ws_dropped.inc(n)
@@ -187,4 +209,4 @@ def check_metrics(metrics: ServiceMetrics | None) -> ServiceMetrics | None:
     return metrics
 
 
-__all__ = ["ServiceMetrics", "check_metrics"]
+__all__ = ["LIMITS", "ServiceMetrics", "check_metrics"]

@@ -468,6 +468,7 @@ class StreamManager:
         """
         check_type(request, AttachRequest, "request")
         self._check_open("attach()")
+        self._check_room()  # before loading a model for nothing
         ref = request.model or self.settings.default_model
         follow = follows_latest(ref) if follow is None else bool(follow)
         loaded = self.engine.load(ref)
@@ -487,6 +488,7 @@ class StreamManager:
         )
         with self._lock:
             self._check_open("attach()")
+            self._check_room()  # again, under the lock: two attaches may race for the last place
             self._streams[stream_id] = stream
         if self.metrics is not None:
             self.metrics.set_providers(loaded)
@@ -680,6 +682,15 @@ class StreamManager:
             raise KeyError(f"no attached stream {stream_id!r}; attached streams: {attached}.")
         return stream_id
 
+    def _check_room(self) -> None:
+        if len(self._streams) >= self.settings.max_streams:
+            if self.metrics is not None:
+                self.metrics.refused("streams")
+            raise StreamLimitError(
+                f"The service already serves {len(self._streams)} streams, its limit (M2S_MAX_STREAMS); detach one "
+                "(DELETE /streams/{id}) or raise the limit."
+            )
+
     def _check_open(self, what: str) -> None:
         if self._closed:
             raise RuntimeError(f"{what} called on a closed StreamManager; the service is shutting down.")
@@ -687,6 +698,7 @@ class StreamManager:
     def _refresh_metrics(self) -> None:
         with self._lock:
             streams = list(self._streams.values())
+        self.metrics.streams_attached.set(len(streams))
         for s in streams:
             lsl = s.lsl
             self.metrics.set_stream(s.id, lsl.effective_srate, lsl.data_age_s, lsl.stale, s.unusable)
@@ -698,6 +710,10 @@ class StreamManager:
         self.close()
 
 
+class StreamLimitError(Exception):
+    """``attach()`` refused: ``settings.max_streams`` streams are attached already (HTTP 409)."""
+
+
 def _health(connected: bool, stale: bool, unusable: bool) -> str:
     """``StreamPublic.health`` from the worker's flags (an unusable source is connected and may look fresh)."""
     if not connected:
@@ -707,4 +723,4 @@ def _health(connected: bool, stale: bool, unusable: bool) -> str:
     return "stale" if stale else "ok"
 
 
-__all__ = ["StreamManager", "follows_latest"]
+__all__ = ["StreamLimitError", "StreamManager", "follows_latest"]

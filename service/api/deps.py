@@ -98,23 +98,43 @@ def token_matches(settings: Settings, presented: str | None) -> bool:
     return secrets.compare_digest(presented.encode(), settings.api_token.get_secret_value().encode())
 
 
+def token_problem(settings: Settings, authorization: str | None) -> tuple[int, str, dict[str, str]] | None:
+    """Why a request with this ``Authorization`` header may not call a protected route, or None if it may.
+
+    Returns ``(401, detail, headers)``: no bearer credentials, or the wrong token. One answer for the
+    auth middleware (which asks before the body is read) and :func:`require_token` (which declares the
+    scheme in OpenAPI).
+    """
+    if settings.api_token is None:
+        return None
+    scheme, _, presented = (authorization or "").partition(" ")
+    presented = presented.strip()
+    if scheme.casefold() != "bearer" or not presented:  # as HTTPBearer parses it
+        return status.HTTP_401_UNAUTHORIZED, NOT_AUTHENTICATED, {"WWW-Authenticate": "Bearer"}
+    if not token_matches(settings, presented):
+        return (
+            status.HTTP_401_UNAUTHORIZED,
+            INVALID_TOKEN,
+            {"WWW-Authenticate": 'Bearer error="invalid_token"'},
+        )
+    return None
+
+
 async def require_token(
     settings: SettingsDep,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> None:
-    """401 with ``WWW-Authenticate: Bearer`` unless the request carries the configured bearer token."""
-    if settings.api_token is None:
-        return
-    if credentials is None:
-        raise HTTPException(
-            status.HTTP_401_UNAUTHORIZED, NOT_AUTHENTICATED, headers={"WWW-Authenticate": "Bearer"}
-        )
-    if not token_matches(settings, credentials.credentials):
-        raise HTTPException(
-            status.HTTP_401_UNAUTHORIZED,
-            INVALID_TOKEN,
-            headers={"WWW-Authenticate": 'Bearer error="invalid_token"'},
-        )
+    """401 with ``WWW-Authenticate: Bearer`` unless the request carries the configured bearer token.
+
+    The auth middleware (:class:`~service.api.middleware.BearerAuthMiddleware`) has asked the same
+    before the body was read; this dependency marks the routes that need the token (the middleware
+    reads it from them) and declares the scheme in OpenAPI.
+    """
+    header = None if credentials is None else f"{credentials.scheme} {credentials.credentials}"
+    problem = token_problem(settings, header)
+    if problem is not None:
+        code, detail, headers = problem
+        raise HTTPException(code, detail, headers=headers)
 
 
 async def require_json(request: Request) -> None:
@@ -233,4 +253,5 @@ __all__ = [
     "require_token",
     "resolve_model",
     "token_matches",
+    "token_problem",
 ]

@@ -1,18 +1,26 @@
-"""Pure-ASGI middleware: request-body size limit and per-route request metrics.
+"""Pure-ASGI middleware: bearer auth before any body is read, request-body limits, per-route request metrics.
 
 Pure ASGI (not ``BaseHTTPMiddleware``) so that neither buffers responses nor breaks WebSockets,
-and so that the body limit is enforced on the bytes as they arrive, before anything parses them.
+and so that the limits are enforced on the bytes as they arrive, before anything parses them.
+From the outside in: :class:`RequestMetricsMiddleware` (counts every answer, refusals included),
+:class:`BearerAuthMiddleware` (401 before a byte of the body is read), :class:`RequestBodyLimits`
+(413 / 408 / 429), then the app.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
+import re
 import time
+from collections.abc import Callable
 from typing import Any
 
+from fastapi import FastAPI
+from fastapi.routing import iter_route_contexts
 from starlette.datastructures import Headers
-from starlette.routing import Mount
+from starlette.routing import Mount, compile_path
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from service.metrics import ServiceMetrics
@@ -22,6 +30,13 @@ logger = logging.getLogger(__name__)
 INVALID_CONTENT_LENGTH = (
     "Invalid Content-Length header; send the body's length in bytes, or use chunked encoding."
 )
+SERVER_BUSY = (
+    "The service is reading or handling too many large request bodies at once (M2S_MAX_INFLIGHT_BODY_BYTES); "
+    "retry in a moment."
+)
+
+
+_RETRY_AFTER = ((b"retry-after", b"1"),)
 
 
 def body_too_large(max_bytes: int) -> str:
@@ -32,7 +47,17 @@ def body_too_large(max_bytes: int) -> str:
     )
 
 
-async def _send_error(send: Send, status: int, detail: str) -> None:
+def body_timeout(seconds: float) -> str:
+    """The fixed ``detail`` of a 408 answer."""
+    return (
+        f"The request body did not arrive within {seconds:g} s (M2S_BODY_READ_TIMEOUT_S); send the whole body "
+        "at once after the headers."
+    )
+
+
+async def _send_error(
+    send: Send, status: int, detail: str, headers: tuple[tuple[bytes, bytes], ...] = ()
+) -> None:
     body = json.dumps({"detail": detail}).encode()
     await send(
         {
@@ -43,19 +68,100 @@ async def _send_error(send: Send, status: int, detail: str) -> None:
                 (b"content-length", str(len(body)).encode()),
                 # The rest of the body is not read: the connection cannot be reused.
                 (b"connection", b"close"),
+                *headers,
             ],
         }
     )
     await send({"type": "http.response.body", "body": body})
 
 
-class BodySizeLimitMiddleware:
-    """Refuse HTTP request bodies over ``max_bytes`` with 413, counting bytes as they arrive.
+class BearerAuthMiddleware:
+    """Answer 401 before the body is read when a route that needs the token is called without it.
 
-    A declared ``Content-Length`` over the limit is refused before any byte is read. Otherwise
-    (no length, chunked transfer encoding, or a length that lies) the body is read and counted
-    chunk by chunk, and refused as soon as the count passes the limit; an accepted body is handed
-    on unchanged. The body is thus buffered (at most ``max_bytes``) before the app sees it.
+    FastAPI reads and parses a request's body before it runs the route's dependencies, so the
+    :func:`~service.api.deps.require_token` dependency alone let anyone without a token make the
+    server read and parse a body of up to ``M2S_MAX_BODY_BYTES``. This middleware asks the same
+    question first: which routes need the token is read from the routes themselves (a route whose
+    dependencies include ``require_token``), and the answer is the dependency's (same details and
+    ``WWW-Authenticate`` headers, :func:`~service.api.deps.token_problem`). WebSockets authenticate
+    in their route (header or ``?token=``), unchanged.
+
+    Parameters
+    ----------
+    app : ASGI app
+        The wrapped application.
+    fastapi_app : FastAPI
+        The application whose routes say which paths need the token.
+    problem : callable
+        ``problem(authorization_header_or_None) -> (status, detail, headers) | None``.
+    """
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        fastapi_app: FastAPI,
+        problem: Callable[[str | None], tuple[int, str, dict[str, str]] | None],
+    ):
+        self.app = app
+        self.fastapi_app = fastapi_app
+        self.problem = problem
+        self._key: tuple[int, ...] | None = None
+        self._protected: list[tuple[re.Pattern[str], Any]] = []  # (path regex, route) of routes needing it
+
+    def _protected_routes(self) -> list[tuple[re.Pattern[str], Any]]:
+        """The HTTP routes whose dependencies include ``require_token`` (rebuilt if the routes change)."""
+        from service.api.deps import require_token  # deps imports the service's resources
+
+        routes = self.fastapi_app.routes
+        key = tuple(map(id, routes))
+        if key != self._key:
+            self._protected = [
+                (compile_path(context.path)[0], context.original_route)
+                for context in iter_route_contexts(routes)
+                if context.methods
+                and context.path
+                and getattr(context, "dependant", None) is not None
+                and _depends_on(context.dependant, require_token)
+            ]
+            self._key = key
+        return self._protected
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        path = scope["path"]
+        matched = next((route for regex, route in self._protected_routes() if regex.match(path)), None)
+        if matched is not None:
+            problem = self.problem(Headers(scope=scope).get("authorization"))
+            if problem is not None:
+                status, detail, headers = problem
+                scope["route"] = matched  # the request metrics label it by its route, not "unmatched"
+                await _send_error(
+                    send, status, detail, tuple((k.encode(), v.encode()) for k, v in headers.items())
+                )
+                return
+        await self.app(scope, receive, send)
+
+
+def _depends_on(dependant: Any, call: Callable[..., Any]) -> bool:
+    return any(d.call is call or _depends_on(d, call) for d in dependant.dependencies)
+
+
+class RequestBodyLimits:
+    """Refuse request bodies that are too large (413), too slow (408), or too many at once (429).
+
+    - **Size.** A declared ``Content-Length`` over ``max_bytes`` is refused before any byte is read.
+      Otherwise (no length, chunked transfer encoding, or a length that lies) the body is counted
+      chunk by chunk and refused as soon as the count passes the limit.
+    - **Time.** The whole body must arrive within ``read_timeout_s`` of the first read: a client that
+      declares a body and never sends it no longer holds a connection (and its reservation) forever.
+    - **Memory.** Parsed JSON numbers take 8-20x their text's size, so the bytes of all bodies being
+      read or handled at once are bounded by ``max_inflight_bytes``: a declared length is reserved
+      before reading (429 with ``Retry-After`` if it does not fit), an undeclared one as it arrives;
+      the reservation ends when the app has answered.
+
+    An accepted body is handed on unchanged (buffered, at most ``max_bytes``).
 
     Parameters
     ----------
@@ -63,13 +169,55 @@ class BodySizeLimitMiddleware:
         The wrapped application.
     max_bytes : int
         Largest accepted body, in bytes.
+    read_timeout_s : float
+        Seconds the whole body may take to arrive.
+    max_inflight_bytes : int
+        Most body bytes being read or handled at once, all requests together (>= ``max_bytes``).
+    metrics : ServiceMetrics or None
+        Counts refusals (``m2s_limit_refusals_total``) and the bytes in flight.
     """
 
-    def __init__(self, app: ASGIApp, max_bytes: int):
+    def __init__(
+        self,
+        app: ASGIApp,
+        max_bytes: int,
+        read_timeout_s: float = 30.0,
+        max_inflight_bytes: int | None = None,
+        metrics: ServiceMetrics | None = None,
+    ):
         if isinstance(max_bytes, bool) or not isinstance(max_bytes, int) or max_bytes < 0:
             raise ValueError(f"max_bytes must be a non-negative number of bytes, got {max_bytes!r}.")
+        max_inflight_bytes = max_bytes if max_inflight_bytes is None else max_inflight_bytes
+        if max_inflight_bytes < max_bytes:
+            raise ValueError(
+                f"max_inflight_bytes ({max_inflight_bytes}) must be at least max_bytes ({max_bytes})."
+            )
+        if not read_timeout_s > 0:
+            raise ValueError(f"read_timeout_s must be > 0 s, got {read_timeout_s!r}.")
         self.app = app
         self.max_bytes = max_bytes
+        self.read_timeout_s = float(read_timeout_s)
+        self.max_inflight_bytes = max_inflight_bytes
+        self.metrics = metrics
+        self.inflight = 0  # one event loop: no lock needed
+
+    def _reserve(self, n: int) -> bool:
+        if self.inflight + n > self.max_inflight_bytes:
+            return False
+        self.inflight += n
+        if self.metrics is not None:
+            self.metrics.inflight_body_bytes.set(self.inflight)
+        return True
+
+    def _release(self, n: int) -> None:
+        self.inflight -= n
+        if self.metrics is not None:
+            self.metrics.inflight_body_bytes.set(self.inflight)
+
+    async def _refuse(self, send: Send, limit: str, status: int, detail: str, headers: tuple = ()) -> None:
+        if self.metrics is not None:
+            self.metrics.refused(limit)
+        await _send_error(send, status, detail, headers)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -77,36 +225,68 @@ class BodySizeLimitMiddleware:
             return
         declared = Headers(scope=scope).get("content-length")
         if declared is not None:
-            if not declared.strip().isdigit():
+            declared = declared.strip()
+            if not (declared.isascii() and declared.isdigit()):
                 await _send_error(send, 400, INVALID_CONTENT_LENGTH)
                 return
-            if int(declared) > self.max_bytes:
-                await _send_error(send, 413, body_too_large(self.max_bytes))
+            # Compare the text's length first: int() of a 5000-digit header would raise (Python's digit limit).
+            declared = int(declared) if len(declared) <= 18 else self.max_bytes + 1
+            if declared > self.max_bytes:
+                await self._refuse(send, "body_size", 413, body_too_large(self.max_bytes))
                 return
+        self_reserved = [0]  # bytes this request holds in the in-flight budget
+        try:
+            if declared and not self._reserve(declared):
+                await self._refuse(send, "inflight_bytes", 429, SERVER_BUSY, _RETRY_AFTER)
+                return
+            self_reserved[0] = declared or 0
+            try:  # asyncio.wait_for, not asyncio.timeout: Python 3.10 is supported
+                outcome = await asyncio.wait_for(self._read(receive, self_reserved), self.read_timeout_s)
+            except asyncio.TimeoutError:
+                await self._refuse(send, "body_timeout", 408, body_timeout(self.read_timeout_s))
+                return
+            if outcome is None:
+                return  # the client left before sending its body: nobody to answer
+            if isinstance(outcome, tuple):
+                await self._refuse(send, *outcome)
+                return
+            chunks = outcome
+            replayed = False
+
+            async def replay() -> Message:
+                nonlocal replayed
+                if not replayed:
+                    replayed = True
+                    return {"type": "http.request", "body": b"".join(chunks), "more_body": False}
+                return await receive()  # after the body: disconnect notifications
+
+            await self.app(scope, replay, send)
+        finally:
+            if self_reserved[0]:
+                self._release(self_reserved[0])
+
+    async def _read(self, receive: Receive, reserved: list[int]) -> list[bytes] | tuple | None:
+        """The body's chunks; a refusal ``(limit, status, detail, headers)``; None if the client left.
+
+        ``reserved[0]`` follows the bytes reserved in the in-flight budget (the caller releases them).
+        """
         chunks: list[bytes] = []
         total = 0
         while True:
             message = await receive()
             if message["type"] == "http.disconnect":
-                return  # the client left before sending its body: nobody to answer
+                return None
             chunk = message.get("body", b"")
             total += len(chunk)
             if total > self.max_bytes:
-                await _send_error(send, 413, body_too_large(self.max_bytes))
-                return
+                return ("body_size", 413, body_too_large(self.max_bytes), ())
+            if total > reserved[0]:  # no (or a lying) Content-Length: reserve as it comes
+                if not self._reserve(total - reserved[0]):
+                    return ("inflight_bytes", 429, SERVER_BUSY, _RETRY_AFTER)
+                reserved[0] = total
             chunks.append(chunk)
             if not message.get("more_body", False):
-                break
-        replayed = False
-
-        async def replay() -> Message:
-            nonlocal replayed
-            if not replayed:
-                replayed = True
-                return {"type": "http.request", "body": b"".join(chunks), "more_body": False}
-            return await receive()  # after the body: disconnect notifications
-
-        await self.app(scope, replay, send)
+                return chunks
 
 
 class RequestMetricsMiddleware:

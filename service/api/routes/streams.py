@@ -16,7 +16,7 @@ from service.api.deps import (
     resolve_model,
 )
 from service.schemas import StreamCreate, StreamPublic, StreamsPublic, StreamUpdate
-from service.streams import follows_latest
+from service.streams import StreamLimitError, follows_latest
 
 router = APIRouter(prefix="/streams", tags=["streams"], dependencies=[Authenticated])
 
@@ -40,7 +40,7 @@ def list_streams(manager: ManagerDep) -> StreamsPublic:
     response_model=StreamPublic,
     status_code=status.HTTP_201_CREATED,
     dependencies=[JsonBody],
-    responses=error_responses(400, 401, 404, 413, 415, 422, 503),
+    responses=error_responses(400, 401, 404, 409, 413, 415, 422, 503),
     summary="Attach an LSL stream",
 )
 def attach_stream(
@@ -61,6 +61,8 @@ def attach_stream(
         return manager.attach(body.model_copy(update={"model": loaded.ref}), follow=follows_latest(requested))
     except ValueError as err:  # e.g. features that cannot be computed live
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(err)) from None
+    except StreamLimitError as err:
+        raise HTTPException(status.HTTP_409_CONFLICT, str(err)) from None
 
 
 @router.get(

@@ -15,7 +15,8 @@ HTTP 403 without a reason):
 4401    a token is configured (``M2S_API_TOKEN``) and the request carries neither
         ``Authorization: Bearer <token>`` nor ``?token=<token>`` with it
 4404    ``?stream=<id>`` names no attached stream
-1013    the service is starting or shutting down (try again later)
+1013    the service is starting or shutting down, or already has ``M2S_MAX_WS_CLIENTS`` clients
+        (try again later; the reason says which)
 1001    the service is shutting down (sent to connected clients)
 ======  =======================================================================================
 
@@ -46,6 +47,11 @@ CLOSE_GOING_AWAY = 1001
 REASON_UNAUTHORIZED = "Not authenticated: send 'Authorization: Bearer <token>' or ?token=<token>."
 REASON_NOT_READY = "The service is starting or shutting down; reconnect later."
 REASON_SHUTDOWN = "The service is shutting down."
+
+
+def too_many_clients_reason(limit: int) -> str:
+    """Close reason when ``M2S_MAX_WS_CLIENTS`` clients are connected already."""
+    return f"The service already has {limit} WebSocket clients (M2S_MAX_WS_CLIENTS); reconnect later."
 
 
 def unknown_stream_reason(stream_id: str) -> str:
@@ -79,6 +85,10 @@ async def stream_states(websocket: WebSocket, stream: str | None = None, token: 
         return
     if stream is not None and stream not in manager:
         await websocket.close(CLOSE_UNKNOWN_STREAM, unknown_stream_reason(stream))
+        return
+    if hub.n_subscribers >= settings.max_ws_clients:  # no await until subscribe(): no race on the loop
+        state.metrics.refused("ws_clients")
+        await websocket.close(CLOSE_TRY_AGAIN_LATER, too_many_clients_reason(settings.max_ws_clients))
         return
     try:
         subscription = hub.subscribe(stream)
@@ -126,5 +136,6 @@ __all__ = [
     "CLOSE_UNAUTHORIZED",
     "CLOSE_UNKNOWN_STREAM",
     "router",
+    "too_many_clients_reason",
     "unknown_stream_reason",
 ]
