@@ -31,7 +31,9 @@ from fastapi.staticfiles import StaticFiles
 from models.repository import ModelRepository
 from service.api.deps import token_problem
 from service.api.errors import install_error_handlers
+from service.api.methods import MethodNotAllowedMiddleware
 from service.api.middleware import BearerAuthMiddleware, RequestBodyLimits, RequestMetricsMiddleware
+from service.api.openapi import install_openapi
 from service.api.routes import calibrations as calibrations_routes
 from service.api.routes import health, metrics, models, predict, streams, ws
 from service.api.routes import recordings as recordings_routes
@@ -138,6 +140,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.metrics = ServiceMetrics()
     app.state.ready = False
     install_error_handlers(app)
+    install_openapi(app)  # error bodies, auth and 503s as the app answers them
+    app.add_middleware(MethodNotAllowedMiddleware)  # innermost: 405 with every method of the path in Allow
     # Added last = outermost: metrics (count every answer) > auth (401 before any body byte is read) >
     # body limits (413 / 408 / 429) > the app.
     app.add_middleware(
