@@ -22,6 +22,8 @@ RECORDING_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
 #: A JSON number of a request: integers are taken, booleans and numeric strings are refused (lax pydantic would
 #: read ``true`` as 1.0 and ``"3"`` as 3.0, hiding a client's bug in a signal).
 Number = Annotated[float, Strict()]
+#: A JSON boolean of a request: ``0``, ``1``, ``"yes"`` and ``"false"`` are refused (lax pydantic takes them).
+Flag = Annotated[bool, Strict()]
 
 _MODALITY = Field(
     min_length=1,
@@ -282,7 +284,7 @@ class CalibrationLabels(BaseModel):
         '{"trial": k, "label": "<class>"} or trial_start:<label> / trial_end strings.',
         examples=[{"type": "Markers"}],
     )
-    rest: bool = Field(False, description="Labels come from POST /calibrations/{id}/label.")
+    rest: Flag = Field(False, description="Labels come from POST /calibrations/{id}/label.")
     trial_s: Number | None = Field(
         None,
         gt=0,
@@ -320,7 +322,7 @@ class CalibrationCreate(BaseModel):
         min_length=1, max_length=16, description="Ids of attached streams, at most one per modality."
     )
     labels: CalibrationLabels
-    record: bool = Field(
+    record: Flag = Field(
         False,
         description="Record the session to XDF in M2S_RECORDINGS_DIR (the streams, and the marker stream or the "
         "REST labels as markers) until the calibration ends; its id is recording_id.",
@@ -347,7 +349,7 @@ class CalibrationFit(BaseModel):
         "default: each modality its own head.",
         examples=["eeg"],
     )
-    activate: bool = Field(False, description="Switch the calibration's streams to the new model (hot swap).")
+    activate: Flag = Field(False, description="Switch the calibration's streams to the new model (hot swap).")
 
 
 class ModalityValidation(BaseModel):
@@ -475,7 +477,7 @@ class RepositoryIndex(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    ready: bool = Field(False, description="List only the versions that are loaded (state READY).")
+    ready: Flag = Field(False, description="List only the versions that are loaded (state READY).")
 
 
 class RepositoryIndexEntry(BaseModel):
