@@ -151,9 +151,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         max_inflight_bytes=settings.max_inflight_body_bytes,
         metrics=app.state.metrics,
     )
-    app.add_middleware(
-        BearerAuthMiddleware, fastapi_app=app, problem=lambda header: token_problem(settings, header)
-    )
+    app.add_middleware(BearerAuthMiddleware, problem=lambda header: token_problem(settings, header))
     app.add_middleware(RequestMetricsMiddleware, metrics=app.state.metrics)
     routers = (
         predict,

@@ -18,12 +18,10 @@ body-limit middleware have had their say first.
 from __future__ import annotations
 
 import json
-import re
-from typing import Any
 
-from fastapi.routing import iter_route_contexts
-from starlette.routing import compile_path
 from starlette.types import ASGIApp, Receive, Scope, Send
+
+from service.api.route_table import RouteTable
 
 #: Order of the methods in ``Allow`` (the usual one; any other method sorts after these, alphabetically).
 METHOD_ORDER = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE")
@@ -40,14 +38,6 @@ def method_not_allowed(method: str, template: str, methods: set[str] | frozenset
     return f"Method {method} is not allowed on {template}; allowed: {allow_header(methods)}."
 
 
-def _route_path(scope: Scope) -> str:
-    """The path the routes match: ``scope["path"]`` without the ``root_path`` (as Starlette's router)."""
-    path, root = scope["path"], scope.get("root_path", "")
-    if root and path.startswith(root) and (len(path) == len(root) or path[len(root)] == "/"):
-        return path[len(root) :]
-    return path
-
-
 class MethodNotAllowedMiddleware:
     """405 with every method the path's routes have in ``Allow``, when the request's method is none of them.
 
@@ -59,40 +49,20 @@ class MethodNotAllowedMiddleware:
 
     def __init__(self, app: ASGIApp):
         self.app = app
-        self._key: tuple[int, ...] | None = None
-        self._table: list[tuple[re.Pattern[str], frozenset[str], Any, str]] = []
-
-    def _routes(self, application: Any) -> list[tuple[re.Pattern[str], frozenset[str], Any, str]]:
-        """``(path regex, methods, route, path template)`` of every HTTP route (rebuilt if the routes change)."""
-        key = tuple(map(id, application.routes))
-        if key != self._key:
-            table = []
-            for context in iter_route_contexts(application.routes):
-                if not context.methods or context.path is None:  # mounts, WebSocket routes
-                    continue
-                regex, template, _ = compile_path(context.path)
-                table.append((regex, frozenset(context.methods), context.original_route, template))
-            self._table, self._key = table, key
-        return self._table
+        self._table = RouteTable()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         application = scope.get("app")
         if scope["type"] != "http" or application is None:
             await self.app(scope, receive, send)
             return
-        path, method = _route_path(scope), scope["method"]
-        allowed: set[str] = set()
-        first = None
-        for regex, methods, route, template in self._routes(application):
-            if regex.match(path):
-                if method in methods:
-                    await self.app(scope, receive, send)
-                    return
-                allowed |= methods
-                first = first or (route, template)
-        if first is None:
+        method = scope["method"]
+        matching = self._table.matching(application, scope)
+        if not matching or any(method in r.methods for r in matching):
             await self.app(scope, receive, send)
             return
+        allowed = set().union(*(r.methods for r in matching))
+        first = (matching[0].route, matching[0].template)
         scope["route"] = first[0]  # labels the request metrics by the path's route template
         body = json.dumps({"detail": method_not_allowed(method, first[1], allowed)}).encode()
         await send(

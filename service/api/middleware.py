@@ -12,17 +12,15 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import re
 import time
 from collections.abc import Callable
 from typing import Any
 
-from fastapi import FastAPI
-from fastapi.routing import iter_route_contexts
 from starlette.datastructures import Headers
-from starlette.routing import Mount, compile_path
+from starlette.routing import Mount
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from service.api.route_table import RouteTable
 from service.metrics import ServiceMetrics
 
 logger = logging.getLogger(__name__)
@@ -82,7 +80,8 @@ class BearerAuthMiddleware:
     :func:`~service.api.deps.require_token` dependency alone let anyone without a token make the
     server read and parse a body of up to ``M2S_MAX_BODY_BYTES``. This middleware asks the same
     question first: which routes need the token is read from the routes themselves (a route whose
-    dependencies include ``require_token``), and the answer is the dependency's (same details and
+    dependencies include ``require_token``, matched as the router does, :mod:`service.api.route_table`), and
+    the answer is the dependency's (same details and
     ``WWW-Authenticate`` headers, :func:`~service.api.deps.token_problem`). WebSockets authenticate
     in their route (header or ``?token=``), unchanged.
 
@@ -90,62 +89,36 @@ class BearerAuthMiddleware:
     ----------
     app : ASGI app
         The wrapped application.
-    fastapi_app : FastAPI
-        The application whose routes say which paths need the token.
     problem : callable
         ``problem(authorization_header_or_None) -> (status, detail, headers) | None``.
     """
 
-    def __init__(
-        self,
-        app: ASGIApp,
-        fastapi_app: FastAPI,
-        problem: Callable[[str | None], tuple[int, str, dict[str, str]] | None],
-    ):
+    def __init__(self, app: ASGIApp, problem: Callable[[str | None], tuple[int, str, dict[str, str]] | None]):
         self.app = app
-        self.fastapi_app = fastapi_app
         self.problem = problem
-        self._key: tuple[int, ...] | None = None
-        self._protected: list[tuple[re.Pattern[str], Any]] = []  # (path regex, route) of routes needing it
-
-    def _protected_routes(self) -> list[tuple[re.Pattern[str], Any]]:
-        """The HTTP routes whose dependencies include ``require_token`` (rebuilt if the routes change)."""
-        from service.api.deps import require_token  # deps imports the service's resources
-
-        routes = self.fastapi_app.routes
-        key = tuple(map(id, routes))
-        if key != self._key:
-            self._protected = [
-                (compile_path(context.path)[0], context.original_route)
-                for context in iter_route_contexts(routes)
-                if context.methods
-                and context.path
-                and getattr(context, "dependant", None) is not None
-                and _depends_on(context.dependant, require_token)
-            ]
-            self._key = key
-        return self._protected
+        self._table = RouteTable()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
+        application = scope.get("app")
+        if scope["type"] != "http" or application is None:
             await self.app(scope, receive, send)
             return
-        path = scope["path"]
-        matched = next((route for regex, route in self._protected_routes() if regex.match(path)), None)
+        from service.api.deps import require_token  # deps imports the service's resources
+
+        matched = next(
+            (r for r in self._table.matching(application, scope) if require_token in r.calls),
+            None,
+        )
         if matched is not None:
             problem = self.problem(Headers(scope=scope).get("authorization"))
             if problem is not None:
                 status, detail, headers = problem
-                scope["route"] = matched  # the request metrics label it by its route, not "unmatched"
+                scope["route"] = matched.route  # the request metrics label it by its route, not "unmatched"
                 await _send_error(
                     send, status, detail, tuple((k.encode(), v.encode()) for k, v in headers.items())
                 )
                 return
         await self.app(scope, receive, send)
-
-
-def _depends_on(dependant: Any, call: Callable[..., Any]) -> bool:
-    return any(d.call is call or _depends_on(d, call) for d in dependant.dependencies)
 
 
 class RequestBodyLimits:
@@ -157,9 +130,8 @@ class RequestBodyLimits:
     - **Time.** The whole body must arrive within ``read_timeout_s`` of the first read: a client that
       declares a body and never sends it no longer holds a connection (and its reservation) forever.
     - **Memory.** Parsed JSON numbers take 8-20x their text's size, so the bytes of all bodies being
-      read or handled at once are bounded by ``max_inflight_bytes``: a declared length is reserved
-      before reading (429 with ``Retry-After`` if it does not fit), an undeclared one as it arrives;
-      the reservation ends when the app has answered.
+      read or handled at once are bounded by ``max_inflight_bytes``: each body's bytes are reserved as
+      they arrive (429 with ``Retry-After`` once they do not fit) and held until the app has answered.
 
     An accepted body is handed on unchanged (buffered, at most ``max_bytes``).
 
@@ -234,12 +206,11 @@ class RequestBodyLimits:
             if declared > self.max_bytes:
                 await self._refuse(send, "body_size", 413, body_too_large(self.max_bytes))
                 return
-        self_reserved = [0]  # bytes this request holds in the in-flight budget
+        # Bytes this request holds in the in-flight budget: those received, never the declared length, so
+        # that a client declaring a body and sending nothing holds nothing (it could otherwise fill the budget
+        # with a few idle connections, for free and without a token).
+        self_reserved = [0]
         try:
-            if declared and not self._reserve(declared):
-                await self._refuse(send, "inflight_bytes", 429, SERVER_BUSY, _RETRY_AFTER)
-                return
-            self_reserved[0] = declared or 0
             try:  # asyncio.wait_for, not asyncio.timeout: Python 3.10 is supported
                 outcome = await asyncio.wait_for(self._read(receive, self_reserved), self.read_timeout_s)
             except asyncio.TimeoutError:
@@ -280,7 +251,7 @@ class RequestBodyLimits:
             total += len(chunk)
             if total > self.max_bytes:
                 return ("body_size", 413, body_too_large(self.max_bytes), ())
-            if total > reserved[0]:  # no (or a lying) Content-Length: reserve as it comes
+            if total > reserved[0]:
                 if not self._reserve(total - reserved[0]):
                     return ("inflight_bytes", 429, SERVER_BUSY, _RETRY_AFTER)
                 reserved[0] = total

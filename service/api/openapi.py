@@ -45,6 +45,7 @@ from service.api.deps import (
     require_json,
     require_token,
 )
+from service.api.route_table import dependency_calls
 
 ERROR_REF = "#/components/schemas/ErrorPublic"
 BEARER_SCHEME = "HTTPBearer"  # the name FastAPI gives the HTTPBearer dependency's scheme
@@ -81,25 +82,13 @@ def _answer(code: int) -> dict[str, Any]:
     return answer
 
 
-def _dependency_calls(route: APIRoute) -> set[Callable[..., Any]]:
-    """Every dependency callable of ``route``, sub-dependencies included."""
-    calls: set[Callable[..., Any]] = set()
-    stack = list(route.dependant.dependencies)
-    while stack:
-        dependant = stack.pop()
-        if dependant.call is not None:
-            calls.add(dependant.call)
-        stack.extend(dependant.dependencies)
-    return calls
-
-
 def _operations(app: FastAPI) -> Iterator[tuple[str, str, set[Callable[..., Any]]]]:
     """``(method, path, dependency callables)`` of every operation of the schema."""
     for context in iter_route_contexts(app.routes):
         route = context.original_route
         if not isinstance(route, APIRoute) or not context.include_in_schema:
             continue
-        calls = _dependency_calls(route)
+        calls = dependency_calls(route.dependant)
         for method in context.methods or ():
             yield method.lower(), context.path_format, calls
 

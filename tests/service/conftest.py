@@ -40,13 +40,14 @@ def make_settings(**overrides) -> Settings:
 
 
 @contextlib.contextmanager
-def run_server(app, *, startup_timeout_s: float = 60.0):
+def run_server(app, *, startup_timeout_s: float = 60.0, **config):
     """Serve ``app`` with uvicorn in a background thread on 127.0.0.1:<free port>; yield its base URL.
 
     The lifespan runs (model load and warm-up) before the URL is yielded; at exit the server shuts down
-    gracefully (lifespan shutdown included) and the thread is joined.
+    gracefully (lifespan shutdown included) and the thread is joined. ``config``: more ``uvicorn.Config``
+    options (e.g. ``root_path``).
     """
-    config = uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="on")
+    config = uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="on", **config)
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, name="uvicorn-test", daemon=True)
     thread.start()

@@ -16,7 +16,7 @@ from service.api.deps import NOT_AUTHENTICATED
 from service.api.middleware import SERVER_BUSY, RequestBodyLimits, body_timeout, body_too_large
 from service.api.routes.ws import too_many_clients_reason
 from service.app import create_app
-from tests.service.conftest import make_settings
+from tests.service.conftest import make_settings, run_server
 
 TOKEN = "limits-token"
 BODY_LIMIT = 4096
@@ -99,6 +99,21 @@ def test_401_comes_before_a_single_body_byte_is_read(secured_url):
     assert time.perf_counter() - t0 < 5  # far less than any read timeout: the body was never awaited
 
 
+def test_401_before_the_body_behind_a_root_path():
+    """Behind a proxy (uvicorn --root-path /api) the routes are matched without the prefix, as the router does:
+    the review found the middleware matched the raw path there, so the body was awaited (408) before the 401."""
+    with run_server(create_app(make_settings(api_token=TOKEN)), root_path="/api") as url:
+        # The proxy strips /api; uvicorn puts it back into the scope's path, the router takes it off again.
+        t0 = time.perf_counter()
+        sock = _raw(
+            url, "POST /predict HTTP/1.1\nHost: x\nContent-Type: application/json\nContent-Length: 100"
+        )
+        status, _, body = _answer(sock)
+        assert (status, body) == (401, {"detail": NOT_AUTHENTICATED})
+        assert time.perf_counter() - t0 < 5
+        assert httpx.get(f"{url}/v2/health/live").status_code == 200
+
+
 def test_public_routes_stay_public_with_a_token(secured_url):
     """Health probes and the dashboard need no token; with the token a protected route answers."""
     assert httpx.get(f"{secured_url}/v2/health/live").status_code == 200
@@ -129,11 +144,12 @@ def test_body_that_never_arrives_gets_408_after_the_read_timeout(limited_url):
 
 
 def test_in_flight_body_bytes_are_bounded_with_429_then_freed(limited_url):
-    """Two stalled requests hold the whole in-flight budget: a third is refused at once with 429 and
-    Retry-After; when they go, a request is served again."""
+    """Two slow requests that sent most of their bodies hold the in-flight budget: a third is refused at once
+    with 429 and Retry-After; when they go, a request is served again."""
     before = _refusals(limited_url)["inflight_bytes"]
     head = f"POST /predict HTTP/1.1\nHost: x\nContent-Type: application/json\nContent-Length: {BODY_LIMIT}"
-    stalled = [_raw(limited_url, head) for _ in range(2)]
+    sent = BODY_LIMIT - 10  # of each body: together they leave the third request (~290 bytes) too little
+    stalled = [_raw(limited_url, head, b" " * sent) for _ in range(2)]
     try:
         time.sleep(0.1)  # both reservations made
         r = httpx.post(f"{limited_url}/predict", json={"modality": "ecg", "features": [[1.0] * 10] * 5})
@@ -147,6 +163,20 @@ def test_in_flight_body_bytes_are_bounded_with_429_then_freed(limited_url):
     assert _refusals(limited_url)["inflight_bytes"] == before + 1
     metrics = httpx.get(f"{limited_url}/metrics").text
     assert "m2s_inflight_body_bytes 0.0" in metrics
+
+
+def test_declared_but_unsent_bodies_hold_no_budget(limited_url):
+    """Idle connections that only declare bodies (the review's probe: a few of them, without a token, blocked
+    every request with a body) reserve nothing: a request is served while they wait."""
+    head = f"POST /v2/health/live HTTP/1.1\nHost: x\nContent-Length: {BODY_LIMIT}"
+    idle = [_raw(limited_url, head) for _ in range(4)]
+    try:
+        time.sleep(0.1)
+        r = httpx.post(f"{limited_url}/predict", json={"modality": "ecg", "features": [[1.0] * 10] * 5})
+        assert r.status_code == 200, r.text
+    finally:
+        for sock in idle:
+            sock.close()
 
 
 def test_content_length_of_5000_digits_is_413_not_500():
