@@ -111,7 +111,8 @@ class StreamInfo(_Result):
     selector: dict[str, Any]
     connected: bool
     stale: bool
-    #: 'connecting', 'ok', 'stale' or 'unusable' (connected, but cannot feed the model: no states; see last_error).
+    #: 'connecting', 'ok', 'stale', 'unusable' (connected, but cannot feed the model: no states) or 'failing' (its
+    #: latest chunk failed, no state since); last_error says why.
     health: str = "ok"
     data_age_s: float | None = None
     effective_srate: float | None = None

@@ -155,10 +155,11 @@ class StreamPublic(BaseModel):
         "switched with 'name' or 'name:latest'); false: pinned to this version ('name:3').",
     )
     selector: dict[str, Any] = Field(description="LSL selector: type / name / source_id that are set.")
-    health: Literal["connecting", "ok", "stale", "unusable"] = Field(
+    health: Literal["connecting", "ok", "stale", "unusable", "failing"] = Field(
         description="'connecting': no source yet (last_error says why); 'ok': connected, data flowing; "
         "'stale': connected, no data for stale_after_s; 'unusable': connected but the stream cannot feed the "
-        "model (sampling rate, channels or units: last_error says which), so it produces NO states."
+        "model (sampling rate, channels or units: last_error says which), so it produces NO states; "
+        "'failing': processing its latest chunk failed and no state came since (last_error says why)."
     )
     connected: bool
     stale: bool

@@ -362,6 +362,7 @@ class _AttachedStream:
         with self._lock:
             n_states = self._n_states
             unusable = self._config_error is not None
+            failing = self._runtime_error is not None  # cleared by the next state
             error = self._config_error or status["last_error"] or self._runtime_error
         return StreamPublic(
             id=self.id,
@@ -369,7 +370,7 @@ class _AttachedStream:
             model=self.model_ref,
             follows_latest=self.follows_latest,
             selector=self.request.selector.model_dump(exclude_none=True),
-            health=_health(status["connected"], status["stale"], unusable),
+            health=_health(status["connected"], status["stale"], unusable, failing),
             connected=status["connected"],
             stale=status["stale"],
             data_age_s=status["data_age_s"],
@@ -714,13 +715,16 @@ class StreamLimitError(Exception):
     """``attach()`` refused: ``settings.max_streams`` streams are attached already (HTTP 409)."""
 
 
-def _health(connected: bool, stale: bool, unusable: bool) -> str:
-    """``StreamPublic.health`` from the worker's flags (an unusable source is connected and may look fresh)."""
+def _health(connected: bool, stale: bool, unusable: bool, failing: bool) -> str:
+    """``StreamPublic.health`` from the worker's flags (an unusable or failing stream is connected and may look
+    fresh)."""
     if not connected:
         return "connecting"
     if unusable:
         return "unusable"
-    return "stale" if stale else "ok"
+    if stale:
+        return "stale"
+    return "failing" if failing else "ok"
 
 
 __all__ = ["StreamLimitError", "StreamManager", "follows_latest"]

@@ -26,7 +26,7 @@ from service.hub import StateHub
 from service.lsl import LslStream
 from service.metrics import ServiceMetrics
 from service.schemas import EmotionState
-from service.streams import StreamManager
+from service.streams import StreamManager, _health
 from signals.units import channel_factors, spec_channel_units
 from synthetic import SyntheticConfig, generate_trial
 
@@ -513,3 +513,19 @@ def test_hot_swap_keeps_the_inlet_and_misses_no_state(swap_engine, eeg_trial):
     # Another spec restarts the windows: its first state needs a whole window (2 vectors of 1 s) of new data.
     assert other[0].lsl_time > personal[-1].lsl_time
     assert final.n_reconnects == 0 and len(recorder.streams) == 1 and final.last_error is None
+
+
+@pytest.mark.parametrize(
+    ("connected", "stale", "unusable", "failing", "health"),
+    [
+        (False, True, False, False, "connecting"),
+        (True, False, True, False, "unusable"),  # fresh data that can never make a state
+        (True, True, True, True, "unusable"),  # the cause outranks its symptoms
+        (True, True, False, True, "stale"),
+        (True, False, False, True, "failing"),  # data flows, every chunk fails: not 'ok'
+        (True, False, False, False, "ok"),
+    ],
+)
+def test_health_names_why_no_state_comes(connected, stale, unusable, failing, health):
+    """StreamPublic.health from the worker's flags (issue 18: a stream that cannot produce states looked healthy)."""
+    assert _health(connected, stale, unusable, failing) == health
