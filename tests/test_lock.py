@@ -11,6 +11,7 @@ import hashlib
 import importlib.util
 import os
 import sys
+import sysconfig
 from importlib import metadata
 from pathlib import Path
 
@@ -109,7 +110,10 @@ def test_this_environment_is_the_lock():
     if lock not in locks.BY_NAME:
         pytest.skip(f"{lock!r}: unlocked (another Python) or made by an older scripts/bootstrap")
     _, pins = locks.read_lock(ROOT / "requirements" / f"{lock}.txt")
-    installed = {locks.canonical(d.metadata["Name"]): d.version for d in metadata.distributions()}
+    # Only what is installed in the environment: once setuptools is imported (heartpy's pkg_resources), its
+    # vendored packages' dist-info (platformdirs, packaging, wheel) are on sys.path too, at other versions.
+    site = sorted({sysconfig.get_paths()["purelib"], sysconfig.get_paths()["platlib"]})
+    installed = {locks.canonical(d.metadata["Name"]): d.version for d in metadata.distributions(path=site)}
     installed.pop("m2s-live", None)
     wrong = {n: (v, pins[n][0]) for n, v in installed.items() if n in pins and pins[n][0] != v}
     assert not wrong, f"installed vs locked {wrong}: run scripts/bootstrap"
