@@ -128,7 +128,10 @@ def head_graph(head: LinearHeadWeights, *, opset: int):
 
     inp = helper.make_tensor_value_info("embedding", TensorProto.FLOAT, ["batch", head.coef.shape[1]])
     graph = helper.make_graph([], "m2s_linear_head", [inp], [])
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", max(opset, 13))])
+    opsets = [helper.make_opsetid("", max(opset, 13))]
+    # The oldest IR version the opset needs, not the onnx package's newest: a newer onnx than the runtime
+    # (onnx 1.23 writes IR 14, onnxruntime 1.31 reads up to 13) would otherwise make heads nobody can load.
+    model = helper.make_model(graph, opset_imports=opsets, ir_version=helper.find_min_ir_version_for(opsets))
     return _append_head(model, head, "embedding", "probabilities")
 
 

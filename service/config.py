@@ -37,10 +37,11 @@ from pydantic_settings import NoDecode, SettingsConfigDict
 from models.repository import DEFAULT_REPOSITORY, DEMO_BUNDLE, parse_model_ref
 from service.address import ENV_PREFIX, ServiceAddress
 
-# ``onnxruntime.get_all_providers()`` of onnxruntime 1.32: every provider name any ORT build may offer.
+# ``onnxruntime.get_all_providers()`` of onnxruntime 1.31 and 1.32: every provider name any ORT build may offer.
 # Used when onnxruntime cannot be imported; otherwise the installed build's list is added to it.
 KNOWN_PROVIDERS: tuple[str, ...] = (
     "TensorrtExecutionProvider",
+    "NvTensorRTRTXExecutionProvider",
     "CUDAExecutionProvider",
     "MIGraphXExecutionProvider",
     "ROCMExecutionProvider",
