@@ -17,10 +17,9 @@ body-limit middleware have had their say first.
 
 from __future__ import annotations
 
-import json
-
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from service.api.middleware import send_error
 from service.api.route_table import RouteTable
 
 #: Order of the methods in ``Allow`` (the usual one; any other method sorts after these, alphabetically).
@@ -64,19 +63,14 @@ class MethodNotAllowedMiddleware:
         allowed = set().union(*(r.methods for r in matching))
         first = (matching[0].route, matching[0].template)
         scope["route"] = first[0]  # labels the request metrics by the path's route template
-        body = json.dumps({"detail": method_not_allowed(method, first[1], allowed)}).encode()
-        await send(
-            {
-                "type": "http.response.start",
-                "status": 405,
-                "headers": [
-                    (b"allow", allow_header(allowed).encode()),
-                    (b"content-type", b"application/json"),
-                    (b"content-length", str(len(body)).encode()),
-                ],
-            }
+        # The router would have read no body either, and a 405 leaves the connection usable (as Starlette's).
+        await send_error(
+            send,
+            405,
+            method_not_allowed(method, first[1], allowed),
+            ((b"allow", allow_header(allowed).encode()),),
+            close=False,
         )
-        await send({"type": "http.response.body", "body": body})
 
 
 __all__ = ["METHOD_ORDER", "MethodNotAllowedMiddleware", "allow_header", "method_not_allowed"]

@@ -53,9 +53,18 @@ def body_timeout(seconds: float) -> str:
     )
 
 
-async def _send_error(
-    send: Send, status: int, detail: str, headers: tuple[tuple[bytes, bytes], ...] = ()
+async def send_error(
+    send: Send,
+    status: int,
+    detail: str,
+    headers: tuple[tuple[bytes, bytes], ...] = (),
+    *,
+    close: bool = True,
 ) -> None:
+    """Answer ``{"detail": detail}`` with ``status`` from middleware, before the app.
+
+    ``close``: the request's body was not read, so the connection cannot be reused (``Connection: close``).
+    """
     body = json.dumps({"detail": detail}).encode()
     await send(
         {
@@ -64,8 +73,7 @@ async def _send_error(
             "headers": [
                 (b"content-type", b"application/json"),
                 (b"content-length", str(len(body)).encode()),
-                # The rest of the body is not read: the connection cannot be reused.
-                (b"connection", b"close"),
+                *([(b"connection", b"close")] if close else []),
                 *headers,
             ],
         }
@@ -114,7 +122,7 @@ class BearerAuthMiddleware:
             if problem is not None:
                 status, detail, headers = problem
                 scope["route"] = matched.route  # the request metrics label it by its route, not "unmatched"
-                await _send_error(
+                await send_error(
                     send, status, detail, tuple((k.encode(), v.encode()) for k, v in headers.items())
                 )
                 return
@@ -189,7 +197,7 @@ class RequestBodyLimits:
     async def _refuse(self, send: Send, limit: str, status: int, detail: str, headers: tuple = ()) -> None:
         if self.metrics is not None:
             self.metrics.refused(limit)
-        await _send_error(send, status, detail, headers)
+        await send_error(send, status, detail, headers)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -199,7 +207,7 @@ class RequestBodyLimits:
         if declared is not None:
             declared = declared.strip()
             if not (declared.isascii() and declared.isdigit()):
-                await _send_error(send, 400, INVALID_CONTENT_LENGTH)
+                await send_error(send, 400, INVALID_CONTENT_LENGTH)
                 return
             # Compare the text's length first: int() of a 5000-digit header would raise (Python's digit limit).
             declared = int(declared) if len(declared) <= 18 else self.max_bytes + 1
