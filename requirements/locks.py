@@ -43,7 +43,7 @@ class Target:
 
 
 TARGETS = (
-    Target("local", "3.11", "x86_64-manylinux_2_36", ("cpu", "dev", "recordings", "train"),
+    Target("local", "3.11", "x86_64-manylinux_2_36", ("cpu", "dev", "docs", "recordings", "train"),
            ".venv for tests and development: scripts/bootstrap with any extra, scripts/test, .ci/run "
            "(this machine kind: Debian 12, Python 3.11, torch's CPU wheel from /opt/wheels)",
            local_wheels=True, like_local=False),
