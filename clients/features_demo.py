@@ -149,8 +149,8 @@ def run(
         trial = generate_trial(config, subject, 0, trial_index % config.n_trials, modalities=modalities)
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Command-line entry point."""
+def build_parser() -> argparse.ArgumentParser:
+    """The ``m2s-features-demo`` parser."""
     parser = argparse.ArgumentParser(
         prog="m2s-features-demo",
         description="Stream synthetic EEG, gaze, ECG and peripheral signals through the live feature extractors.",
@@ -176,6 +176,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--chunk", type=float, default=0.1, help="chunk length in seconds (default 0.1, like LSL pulls)"
     )
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Command-line entry point."""
+    parser = build_parser()
     args = parser.parse_args(argv)
     try:
         config = SyntheticConfig.from_json(args.config) if args.config else SyntheticConfig()
