@@ -176,10 +176,16 @@ class ModelPoller:
         done = {}
         for name, serving in sorted(self.streams.followed().items()):
             versions = self.engine.repository.versions(name)
-            if not versions or serving == {versions[-1]}:
-                continue  # gone from the repository (followers keep theirs) or up to date
+            if not versions:
+                continue  # gone from the repository: followers keep theirs
             try:
                 with self._locked():
+                    if serving == {versions[-1]}:
+                        # Up to date, maybe switched by someone else (a calibration's activate): what that
+                        # replaced is unloaded as after a switch of the poller's own (the soak found every
+                        # calibrated version kept loaded, +40 MB and 2 threads per fit).
+                        self._unload_replaced(name, f"{name}:{versions[-1]}")
+                        continue
                     done[name] = self._refresh(name, explicit=False)
             except RefreshBusy:
                 logger.warning("model poller: a load of %s is still running; trying again next scan", name)

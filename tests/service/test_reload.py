@@ -167,6 +167,20 @@ def test_replaced_versions_are_unloaded_once_nothing_uses_them(manager, repo):
     assert engine.predict(f"{DEMO_BUNDLE}:1", "eeg", window).shape == (1, 3)
 
 
+def test_versions_replaced_by_someone_else_are_unloaded_too(manager, repo):
+    """A calibration's activate switches the followers itself (the poller then finds them up to date): the
+    version they left is unloaded at the next scan all the same (the soak: every calibrated version stayed
+    loaded, +40 MB and two threads per fit)."""
+    engine = manager.engine
+    follower = _attach(manager)
+    poller = ModelPoller(engine, manager, interval_s=0)
+    write_version(repo, 2)
+    loaded = engine.load(f"{DEMO_BUNDLE}:2")
+    assert manager.follow(loaded)[0] == [follower]  # switched by another path than the poller
+    poller.scan()
+    assert set(engine.models) == {f"{DEMO_BUNDLE}:2"}
+
+
 def test_a_request_racing_an_unload_is_answered_not_stranded(manager):
     """predict() that found a session just before it was unloaded gets a clear error, never a wait without end."""
     engine = manager.engine
