@@ -686,7 +686,9 @@ def test_trainer_command_trains_and_exports_a_servable_bundle(config, tmp_path):
     assert (Path(env["M2S_RUNS"]) / name / "evaluation.json").is_file()
 
 
-# ------------------------------------------------------------------------------------------- README
+# ------------------------------------------------------------------------------------------- the deployment guide
+
+DEPLOY_GUIDE = ROOT / "docs" / "guides" / "deploy.md"  # the README's former Deployment section
 
 
 def _compose_services_named(text: str) -> set[str]:
@@ -711,15 +713,10 @@ def _compose_services_named(text: str) -> set[str]:
     return named
 
 
-def test_readme_deployment_section_names_real_services_and_profiles():
-    """README's Deployment section follows Model bundles and names only services, profiles and files that exist."""
-    readme = (ROOT / "README.md").read_text(encoding="utf-8")
-    assert (
-        readme.index("\n## Model bundles")
-        < readme.index("\n## Deployment")
-        < readme.index("\n## Dependencies")
-    )
-    section = readme.split("\n## Deployment", 1)[1].split("\n## ", 1)[0]
+def test_deploy_guide_names_real_services_and_profiles():
+    """The deployment guide names only services, profiles and files that exist; the README links to it."""
+    assert "docs/guides/deploy.md" in (ROOT / "README.md").read_text(encoding="utf-8")
+    section = DEPLOY_GUIDE.read_text(encoding="utf-8")
     compose = yaml.safe_load(COMPOSE_FILE.read_text(encoding="utf-8"))
     profiles = {p for s in compose["services"].values() for p in s.get("profiles", [])}
     assert set(re.findall(r"--profile ([a-z][\w-]*)", section)) <= profiles
@@ -731,9 +728,9 @@ def test_readme_deployment_section_names_real_services_and_profiles():
         assert variable in section and variable in COMPOSE_FILE.read_text(encoding="utf-8")
 
 
-def test_readme_env_file_example_is_understood(tmp_path):
-    """The README's example .env goes through docker-compose into settings the service accepts."""
-    section = (ROOT / "README.md").read_text(encoding="utf-8").split("\n## Deployment", 1)[1]
+def test_deploy_guide_env_file_example_is_understood(tmp_path):
+    """The deployment guide's example .env goes through docker-compose into settings the service accepts."""
+    section = DEPLOY_GUIDE.read_text(encoding="utf-8")
     example = section.split("`.env` could read:\n\n```bash\n", 1)[1].split("```", 1)[0]
     env_file = tmp_path / "lab.env"
     env_file.write_text(example, encoding="utf-8")
