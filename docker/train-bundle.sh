@@ -2,7 +2,7 @@
 # m2s-train-bundle DATA NAME [PRETRAIN OPTIONS...]
 #
 # Train M2S on a dataset and export it as a model bundle the service can load, in one go (the default
-# command of docker-compose.yml's `trainer`). The four steps of README "Training and evaluating M2S":
+# command of docker-compose.yml's `trainer`). The four steps of docs/guides/reproduce-paper.md "Training and evaluating M2S":
 #   m2s-train pretrain DATA --out RUN [PRETRAIN OPTIONS]   # contrastive pretraining on one split
 #   m2s-train finetune RUN                                 # a classifier per modality, epochs chosen on validation
 #   m2s-train evaluate RUN                                 # the A->B matrix on the test trials

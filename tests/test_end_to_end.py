@@ -44,7 +44,7 @@ CONTEXT_S = 12.0
 # population's statistics (no calibration). Measured on 2026-12-02 (2 shared cores), two runs each: x4, 240 s
 # (8 trials) EEG 0.833 / 0.741 (72 states), EYE 0.439 / 0.415 (68), ECG 0.827 / 0.852 (71); 120 s (4 trials,
 # x4 and x1) EEG 0.704 / 0.815, EYE 0.452 / 0.467, ECG 1.000 / 1.000; 15 trials (450 s, x4) EEG 0.939,
-# EYE 0.615, ECG 0.887 (README, "What to expect before calibration"). The eye transfers least across people,
+# EYE 0.615, ECG 0.887 (docs/guides/reproduce-paper.md, "What to expect before calibration"). The eye transfers least across people,
 # so its bar only asks for better than a constant answer (exactly 1/3); EEG, ECG and the mean over the three
 # keep a wide margin for run-to-run timing noise while a chain that ignores the signal stays near 1/3.
 MIN_BALANCED_ACCURACY = {"eeg": 0.55, "eye": 0.35, "ecg": 0.55}

@@ -808,7 +808,7 @@ class BenchmarkConfig(SyntheticBenchmarkData):
 
     Every field is optional; missing ones take these defaults: the step-budgeted recipe with the
     choices of ``--tune`` (:data:`SUBJECT_RECIPE`), a small network chosen for time (the default run
-    took 26.5 minutes on 2 CPU cores; see the README). ``head='mlp'`` (whose in-modal
+    took 26.5 minutes on 2 CPU cores; see docs/guides/reproduce-paper.md). ``head='mlp'`` (whose in-modal
     features are then the projection), ``model.w_contra=1`` and ``pretrain_min_steps=0`` give the
     paper's protocol.
     """

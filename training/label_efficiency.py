@@ -576,7 +576,7 @@ class PopulationBenchmarkConfig(SyntheticBenchmarkData):
 
     Every field is optional. The defaults finish in about 6.5 minutes on 2 CPU cores: three target
     subjects (evenly spaced over the 15 of the default synthetic world) with the small network; the
-    full run (``"n_targets": 15``) costs about five times as much (see the README).
+    full run (``"n_targets": 15``) costs about five times as much (see docs/guides/reproduce-paper.md).
     """
 
     protocol: str = _pyd.Field(
