@@ -121,7 +121,7 @@ class LslStream:
         dropped at the source if the worker falls behind.
     reresolve_after_s : float | None
         Silence after which the worker checks that the outlet still exists and re-resolves it
-        if not, s. None: ``max(2, stale_after_s)`` (a paused outlet costs one resolve per that time).
+        if not, s. None: ``max(5, 2 * stale_after_s)``.
     gap_factor, jitter_s : float
         The consumer's gap rule (its feature spec's ``gap_factor`` and ``jitter_s``): a timestamp
         step above ``gap_factor / sfreq`` that is also more than ``jitter_s`` off the regular line
@@ -168,9 +168,7 @@ class LslStream:
         check_range(wait_s, "wait_s", low=0, high=1, low_inclusive=False, unit="s")
         check_range(max_buffer_s, "max_buffer_s", low=1, high=3600, unit="s")
         if reresolve_after_s is None:
-            # Soon after the data turns stale: an outlet destroyed and recreated (a restarted driver) often leaves
-            # the inlet without a LostError, and 5 s here made 41 % of the soak's recoveries take over 5 s.
-            reresolve_after_s = max(2.0, stale_after_s)
+            reresolve_after_s = max(5.0, 2.0 * stale_after_s)
         check_range(reresolve_after_s, "reresolve_after_s", low=0, low_inclusive=False, unit="s")
         self.selector = selector
         self.on_chunk = on_chunk
