@@ -24,7 +24,6 @@ import argparse
 import json
 import logging
 import signal
-import socket
 import sys
 import types
 from collections.abc import Callable, Sequence
@@ -281,12 +280,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         server_header=False,
     )
     server = uvicorn.Server(config)
-    sockets = listening_sockets(config, settings.send_buffer_bytes)
     # uvicorn re-raises the signal that stopped it once it has shut down; with these handlers in
     # place that re-raise is a no-op, so a graceful SIGINT/SIGTERM shutdown exits with status 0.
     previous = {sig: signal.signal(sig, lambda *_: None) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
-        server.run(sockets=sockets)
+        server.run()
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
@@ -294,20 +292,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         logger.error("the service did not start (see the errors above)")
         return EXIT_STARTUP_FAILED
     return 0
-
-
-def listening_sockets(config, send_buffer_bytes: int) -> list[socket.socket] | None:
-    """The socket uvicorn listens on, bound here with ``SO_SNDBUF`` set; None (uvicorn binds) for 0.
-
-    Accepted connections inherit the listening socket's send buffer size (and lose the kernel's autotuning,
-    up to 4 MB), so that a WebSocket client that stops reading backs up into its bounded queue, where the
-    oldest states are dropped and the client is told, instead of into the kernel.
-    """
-    if not send_buffer_bytes:
-        return None
-    sock = config.bind_socket()  # uvicorn's own: same address handling and errors (exit 3 when taken)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, send_buffer_bytes)
-    return [sock]
 
 
 if __name__ == "__main__":

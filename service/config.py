@@ -304,14 +304,6 @@ class Settings(ServiceAddress):
         30.0, description="a request's whole body must arrive within S seconds, or it gets 408"
     )
     max_streams: int = Field(64, description="most attached LSL streams; more attaches get 409")
-    # Linux autotunes a socket's send buffer up to 4 MB: a WebSocket client that stops reading would first take
-    # minutes of old states from the kernel, and the queue's drop-oldest (fresh states, a 'dropped' notice)
-    # would never engage (the soak's slow client: 0 drops). A small buffer keeps the backlog in the queue.
-    send_buffer_bytes: int = Field(
-        32768,
-        description="socket send buffer of each connection (SO_SNDBUF; Linux doubles it), so that a slow "
-        "WebSocket client's backlog stays in its queue (drop-oldest) instead of the kernel; 0 = the OS default",
-    )
     max_ws_clients: int = Field(
         256, description="most WebSocket clients at once; more are closed with code 1013 (try again later)"
     )
@@ -507,15 +499,6 @@ class Settings(ServiceAddress):
     def _at_least_one_and_sane(cls, value: int, info: Any) -> int:
         if not 1 <= value <= 100_000:
             raise ValueError(f"M2S_{info.field_name.upper()} must be between 1 and 100000, got {value}.")
-        return value
-
-    @field_validator("send_buffer_bytes")
-    @classmethod
-    def _send_buffer(cls, value: int) -> int:
-        if value != 0 and not 4096 <= value <= 16 * 1024 * 1024:
-            raise ValueError(
-                f"M2S_SEND_BUFFER_BYTES must be 0 (the OS default) or between 4096 and 16777216 bytes, got {value}."
-            )
         return value
 
     @field_validator("body_read_timeout_s")

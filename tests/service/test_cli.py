@@ -84,7 +84,6 @@ def test_flags_keep_their_documented_names_and_metavars():
         "body_read_timeout_s": ("--body-read-timeout", "S"),
         "max_streams": ("--max-streams", "N"),
         "max_ws_clients": ("--max-ws-clients", "N"),
-        "send_buffer_bytes": ("--send-buffer-bytes", "N"),
         "providers": ("--providers", "EP[,EP...]"),
         "stale_after_s": ("--stale-after", "S"),
         "resolve_timeout_s": ("--resolve-timeout", "S"),
@@ -234,20 +233,3 @@ def test_serve_starts_and_stops_cleanly_on_sigint():
             proc.kill()
     assert proc.returncode == 0, output
     assert "Traceback" not in output and "shut down" in output
-
-
-def test_connections_inherit_the_send_buffer_setting():
-    """M2S_SEND_BUFFER_BYTES reaches every accepted connection (Linux reports twice the value set), so a slow
-    WebSocket client's backlog stays in the service's queue; 0 leaves the binding to uvicorn."""
-    import socket
-
-    import uvicorn
-
-    config = uvicorn.Config(lambda *a: None, host="127.0.0.1", port=0)
-    assert cli.listening_sockets(config, 0) is None
-    (listener,) = cli.listening_sockets(config, 32768)
-    listener.listen()
-    with listener, socket.create_connection(listener.getsockname()) as client:
-        accepted, _ = listener.accept()
-        with accepted:
-            assert accepted.getsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF) == 2 * 32768

@@ -17,6 +17,7 @@ from websockets.exceptions import ConnectionClosed
 
 from service.api.routes.ws import REASON_SHUTDOWN, REASON_UNAUTHORIZED, unknown_stream_reason
 from service.app import create_app
+from service.schemas import EmotionState, ModelRef
 from synthetic import SyntheticConfig, generate_trial
 
 from .conftest import make_settings, run_server
@@ -127,3 +128,48 @@ def test_server_shutdown_closes_socket():
         time.sleep(0.2)
     thread.join(10)
     assert (closed.get("code"), closed.get("reason")) in ((1001, REASON_SHUTDOWN), (1012, ""))
+
+
+def _state(k: int) -> EmotionState:
+    return EmotionState(
+        label="neutral",
+        probabilities={"negative": 0.2, "neutral": 0.6, "positive": 0.2},
+        modality="eeg",
+        model=ModelRef(name="m2s-synthetic-demo", version=1),
+        stream_id="eeg-slow",
+        lsl_time=float(k),
+        wall_time=time.time(),
+    )
+
+
+def test_a_client_that_stops_reading_loses_the_oldest_states_and_is_told():
+    """Over a real socket: a client that reads nothing while 3000 states (~0.8 MB) are published gets, once it
+    reads again, 'dropped' notices and the newest states, every state delivered or counted; publishing never
+    waited for it. (The soak's slow client never reached this: the service's keepalive closed it first.)"""
+    n = 3000
+    app = create_app(make_settings(ws_queue_size=64))
+    with run_server(app) as base:
+
+        async def scenario():
+            # max_queue=1: the client library stops reading the socket after one unread frame (no hidden buffer).
+            async with connect(_ws_url(base), max_queue=1) as ws:
+                while app.state.hub.n_subscribers == 0:
+                    await asyncio.sleep(0.01)
+                t0 = time.perf_counter()
+                for k in range(n):
+                    app.state.hub.publish(_state(k))  # from here, as a stream's worker thread would
+                publish_s = time.perf_counter() - t0
+                await asyncio.sleep(1.0)  # the service sends what the socket takes, then queues and drops
+                got = []
+                while True:
+                    try:
+                        got.append(json.loads(await asyncio.wait_for(ws.recv(), 2)))
+                    except TimeoutError:
+                        return got, publish_s
+
+        got, publish_s = asyncio.run(scenario())
+    dropped = sum(m["count"] for m in got if m["type"] == "dropped")
+    times = [m["state"]["lsl_time"] for m in got if m["type"] == "state"]
+    assert times == sorted(times) and times[-1] == n - 1  # in order, and the newest came
+    assert publish_s < 2.0  # publishing never waited for the client
+    assert dropped > 0 and dropped + len(times) == n  # every state delivered or counted as dropped
