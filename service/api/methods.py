@@ -20,7 +20,7 @@ from __future__ import annotations
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from service.api.middleware import send_error
-from service.api.route_table import RouteTable
+from service.api.route_table import matching_routes
 
 #: Order of the methods in ``Allow`` (the usual one; any other method sorts after these, alphabetically).
 METHOD_ORDER = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE")
@@ -43,31 +43,26 @@ class MethodNotAllowedMiddleware:
     Parameters
     ----------
     app : ASGI app
-        The wrapped application (its routes are read from ``scope["app"]`` on the first request).
+        The wrapped application (the routes are read from ``scope["app"]``).
     """
 
     def __init__(self, app: ASGIApp):
         self.app = app
-        self._table = RouteTable()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        application = scope.get("app")
-        if scope["type"] != "http" or application is None:
-            await self.app(scope, receive, send)
-            return
-        method = scope["method"]
-        matching = self._table.matching(application, scope)
+        method = scope.get("method")
+        matching = matching_routes(scope) if scope["type"] == "http" else []
         if not matching or any(method in r.methods for r in matching):
             await self.app(scope, receive, send)
             return
         allowed = set().union(*(r.methods for r in matching))
-        first = (matching[0].route, matching[0].template)
-        scope["route"] = first[0]  # labels the request metrics by the path's route template
+        first = matching[0]
+        scope["route"] = first.route  # labels the request metrics by the path's route template
         # The router would have read no body either, and a 405 leaves the connection usable (as Starlette's).
         await send_error(
             send,
             405,
-            method_not_allowed(method, first[1], allowed),
+            method_not_allowed(method, first.template, allowed),
             ((b"allow", allow_header(allowed).encode()),),
             close=False,
         )

@@ -20,7 +20,8 @@ from starlette.datastructures import Headers
 from starlette.routing import Mount
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from service.api.route_table import RouteTable
+from service.api.deps import require_token
+from service.api.route_table import matching_routes
 from service.metrics import ServiceMetrics
 
 logger = logging.getLogger(__name__)
@@ -104,19 +105,12 @@ class BearerAuthMiddleware:
     def __init__(self, app: ASGIApp, problem: Callable[[str | None], tuple[int, str, dict[str, str]] | None]):
         self.app = app
         self.problem = problem
-        self._table = RouteTable()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        application = scope.get("app")
-        if scope["type"] != "http" or application is None:
+        if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        from service.api.deps import require_token  # deps imports the service's resources
-
-        matched = next(
-            (r for r in self._table.matching(application, scope) if require_token in r.calls),
-            None,
-        )
+        matched = next((r for r in matching_routes(scope) if require_token in r.calls), None)
         if matched is not None:
             problem = self.problem(Headers(scope=scope).get("authorization"))
             if problem is not None:

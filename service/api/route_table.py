@@ -2,14 +2,16 @@
 
 Both :class:`~service.api.middleware.BearerAuthMiddleware` (which routes need the token) and
 :class:`~service.api.methods.MethodNotAllowedMiddleware` (every method of a path) ask "which routes
-match this request's path?" before Starlette's router runs; this module answers it once, the router's
-way: the path without the ``root_path`` (``uvicorn --root-path``), against every HTTP route's
-compiled path, routers included through FastAPI's route contexts.
+match this request's path?" before Starlette's router runs; :func:`matching_routes` answers it once
+per request (kept in the request's scope), the router's way: the path without the ``root_path``
+(``uvicorn --root-path``), against every HTTP route's compiled path, routers included through
+FastAPI's route contexts.
 """
 
 from __future__ import annotations
 
 import re
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -84,4 +86,27 @@ class RouteTable:
         return [r for r in self.routes(application) if r.regex.match(path)]
 
 
-__all__ = ["HttpRoute", "RouteTable", "dependency_calls", "route_path"]
+_TABLES: weakref.WeakKeyDictionary[Any, RouteTable] = weakref.WeakKeyDictionary()  # one per application
+_SCOPE_KEY = "m2s.matching_routes"
+
+
+def matching_routes(scope: Scope) -> list[HttpRoute]:
+    """The HTTP routes of ``scope["app"]`` whose path matches the request's (none without an app).
+
+    Computed once per request and kept in ``scope``: every middleware that asks gets the same answer.
+    """
+    cached = scope.get(_SCOPE_KEY)
+    if cached is None:
+        application = scope.get("app")
+        if application is None:
+            cached = []
+        else:
+            table = _TABLES.get(application)
+            if table is None:
+                table = _TABLES[application] = RouteTable()
+            cached = table.matching(application, scope)
+        scope[_SCOPE_KEY] = cached
+    return cached
+
+
+__all__ = ["HttpRoute", "RouteTable", "dependency_calls", "matching_routes", "route_path"]
