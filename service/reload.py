@@ -283,10 +283,13 @@ class ModelPoller:
     def _unload_replaced(self, name: str, latest: str) -> None:
         """Unload the other loaded versions of ``name`` that no stream serves and nothing else uses: a service
         taking new versions for days keeps only what it serves (a later request for one loads it again)."""
+        others = [ref for ref in self.engine.models if ref.partition(":")[0] == name and ref != latest]
+        if not others:
+            return  # the usual case on every scan: nothing to look up (listing the streams is not free)
         served = {f"{s.model.name}:{s.model.version}" for s in self.streams.list()}
-        kept = served | (self.in_use() if self.in_use is not None else set()) | {latest}
-        for ref in self.engine.models:
-            if ref.partition(":")[0] == name and ref not in kept and self.engine.unload(ref):
+        kept = served | (self.in_use() if self.in_use is not None else set())
+        for ref in others:
+            if ref not in kept and self.engine.unload(ref):
                 logger.info("model %s: unloaded, replaced by %s and served by no stream", ref, latest)
 
     # -- thread ------------------------------------------------------------------------------------
