@@ -13,7 +13,11 @@ Rules
   :meth:`Subscription.get` returns ``{"type": "dropped", "count": n}`` before any further state,
   so a slow client knows exactly how many states it missed. Other clients are unaffected.
 - Messages are ``{"type": "state", "state": {...}}`` with the EmotionState serialised once per
-  publish (JSON-ready dict, shared by all subscribers: treat it as read-only).
+  publish, to JSON text, on the publishing thread: every subscriber's WebSocket sends that same text
+  (:meth:`Subscription.get_text`), so the event loop encodes nothing per client.
+  :meth:`StateHub.publish_text` takes a state serialised elsewhere (a worker process,
+  :mod:`service.workers`) as it is. :meth:`Subscription.get` decodes the text again, for callers
+  that want the dict (tests, in-process consumers).
 - :meth:`StateHub.close` (graceful shutdown) makes every pending and future ``get`` raise
   :class:`HubClosed`.
 """
@@ -21,6 +25,7 @@ Rules
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import threading
 from collections import deque
@@ -31,6 +36,11 @@ from service.schemas import EmotionState
 from signals._checks import check_type, ensure_int
 
 logger = logging.getLogger(__name__)
+
+
+def state_message_text(state_json: str) -> str:
+    """The WebSocket message for a state given as JSON text: ``{"type":"state","state":<state_json>}``."""
+    return '{"type":"state","state":' + state_json + "}"
 
 
 class HubClosed(RuntimeError):
@@ -56,7 +66,7 @@ class Subscription:
         self.n_dropped = 0
         self._loop = loop
         self._lock = threading.Lock()
-        self._messages: deque[dict[str, Any]] = deque()
+        self._messages: deque[str] = deque()  # JSON text, shared with the other subscriptions
         self._unreported = 0  # dropped since the last get()
         self._event = asyncio.Event()
         self._wakeup_pending = False
@@ -67,7 +77,7 @@ class Subscription:
             f"<Subscription stream={self.stream_id!r} queued={len(self._messages)} dropped={self.n_dropped}>"
         )
 
-    def _put(self, message: dict[str, Any]) -> int:
+    def _put(self, message: str) -> int:
         """Queue a message (any thread); return how many old messages it pushed out (0 or 1)."""
         with self._lock:
             if self._closed:
@@ -109,13 +119,23 @@ class Subscription:
         HubClosed
             The hub was closed (pending messages are discarded).
         """
+        return json.loads(await self.get_text())
+
+    async def get_text(self) -> str:
+        """Wait for the next message, as the JSON text a WebSocket sends (see :meth:`get`).
+
+        Raises
+        ------
+        HubClosed
+            The hub was closed (pending messages are discarded).
+        """
         while True:
             with self._lock:
                 if self._closed:
                     raise HubClosed("the state hub was closed (the service is shutting down).")
                 if self._unreported:
                     count, self._unreported = self._unreported, 0
-                    return {"type": "dropped", "count": count}
+                    return f'{{"type":"dropped","count":{count}}}'
                 if self._messages:
                     return self._messages.popleft()
                 self._event.clear()
@@ -206,13 +226,26 @@ class StateHub:
             Delivered to subscribers of ``state.stream_id`` and to those of all streams.
         """
         check_type(state, EmotionState, "state")
+        if self._subscriptions:
+            self.publish_text(state.stream_id, state.model_dump_json())
+
+    def publish_text(self, stream_id: str, state_json: str) -> None:
+        """Like :meth:`publish` for a state already serialised (``EmotionState.model_dump_json()``).
+
+        Parameters
+        ----------
+        stream_id : str
+            The state's ``stream_id`` (which subscribers get it).
+        state_json : str
+            The state's JSON object, sent to the clients as it is (not parsed or checked here).
+        """
         subscriptions = self._subscriptions
         if not subscriptions:
             return
-        message = {"type": "state", "state": state.model_dump(mode="json")}
+        message = state_message_text(state_json)
         dropped = 0
         for sub in subscriptions:
-            if sub.stream_id is None or sub.stream_id == state.stream_id:
+            if sub.stream_id is None or sub.stream_id == stream_id:
                 dropped += sub._put(message)
         if dropped and self.on_dropped is not None:
             try:
@@ -229,4 +262,4 @@ class StateHub:
             sub._close()
 
 
-__all__ = ["HubClosed", "StateHub", "Subscription"]
+__all__ = ["HubClosed", "StateHub", "Subscription", "state_message_text"]

@@ -439,7 +439,9 @@ class StreamManager:
         if self.metrics is not None:
             self.metrics.on_scrape(self._refresh_metrics)
 
-    def attach(self, request: AttachRequest, *, follow: bool | None = None) -> StreamPublic:
+    def attach(
+        self, request: AttachRequest, *, follow: bool | None = None, stream_id: str | None = None
+    ) -> StreamPublic:
         """Attach an LSL stream and start its worker (connection happens in the background).
 
         Parameters
@@ -450,6 +452,9 @@ class StreamManager:
             Whether the stream follows the latest version of its model (:meth:`follow`); None: when
             the model reference names no version (``name``, ``name:latest``). A caller that resolved
             ``name`` to ``name:<n>`` itself passes what the client asked for.
+        stream_id : str or None
+            The new stream's id; None: ``<modality>-<8 hex digits>``. A worker process given back
+            a stream after a restart (:mod:`service.workers`) keeps the id its clients know.
 
         Returns
         -------
@@ -474,7 +479,9 @@ class StreamManager:
         follow = follows_latest(ref) if follow is None else bool(follow)
         loaded = self.engine.load(ref)
         graph = loaded.bundle.manifest.graph(request.modality)  # BundleError lists the bundle's modalities
-        stream_id = f"{request.modality}-{uuid.uuid4().hex[:8]}"
+        if stream_id is None:
+            stream_id = f"{request.modality}-{uuid.uuid4().hex[:8]}"
+        check_type(stream_id, str, "stream_id")
         stream = _AttachedStream(
             stream_id,
             request,
@@ -490,6 +497,8 @@ class StreamManager:
         with self._lock:
             self._check_open("attach()")
             self._check_room()  # again, under the lock: two attaches may race for the last place
+            if stream_id in self._streams:
+                raise ValueError(f"a stream with id {stream_id!r} is attached already.")
             self._streams[stream_id] = stream
         if self.metrics is not None:
             self.metrics.set_providers(loaded)

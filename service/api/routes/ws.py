@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 
 from fastapi import APIRouter, WebSocket
@@ -115,9 +114,9 @@ async def stream_states(websocket: WebSocket, stream: str | None = None, token: 
 async def _send(websocket: WebSocket, subscription: Subscription) -> None:
     """Forward messages until the hub closes (HubClosed propagates) or sending fails (client gone)."""
     while True:
-        message = await subscription.get()
+        message = await subscription.get_text()  # encoded once by the hub for every client
         try:
-            await websocket.send_text(json.dumps(message, separators=(",", ":")))
+            await websocket.send_text(message)
         except Exception:  # disconnected mid-send (WebSocketDisconnect, ClientDisconnected, ...)
             return
 
