@@ -76,7 +76,10 @@ def make_bench_repository(root: Path) -> tuple[str, ...]:
         shutil.copy2(source / str(version) / name, folder / name)
     sha = {k: v for k, v in manifest.sha256.items() if k in (graph.model_file, graph.embedding_file)}
     data = manifest.model_dump(mode="json")
-    data.update(name=BENCH_MODEL, version=1, graphs={"eeg": graph.model_dump(mode="json")}, sha256=sha)
+    # Only the EEG graph's files are copied: no full-network weights either.
+    data.update(
+        name=BENCH_MODEL, version=1, graphs={"eeg": graph.model_dump(mode="json")}, sha256=sha, weights_file=None
+    )
     write_manifest(folder, type(manifest).model_validate(data))
     return tuple(spec.channels)
 
@@ -84,15 +87,29 @@ def make_bench_repository(root: Path) -> tuple[str, ...]:
 # ----------------------------------------------------------------------------------- load generator
 
 
-def _source_id(run: str, i: int) -> str:
+def source_id(run: str, i: int) -> str:
+    """The ``source_id`` of stream ``i`` of benchmark run ``run``."""
     return f"m2s-bench-{run}-{i:03d}"
 
 
-def _make_outlets(run: str, n: int, channels, chunk: int) -> list[pylsl.StreamOutlet]:
+def pin_threads(pid: int, cpus) -> None:
+    """Pin every thread of process ``pid`` to ``cpus`` (threads it starts later inherit the set).
+
+    ``os.sched_setaffinity(pid, ...)`` sets one thread's mask only; threads that exist already (liblsl's,
+    OpenBLAS's) are pinned one by one through ``/proc/<pid>/task``.
+    """
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            os.sched_setaffinity(int(task.name), cpus)
+        except ProcessLookupError:  # the thread ended meanwhile
+            pass
+
+
+def _make_outlets(run: str, indices, channels, chunk: int) -> list[pylsl.StreamOutlet]:
     outlets = []
-    for i in range(n):
+    for i in indices:
         info = pylsl.StreamInfo(
-            f"bench-eeg-{i:03d}", "EEG", N_CHANNELS, SFREQ, pylsl.cf_float32, _source_id(run, i)
+            f"bench-eeg-{i:03d}", "EEG", N_CHANNELS, SFREQ, pylsl.cf_float32, source_id(run, i)
         )
         node = info.desc().append_child("channels")
         for label in channels:
@@ -104,25 +121,33 @@ def _make_outlets(run: str, n: int, channels, chunk: int) -> list[pylsl.StreamOu
     return outlets
 
 
-def generator_main(run: str, n: int, channels, chunk: int, phase: str, seed: int, conn) -> None:
+def generator_main(
+    run: str, n: int, channels, chunk: int, phase: str, seed: int, conn, indices=None, cpus=None
+) -> None:
     """Load-generator process: push N streams in real time until told to stop; send back the push log.
 
-    The push log per stream is two arrays: the timestamp of each chunk's last sample and the
-    ``local_clock()`` right after ``push_chunk`` returned.
+    ``indices`` (default: all ``n``) are the streams this process serves, when several generator
+    processes share the load; ``cpus``, if given, is the set of cores the whole process is pinned to.
+    The push log per served stream (in ``indices`` order) is two arrays: the timestamp of each
+    chunk's last sample and the ``local_clock()`` right after ``push_chunk`` returned.
     """
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent stops us through the pipe
+    if cpus is not None:
+        pin_threads(os.getpid(), cpus)
+    indices = list(range(n)) if indices is None else list(indices)
+    m = len(indices)
     rng = np.random.default_rng(seed)
-    outlets = _make_outlets(run, n, channels, chunk)
+    outlets = _make_outlets(run, indices, channels, chunk)
     loop_samples = int(10 * SFREQ)  # 10 s of noise per stream, looped (~20 uV, like scalp EEG)
-    data = [rng.normal(0.0, 20.0, (loop_samples, N_CHANNELS)).astype(np.float32) for _ in range(n)]
+    data = [rng.normal(0.0, 20.0, (loop_samples, N_CHANNELS)).astype(np.float32) for _ in range(m)]
     period = chunk / SFREQ
     start = pylsl.local_clock() + 0.5
-    offsets = np.zeros(n) if phase == "aligned" else rng.uniform(0, 1.0, n)  # a window is 1 s
+    offsets = np.zeros(m) if phase == "aligned" else rng.uniform(0, 1.0, m)  # a window is 1 s
     # heap of (due time = timestamp of the chunk's last sample, stream, first sample index)
-    heap = [(start + offsets[i] + (chunk - 1) / SFREQ, i, 0) for i in range(n)]
+    heap = [(start + offsets[i] + (chunk - 1) / SFREQ, i, 0) for i in range(m)]
     heapq.heapify(heap)
-    log_ts = [[] for _ in range(n)]
-    log_push = [[] for _ in range(n)]
+    log_ts = [[] for _ in range(m)]
+    log_push = [[] for _ in range(m)]
     lag = []
     conn.send("started")
     while not conn.poll():
@@ -143,12 +168,72 @@ def generator_main(run: str, n: int, channels, chunk: int, phase: str, seed: int
     conn.recv()
     conn.send(
         {
+            "indices": indices,
             "ts": [np.asarray(x) for x in log_ts],
             "push": [np.asarray(x) for x in log_push],
             "lag": np.asarray(lag),
         }
     )
     del outlets
+
+
+class LoadGenerator:
+    """``shards`` generator processes serving ``n`` streams between them (stream ``i`` in shard ``i % shards``).
+
+    Use as a context manager: entering starts the processes and waits until every outlet exists;
+    :meth:`stop` ends them and returns the merged push log (``ts``, ``push`` per stream index,
+    ``lag`` of every push).
+    """
+
+    def __init__(self, ctx, run: str, n: int, channels, chunk: int, phase: str, seed: int, shards=1, cpus=None):
+        self._procs, self._conns = [], []
+        self._args = (ctx, run, n, channels, chunk, phase, seed, shards, cpus)
+        self.log = None
+
+    def __enter__(self) -> LoadGenerator:
+        ctx, run, n, channels, chunk, phase, seed, shards, cpus = self._args
+        for s in range(shards):
+            conn, child = ctx.Pipe()
+            # One shard keeps live_latency's original arguments (and so its seed and phases).
+            indices = None if shards == 1 else list(range(s, n, shards))
+            proc = ctx.Process(
+                target=generator_main,
+                args=(run, n, channels, chunk, phase, seed + s, child, indices, cpus),
+                daemon=True,
+            )
+            proc.start()
+            self._procs.append(proc)
+            self._conns.append(conn)
+        for conn in self._conns:
+            conn.recv()
+        return self
+
+    def stop(self) -> dict:
+        """Stop every shard; return the merged push log."""
+        if self.log is None:
+            n = self._args[2]
+            for conn in self._conns:
+                conn.send("stop")
+            parts = [conn.recv() for conn in self._conns]
+            ts, push = [None] * n, [None] * n
+            for part in parts:
+                for k, i in enumerate(part["indices"]):
+                    ts[i], push[i] = part["ts"][k], part["push"][k]
+            self.log = {"ts": ts, "push": push, "lag": np.concatenate([p["lag"] for p in parts])}
+        return self.log
+
+    def __exit__(self, *exc) -> None:
+        try:
+            if self.log is None and exc[0] is None:
+                self.stop()
+            elif self.log is None:
+                for conn in self._conns:
+                    conn.send("stop")
+        finally:
+            for proc in self._procs:
+                proc.join(10)
+                if proc.is_alive():
+                    proc.kill()
 
 
 # ----------------------------------------------------------------------------------- baseline reader
@@ -161,7 +246,7 @@ def reader_main(run: str, n: int, duration: float, conn) -> None:
     stop = threading.Event()
 
     def read(i: int) -> None:
-        infos = pylsl.resolve_byprop("source_id", _source_id(run, i), minimum=1, timeout=10.0)
+        infos = pylsl.resolve_byprop("source_id", source_id(run, i), minimum=1, timeout=10.0)
         inlet = pylsl.StreamInlet(infos[0], max_buflen=30, processing_flags=pylsl.proc_clocksync)
         inlet.open_stream(timeout=10.0)
         buffer = np.empty((int(SFREQ), N_CHANNELS), dtype=np.float32)
