@@ -35,7 +35,7 @@ from service.api.methods import MethodNotAllowedMiddleware
 from service.api.middleware import BearerAuthMiddleware, RequestBodyLimits, RequestMetricsMiddleware
 from service.api.openapi import install_openapi
 from service.api.routes import calibrations as calibrations_routes
-from service.api.routes import health, metrics, models, predict, streams, ws
+from service.api.routes import health, infer, metrics, models, predict, streams, ws
 from service.api.routes import recordings as recordings_routes
 from service.api.routes import repository as repository_routes
 from service.calibration import CalibrationManager
@@ -157,6 +157,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         predict,
         health,
         models,
+        infer,
         repository_routes,
         streams,
         calibrations_routes,

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, Strict, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, Strict, WithJsonSchema, field_validator, model_validator
 
 from service.config import AttachRequest, StreamSelector, non_empty_text
 
@@ -272,6 +272,14 @@ class ModelMetadata(BaseModel):
     modalities: dict[str, ModalityMetadata]
     training: dict[str, Any] = Field(description="Provenance: dataset, protocol, split, recipe.")
     metrics: dict[str, Any] = Field(description="Evaluation reported at export, e.g. the A->B matrix.")
+
+
+class ModelReady(BaseModel):
+    """``GET /v2/models/{name}[/versions/{v}]/ready``: the version is loaded and warmed up (HTTP 503 while not)."""
+
+    name: str
+    version: int | None = Field(description="The version asked about (null while the service is not ready).")
+    ready: bool
 
 
 class CalibrationLabels(BaseModel):
@@ -575,6 +583,109 @@ class ErrorPublic(BaseModel):
     detail: str
 
 
+class InferenceErrorPublic(ErrorPublic):
+    """An error of ``POST /v2/models/{name}/infer``: the same sentence as ``detail`` and as ``error``.
+
+    ``error`` is the key the Open Inference Protocol (KServe v2) defines and its clients read (tritonclient
+    raises it as the exception's message); ``detail`` is the key every other error of this service has.
+    """
+
+    error: str
+
+
+# -- Open Inference Protocol (KServe v2) inference, POST /v2/models/{name}[/versions/{v}]/infer ----------------
+
+#: A v2 ``$parameter`` value: a JSON string, number or boolean.
+ParameterValue = Annotated[bool, Strict()] | Annotated[int, Strict()] | Annotated[float, Strict()] | str
+#: A v2 ``$parameters`` object.
+Parameters = dict[str, ParameterValue]
+#: Tensor data: parsed as any JSON array (the route checks the numbers itself, in one pass); documented as the
+#: two forms the protocol allows for a [batch, T, D] tensor, flat (row-major) or nested.
+TensorData = Annotated[
+    list[Any],
+    WithJsonSchema(
+        {
+            "type": "array",
+            "items": {
+                "anyOf": [
+                    {"type": "number"},
+                    {"type": "array", "items": {"type": "array", "items": {"type": "number"}}},
+                ]
+            },
+        }
+    ),
+]
+
+
+class InferenceRequestInput(BaseModel):
+    """One input tensor of an inference request (here: ``window``, FP32, shape ``[batch, T, D]``)."""
+
+    name: str = Field(description="The input's name; these models have one, 'window'.", examples=["window"])
+    shape: list[Annotated[int, Field(ge=0)]] = Field(
+        description="[batch, T, D]: T and D of the modality's graph (GET /v2/models/{name}).",
+        examples=[[1, 5, 310]],
+    )
+    datatype: str = Field(description="'FP32'.", examples=["FP32"])
+    parameters: Parameters | None = Field(
+        None,
+        description="binary_data_size: the tensor is sent as binary (little-endian float32, row-major) after the "
+        "JSON, whose length the header Inference-Header-Content-Length gives (binary tensor data extension).",
+    )
+    data: TensorData | None = Field(
+        None,
+        description="The values, NOT normalised (as /predict's features): a flat row-major list of batch*T*D "
+        "numbers, or nested [batch][T][D] lists. Leave it out when the tensor is sent as binary.",
+    )
+
+
+class InferenceRequestOutput(BaseModel):
+    """An output the request asks for (here only ``probabilities`` exists)."""
+
+    name: str = Field(examples=["probabilities"])
+    parameters: Parameters | None = Field(
+        None,
+        description="binary_data: true to receive the tensor as binary after the JSON (little-endian float32).",
+    )
+
+
+class InferenceRequest(BaseModel):
+    """``POST /v2/models/{name}/infer``: an Open Inference Protocol (KServe v2) inference request."""
+
+    id: str | None = Field(None, description="Echoed in the response.")
+    parameters: Parameters | None = Field(
+        None,
+        description="modality: which of the bundle's modalities to run, e.g. 'eeg' (needed when the bundle has "
+        "more than one); binary_data_output: true to receive every output as binary.",
+        examples=[{"modality": "eeg"}],
+    )
+    inputs: list[InferenceRequestInput] = Field(min_length=1)
+    outputs: list[InferenceRequestOutput] | None = Field(
+        None, description="Outputs to return; all (probabilities) when left out."
+    )
+
+
+class InferenceResponseOutput(BaseModel):
+    """An output tensor of an inference response."""
+
+    name: str = Field(examples=["probabilities"])
+    datatype: str = Field(examples=["FP32"])
+    shape: list[int] = Field(description="[batch, n_classes], classes in the model's class_names order.")
+    parameters: Parameters | None = Field(
+        None, description="binary_data_size when the tensor follows the JSON as binary."
+    )
+    data: list[float] | None = Field(None, description="Row-major values (absent when sent as binary).")
+
+
+class InferenceResponse(BaseModel):
+    """The answer to an inference request (Open Inference Protocol, KServe v2)."""
+
+    model_name: str
+    model_version: str
+    id: str | None = Field(None, description="The request's id, when it had one.")
+    parameters: Parameters | None = Field(None, description="modality: the modality that ran.")
+    outputs: list[InferenceResponseOutput]
+
+
 __all__ = [
     "PARTICIPANT_PATTERN",
     "RECORDING_NAME_PATTERN",
@@ -590,11 +701,18 @@ __all__ = [
     "ModalityValidation",
     "EmotionState",
     "ErrorPublic",
+    "InferenceErrorPublic",
+    "InferenceRequest",
+    "InferenceRequestInput",
+    "InferenceRequestOutput",
+    "InferenceResponse",
+    "InferenceResponseOutput",
     "FeatureSpecSummary",
     "HealthLive",
     "HealthReady",
     "ModalityMetadata",
     "ModelMetadata",
+    "ModelReady",
     "ModelRef",
     "ModelSummary",
     "ModelsPublic",

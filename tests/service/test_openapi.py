@@ -12,12 +12,24 @@ from tests.service.conftest import make_settings
 
 TOKEN = "openapi-token"
 ERROR = {"$ref": "#/components/schemas/ErrorPublic"}
+INFERENCE_ERROR = {"$ref": "#/components/schemas/InferenceErrorPublic"}
+#: The Open Inference Protocol's inference (service/api/routes/infer.py): its own errors (404, 422, 503) are
+#: InferenceErrorPublic ({"error", "detail"}); no 415 (tritonclient sends no Content-Type; binary bodies too).
+INFERENCE = {("post", "/v2/models/{name}/infer"), ("post", "/v2/models/{name}/versions/{version}/infer")}
+#: Readiness probes whose 503 is their own body (HealthReady, ModelReady), not an error.
+READY = {
+    ("get", "/v2/health/ready"),
+    ("get", "/v2/models/{name}/ready"),
+    ("get", "/v2/models/{name}/versions/{version}/ready"),
+}
 PUBLIC = {("get", "/v2/health/live"), ("get", "/v2/health/ready")}  # the probes: no token, ever
 #: Where FastAPI's own validation can fail (a body, or a non-string parameter) or the route refuses a request as
 #: invalid itself: every other operation answers no 422.
 WITH_422 = {
     ("post", "/predict"),
     ("get", "/v2/models/{name}/versions/{version}"),
+    ("get", "/v2/models/{name}/versions/{version}/ready"),
+    *INFERENCE,
     ("post", "/v2/repository/index"),
     ("post", "/v2/repository/models/{name}/load"),
     ("post", "/streams"),
@@ -28,7 +40,7 @@ WITH_422 = {
     ("post", "/recordings"),
 }
 #: Operations that need a resource the lifespan creates, and answer 503 before it exists.
-WITHOUT_503 = {("get", "/metrics"), ("get", "/v2/health/live")}  # /ready's 503 is a HealthReady
+WITHOUT_503 = {("get", "/metrics"), ("get", "/v2/health/live")}  # READY's 503 is their own body
 OTHER_METHODS = ("GET", "PUT", "POST", "DELETE", "PATCH", "OPTIONS", "TRACE")
 
 
@@ -67,14 +79,20 @@ def _concrete(path: str) -> str:
 
 @pytest.mark.parametrize("which", ["spec", "token_spec"])
 def test_every_error_body_is_error_public(request, which):
-    """Every documented 4xx/5xx body is ErrorPublic ({"detail": "<sentence>"}), as the app answers; FastAPI's
-    HTTPValidationError (a list of pydantic errors) is nowhere, not even as a component."""
+    """Every documented 4xx/5xx body is ErrorPublic ({"detail": "<sentence>"}), as the app answers (the inference
+    routes' own errors: InferenceErrorPublic, which adds "error"); FastAPI's HTTPValidationError (a list of
+    pydantic errors) is nowhere, not even as a component."""
     schema = request.getfixturevalue(which)
     for key, op in _operations(schema).items():
         for code, answer in op["responses"].items():
-            if int(code) < 400 or key == ("get", "/v2/health/ready"):
+            if int(code) < 400 or (key in READY and code == "503"):
                 continue
-            assert answer["content"] == {"application/json": {"schema": ERROR}}, (key, code)
+            own = key in INFERENCE and code in ("404", "422", "503")
+            assert answer["content"] == {"application/json": {"schema": INFERENCE_ERROR if own else ERROR}}, (
+                key,
+                code,
+            )
+    assert schema["components"]["schemas"]["InferenceErrorPublic"]["required"] == ["detail", "error"]
     assert "ValidationError" not in str(schema)
     assert not {"HTTPValidationError", "ValidationError"} & set(schema["components"]["schemas"])
 
@@ -87,7 +105,8 @@ def test_422_only_where_a_request_can_be_invalid(spec):
     assert {k for k, op in ops.items() if "422" in op["responses"]} == WITH_422
     for key, op in ops.items():
         if "requestBody" in op:
-            assert {"400", "408", "413", "415", "422", "429"} <= set(op["responses"]), key
+            media = {"400", "408", "413", "422", "429"} if key in INFERENCE else {"415"}
+            assert {"400", "408", "413", "422", "429"} | media <= set(op["responses"]), key
             assert op["responses"]["429"]["headers"]["Retry-After"]["required"] is True
 
 
@@ -98,11 +117,19 @@ def test_503_where_the_service_may_not_be_ready(spec):
     assert {k for k, op in ops.items() if "503" not in op["responses"]} == WITHOUT_503
     client = TestClient(create_app(make_settings()))  # not entered: the lifespan never runs
     for (method, path), op in ops.items():
-        if (method, path) in WITHOUT_503 or path == "/v2/health/ready":
+        if (method, path) in WITHOUT_503:
             continue
         body = {"json": {}} if "requestBody" in op else {}
         r = client.request(method, _concrete(path), **body)
-        assert (r.status_code, r.json()) == (503, {"detail": NOT_READY}), (method, path)
+        if (method, path) in READY:
+            assert r.status_code == 503 and r.json()["ready"] is False, (method, path)
+        elif (method, path) in INFERENCE:
+            assert (r.status_code, r.json()) == (503, {"detail": NOT_READY, "error": NOT_READY}), (
+                method,
+                path,
+            )
+        else:
+            assert (r.status_code, r.json()) == (503, {"detail": NOT_READY}), (method, path)
 
 
 def test_without_token_no_operation_declares_auth(spec):

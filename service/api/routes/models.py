@@ -1,4 +1,5 @@
-"""KServe-v2-style model metadata: ``GET /v2/models``, ``/v2/models/{name}``, ``/v2/models/{name}/versions/{v}``.
+"""KServe-v2-style model metadata: ``GET /v2/models``, ``/v2/models/{name}``, ``/v2/models/{name}/versions/{v}``;
+model readiness: ``GET /v2/models/{name}[/versions/{v}]/ready`` (what tritonclient's ``is_model_ready`` asks).
 
 Read from the manifests of the repository (checksums are verified only when a model is loaded);
 nothing is loaded by these routes.
@@ -8,7 +9,7 @@ from __future__ import annotations
 
 import logging
 
-from fastapi import APIRouter, HTTPException, status
+from fastapi import APIRouter, HTTPException, Request, Response, status
 
 from models.bundle import BundleError, BundleManifest, load_manifest
 from models.repository import parse_model_ref
@@ -18,6 +19,7 @@ from service.schemas import (
     FeatureSpecSummary,
     ModalityMetadata,
     ModelMetadata,
+    ModelReady,
     ModelsPublic,
     ModelSummary,
     TensorMetadata,
@@ -75,7 +77,47 @@ def model_version_metadata(name: str, version: int, engine: EngineDep) -> ModelM
     return _metadata(engine, name, version)
 
 
-def _metadata(engine: InferenceEngine, name: str, version: int | None) -> ModelMetadata:
+_NOT_READY = {503: {"model": ModelReady, "description": "Not loaded (yet), or the service is shutting down."}}
+
+
+@router.get(
+    "/{name}/ready",
+    response_model=ModelReady,
+    responses={**error_responses(401, 404), **_NOT_READY},
+    summary="Whether the latest version of a model is loaded",
+)
+def model_ready(name: str, request: Request, response: Response) -> ModelReady:
+    """``ready``: the latest version is loaded and warmed up (200), or not (503, same body).
+
+    Like ``/v2/health/ready``, it answers (503, ``ready: false``) while the service starts or shuts down.
+    """
+    return _ready(request, name, None, response)
+
+
+@router.get(
+    "/{name}/versions/{version}/ready",
+    response_model=ModelReady,
+    responses={**error_responses(401, 404), **_NOT_READY},
+    summary="Whether one version of a model is loaded",
+)
+def model_version_ready(name: str, version: int, request: Request, response: Response) -> ModelReady:
+    """Like ``/v2/models/{name}/ready`` for the given version."""
+    return _ready(request, name, version, response)
+
+
+def _ready(request: Request, name: str, version: int | None, response: Response) -> ModelReady:
+    engine = getattr(request.app.state, "engine", None)
+    ready = False
+    if engine is not None and not engine.closed:
+        version = _version(engine, name, version)
+        ready = f"{name}:{version}" in engine.models
+    if not ready:
+        response.status_code = status.HTTP_503_SERVICE_UNAVAILABLE
+    return ModelReady(name=name, version=version, ready=ready)
+
+
+def _version(engine: InferenceEngine, name: str, version: int | None) -> int:
+    """``version``, or the latest of ``name``; 404 naming what the repository has."""
     try:
         parse_model_ref(name)
         versions = engine.repository.versions(name)
@@ -83,7 +125,12 @@ def _metadata(engine: InferenceEngine, name: str, version: int | None) -> ModelM
         versions = []  # not a valid name (e.g. '..'): never touch the file system with it
     if not versions or (version is not None and version not in versions):
         raise model_not_found(engine, name, version)
-    version = versions[-1] if version is None else version
+    return versions[-1] if version is None else version
+
+
+def _metadata(engine: InferenceEngine, name: str, version: int | None) -> ModelMetadata:
+    version = _version(engine, name, version)
+    versions = engine.repository.versions(name)
     key = f"{name}:{version}"
     loaded = engine.models.get(key)
     try:

@@ -32,7 +32,7 @@ from service.api.deps import (
     resolve_model,
 )
 from service.api.json_route import FastJsonRoute
-from service.engine import InferenceEngine
+from service.engine import InferenceEngine, LoadedModel
 from service.metrics import ServiceMetrics
 from service.schemas import EmotionState, ModelRef, PredictRequest, SignalIn, Timing
 from signals.channels import map_channels
@@ -77,12 +77,7 @@ def _predict(
     start = time.perf_counter()
     loaded = resolve_model(engine, ref)
     manifest = loaded.bundle.manifest
-    graph = manifest.graphs.get(body.modality)
-    if graph is None:
-        raise _invalid(
-            f"Model {loaded.ref} has no '{body.modality}' modality; its modalities: "
-            f"{', '.join(sorted(manifest.graphs))}."
-        )
+    graph = modality_graph(loaded, body.modality)
     label = f"the '{body.modality}' model of {loaded.ref}"
     features_ms = lsl_time = None
     if body.features is not None:
@@ -91,16 +86,8 @@ def _predict(
         window, lsl_time = _signal_window(body.signal, graph, label)
         features_ms = (time.perf_counter() - start) * 1e3
     infer_start = time.perf_counter()
-    try:
-        probs = engine.predict(loaded.ref, body.modality, window[np.newaxis])[0]
-    except RuntimeError:
-        if engine.closed:  # shutting down between the dependency and the run
-            raise HTTPException(
-                status.HTTP_503_SERVICE_UNAVAILABLE, "The service is shutting down."
-            ) from None
-        raise
+    probs = run_engine(engine, loaded, body.modality, window[np.newaxis], metrics)[0]
     end = time.perf_counter()
-    metrics.observe_inference(end - infer_start, 1)
     classes = manifest.class_names
     return EmotionState(
         label=classes[int(np.argmax(probs))],
@@ -130,15 +117,71 @@ def _features_window(features: list[list[float]], graph: ModalityGraph, label: s
             f"features must be {t} x {d} for {label} ({t} feature vectors of {d} values, oldest first), "
             f"got {shape[0]} x {shape[1]}."
         )
-    raw = np.asarray(features, dtype=np.float64)
+    return normalised_windows(np.asarray(features, dtype=np.float64), graph, "features")
+
+
+def modality_graph(loaded: LoadedModel, modality: str) -> ModalityGraph:
+    """The graph of ``modality`` in a loaded bundle; 422 naming the bundle's modalities if it has none.
+
+    Shared by ``/predict`` and ``/v2/models/{name}/infer``.
+    """
+    graphs = loaded.bundle.manifest.graphs
+    graph = graphs.get(modality)
+    if graph is None:
+        raise _invalid(
+            f"Model {loaded.ref} has no '{modality}' modality; its modalities: {', '.join(sorted(graphs))}."
+        )
+    return graph
+
+
+def normalised_windows(raw: np.ndarray, graph: ModalityGraph, what: str) -> np.ndarray:
+    """Check raw (not normalised) feature values and normalise them with the manifest statistics.
+
+    Parameters
+    ----------
+    raw : array, shape (..., D)
+        Feature vectors as a client sent them (float64, or float32 that is upcast: the same arithmetic
+        as for float64 values equal to them).
+    graph : ModalityGraph
+        The modality's graph (its normalisation).
+    what : str
+        The plural noun the error messages start with, e.g. ``"features"``.
+
+    Returns
+    -------
+    array of float32, shape (..., D)
+        What the engine takes.
+
+    Raises
+    ------
+    HTTPException
+        422 for NaN or infinite values, or values whose normalisation overflows float32.
+    """
     n_bad = int(np.size(raw) - np.count_nonzero(np.isfinite(raw)))
     if n_bad:
-        raise _invalid(f"features contain {n_bad} NaN or infinite value(s); send finite numbers.")
+        raise _invalid(f"{what} contain {n_bad} NaN or infinite value(s); send finite numbers.")
     with np.errstate(over="ignore"):  # an overflow is reported below, in words
         window = graph.normalisation.apply(raw)
     if not np.isfinite(window).all():
-        raise _invalid("features are too large: normalised values overflow float32; check their scale.")
+        raise _invalid(f"{what} are too large: normalised values overflow float32; check their scale.")
     return window
+
+
+def run_engine(
+    engine: InferenceEngine, loaded: LoadedModel, modality: str, windows: np.ndarray, metrics: ServiceMetrics
+) -> np.ndarray:
+    """``engine.predict`` of normalised ``windows`` (n, T, D), counted in the metrics; 503 if shutting down."""
+    start = time.perf_counter()
+    try:
+        probs = engine.predict(loaded.ref, modality, windows)
+    except RuntimeError:
+        if engine.closed:  # shutting down between the dependency and the run
+            raise HTTPException(
+                status.HTTP_503_SERVICE_UNAVAILABLE, "The service is shutting down."
+            ) from None
+        raise
+    metrics.observe_inference(time.perf_counter() - start, len(windows))
+    return probs
 
 
 def _signal_window(signal: SignalIn, graph: ModalityGraph, label: str) -> tuple[np.ndarray, float | None]:
