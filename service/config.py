@@ -65,6 +65,9 @@ KNOWN_PROVIDERS: tuple[str, ...] = (
     "CPUExecutionProvider",
 )
 
+#: Most worker processes (``M2S_WORKERS``): each holds its own ONNX Runtime sessions and LSL inlets.
+MAX_WORKERS = 64
+
 _SELECTOR_KEYS = ("type", "name", "source_id")
 _ATTACH_KEYS = ("modality", *_SELECTOR_KEYS, "model")
 _ATTACH_EXAMPLE = "modality=eeg,type=EEG"
@@ -334,6 +337,14 @@ class Settings(ServiceAddress):
         description="seconds between two looks for new versions of the models streams follow (hot reload); "
         "0 = never (POST /v2/repository/models/{name}/load still loads)",
     )
+    # One process reads every stream's inlet, computes its features and runs its inference under one GIL: a
+    # second core does not help. N >= 2 shards the streams across N spawned processes (service.workers).
+    workers: int = Field(
+        1,
+        description="processes holding the attached streams (LSL inlets, features, inference); 1 = the API "
+        "process itself, N >= 2 = N worker processes, a stream on the one with the fewest (live calibration "
+        "and recordings need 1)",
+    )
 
     @field_validator("model_repository")
     @classmethod
@@ -508,6 +519,16 @@ class Settings(ServiceAddress):
             raise ValueError(f"M2S_BODY_READ_TIMEOUT_S must be between 0.1 and 3600 s, got {value}.")
         return value
 
+    @field_validator("workers")
+    @classmethod
+    def _workers(cls, value: int) -> int:
+        if not 1 <= value <= MAX_WORKERS:
+            raise ValueError(
+                f"M2S_WORKERS must be between 1 and {MAX_WORKERS} processes, got {value}; 1 runs every stream in "
+                "the API process, N >= 2 shards them across N worker processes (about one per CPU core)."
+            )
+        return value
+
     @field_validator("model_poll_interval_s")
     @classmethod
     def _poll_interval(cls, value: float) -> float:
@@ -519,4 +540,4 @@ class Settings(ServiceAddress):
         return value
 
 
-__all__ = ["KNOWN_PROVIDERS", "AttachRequest", "Settings", "StreamSelector", "known_providers"]
+__all__ = ["KNOWN_PROVIDERS", "MAX_WORKERS", "AttachRequest", "Settings", "StreamSelector", "known_providers"]

@@ -91,6 +91,7 @@ def test_flags_keep_their_documented_names_and_metavars():
         "batch_max_wait_s": ("--batch-max-wait", "S"),
         "batch_max_windows": ("--batch-max-windows", "N"),
         "model_poll_interval_s": ("--model-poll-interval", "S"),
+        "workers": ("--workers", "N"),
     }
     assert actions["port"].help == "TCP port, 0 = any free one (M2S_PORT; default 8000)"
     assert actions["stale_after_s"].help.endswith("(M2S_STALE_AFTER_S; default 2)")

@@ -107,6 +107,8 @@ def test_providers_from_environment(monkeypatch, raw, expected):
         ("M2S_BATCH_MAX_WAIT_S", "-0.001", "M2S_BATCH_MAX_WAIT_S must be between 0 and 1 s"),
         ("M2S_BATCH_MAX_WAIT_S", "inf", "M2S_BATCH_MAX_WAIT_S must be between 0 and 1 s"),
         ("M2S_BATCH_MAX_WINDOWS", "0", "M2S_BATCH_MAX_WINDOWS must be at least 1 window"),
+        ("M2S_WORKERS", "0", "M2S_WORKERS must be between 1 and 64 processes, got 0; 1 runs every stream"),
+        ("M2S_WORKERS", "65", "M2S_WORKERS must be between 1 and 64 processes, got 65"),
     ],
     ids=lambda v: v if isinstance(v, str) and v.startswith("M2S_") else None,
 )
