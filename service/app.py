@@ -1,7 +1,8 @@
 """The FastAPI application: :func:`create_app` and its lifespan.
 
 The lifespan owns the heavy resources (habit 16): it loads and warms up the default model in the
-inference engine, creates the WebSocket hub and the stream manager, attaches the streams of
+inference engine, creates the WebSocket hub and the stream manager (with ``M2S_WORKERS >= 2`` a
+:class:`~service.workers.ShardedStreamManager` and its worker processes), attaches the streams of
 ``settings.attach``, starts the model poller (hot reload, :mod:`service.reload`), and only then marks
 the app ready. On shutdown it marks the app not ready, stops the poller and every stream worker,
 closes the hub and finally the engine (which serves what is queued). A model or attach request
@@ -46,6 +47,7 @@ from service.metrics import ServiceMetrics
 from service.recordings import RecordingManager
 from service.reload import ModelPoller, calibration_skip
 from service.streams import StreamManager
+from service.workers import ShardedStreamManager
 from signals._checks import check_type
 
 logger = logging.getLogger(__name__)
@@ -76,7 +78,15 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         max_wait_s=settings.batch_max_wait_s,
     )
     hub = StateHub(settings.ws_queue_size, on_dropped=metrics.dropped)
-    manager = StreamManager(engine, hub, settings, metrics=metrics)
+    if settings.workers == 1:
+        manager = StreamManager(engine, hub, settings, metrics=metrics)
+    else:  # the streams in N worker processes, which load and warm up the default model in parallel
+        try:
+            manager = await run_in_threadpool(ShardedStreamManager, settings, hub, metrics=metrics)
+        except BaseException:
+            hub.close()
+            await run_in_threadpool(engine.close)
+            raise
     recordings = RecordingManager(manager, settings)
     calibrations = CalibrationManager(engine, manager, settings, recordings=recordings)
     # Hot reload: streams following a model move to its new versions (every model_poll_interval_s, or on load).
@@ -108,7 +118,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await run_in_threadpool(poller.close)  # before the engine: a load in progress ends first
         calibrations.close()
         await run_in_threadpool(recordings.close)  # footers written, files closed
-        manager.close()
+        await run_in_threadpool(manager.close)  # worker processes (M2S_WORKERS >= 2) are joined
         hub.close()
         await run_in_threadpool(engine.close)
         logger.info("shut down")

@@ -15,6 +15,8 @@ from sharing or double-registering series. Metric names:
 ``m2s_stream_stale``                   gauge      by ``stream``: 1 when stale
 ``m2s_ws_dropped_messages_total``      counter    WebSocket messages dropped from slow clients' queues
 ``m2s_execution_provider_info``        gauge = 1  by ``model``, ``modality``, ``provider`` in use
+``m2s_worker_restarts_total``          counter    by ``worker``: worker processes (``M2S_WORKERS`` >= 2)
+                                                  restarted after their process ended unexpectedly
 =====================================  =========  ==================================================
 
 Per-stream gauges are refreshed at scrape time by the callbacks given to
@@ -116,6 +118,12 @@ class ServiceMetrics:
         )
         self.ws_clients = Gauge("m2s_ws_clients", "WebSocket clients connected now.", registry=r)
         self.streams_attached = Gauge("m2s_streams_attached", "LSL streams attached now.", registry=r)
+        self.worker_restarts = Counter(
+            "m2s_worker_restarts",
+            "Worker processes (M2S_WORKERS >= 2) restarted after their process ended unexpectedly.",
+            ["worker"],
+            registry=r,
+        )
         self._scrape_callbacks: list[Callable[[], None]] = []
 
     # -- recorders -------------------------------------------------------------------------------
@@ -174,6 +182,10 @@ class ServiceMetrics:
     def dropped(self, n: int) -> None:
         """Count ``n`` WebSocket messages dropped (use as ``StateHub(on_dropped=metrics.dropped)``)."""
         self.ws_dropped.inc(n)
+
+    def worker_restarted(self, index: int) -> None:
+        """Count one restart of worker process ``index``."""
+        self.worker_restarts.labels(worker=str(index)).inc()
 
     def set_provider(self, model: str, modality: str, provider: str) -> None:
         """Record the execution provider a (model, modality) session really uses."""

@@ -51,6 +51,7 @@ from service.config import Settings, StreamSelector
 from service.lsl.markers import MarkerInlet
 from service.schemas import RECORDING_NAME_PATTERN
 from service.streams import StreamManager
+from service.workers import in_process_only
 from signals.recording import XdfWriter, repair_xdf, xdf_complete_length, xdf_stream_header
 
 logger = logging.getLogger(__name__)
@@ -420,8 +421,13 @@ class RecordingManager:
         ValueError
             A stream id given twice, or an invalid name.
         RecordingConflict
-            The folder is not writable, the file exists, or a stream is already being recorded.
+            The folder is not writable, the file exists, a stream is already being recorded, or the streams
+            run in worker processes (``M2S_WORKERS >= 2``).
         """
+        # The raw taps run on the streams' acquisition threads: in worker processes with M2S_WORKERS >= 2.
+        refusal = in_process_only(self.streams, "Recordings need", "record")
+        if refusal is not None:
+            raise RecordingConflict(refusal)
         if len(set(stream_ids)) != len(stream_ids):
             raise ValueError(f"streams lists a stream more than once ({stream_ids}); give each once.")
         if name is not None and not _NAME.match(name):

@@ -46,6 +46,7 @@ from models.bundle import BundleError, ModalityGraph
 from models.repository import parse_model_ref
 from service.engine import InferenceEngine, LoadedModel
 from service.streams import StreamManager
+from service.workers import ShardedStreamManager
 from signals._checks import check_type
 
 logger = logging.getLogger(__name__)
@@ -112,8 +113,8 @@ class ModelPoller:
     ----------
     engine : InferenceEngine
         Loads versions from its repository (every root of it).
-    streams : StreamManager
-        Knows which streams follow which name, and switches them.
+    streams : StreamManager or ShardedStreamManager
+        Knows which streams follow which name, and switches them (in worker processes with ``M2S_WORKERS >= 2``).
     interval_s : float
         Seconds between two scans of the thread; 0 = no thread (explicit loads only).
     skip : callable or None
@@ -132,14 +133,14 @@ class ModelPoller:
     def __init__(
         self,
         engine: InferenceEngine,
-        streams: StreamManager,
+        streams: StreamManager | ShardedStreamManager,
         *,
         interval_s: float,
         skip: Callable[[str, ModalityGraph], str | None] | None = None,
         in_use: Callable[[], set[str]] | None = None,
     ):
         check_type(engine, InferenceEngine, "engine")
-        check_type(streams, StreamManager, "streams")
+        check_type(streams, (StreamManager, ShardedStreamManager), "streams")
         interval_s = float(interval_s)
         if not math.isfinite(interval_s) or interval_s < 0:
             raise ValueError(

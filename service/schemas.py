@@ -196,6 +196,20 @@ class HealthLive(BaseModel):
     live: bool
 
 
+class WorkerPublic(BaseModel):
+    """One worker process holding attached streams (``M2S_WORKERS >= 2``)."""
+
+    index: int
+    pid: int | None = Field(description="Its process id.")
+    alive: bool = Field(description="It serves its streams now (false while it is being restarted).")
+    streams: list[str] = Field(description="Ids of the streams it holds.")
+    restarts: int = Field(description="Times it was restarted after its process ended unexpectedly.")
+    last_exit_code: int | None = Field(
+        None,
+        description="Exit code of its last unexpected end (negative: killed by that signal); null if none.",
+    )
+
+
 class HealthReady(BaseModel):
     """``GET /v2/health/ready``: the default model is loaded and warmed up (HTTP 503 while not)."""
 
@@ -203,6 +217,11 @@ class HealthReady(BaseModel):
     models: list[str] = Field(description="Loaded models, 'name:version'.")
     providers: dict[str, dict[str, str]] = Field(
         description="Execution provider actually in use, per loaded model and modality."
+    )
+    workers: list[WorkerPublic] = Field(
+        [],
+        description="The worker processes holding the streams (M2S_WORKERS >= 2); empty when the streams run in "
+        "the API process.",
     )
 
 
@@ -710,6 +729,7 @@ __all__ = [
     "FeatureSpecSummary",
     "HealthLive",
     "HealthReady",
+    "WorkerPublic",
     "ModalityMetadata",
     "ModelMetadata",
     "ModelReady",

@@ -2,7 +2,8 @@
 
 FastAPI's default validation answer is a list of pydantic errors; here it becomes one sentence
 naming each offending field (``features[0][3]: Input should be a valid number``), malformed JSON
-becomes a 400, and any unexpected exception a generic 500 (its traceback goes to the server log,
+becomes a 400, a worker process that does not answer (``M2S_WORKERS >= 2``) a 503 with ``Retry-After``,
+and any other unexpected exception a generic 500 (its traceback goes to the server log,
 never to the client). No handler lets an exception escape to the server as a crash.
 """
 
@@ -15,6 +16,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from service.api.deps import ModelLoadError
+from service.workers import WorkerUnavailable
 
 logger = logging.getLogger(__name__)
 
@@ -70,6 +72,14 @@ async def _model_load_error(request: Request, exc: ModelLoadError) -> JSONRespon
     )
 
 
+async def _worker_unavailable(request: Request, exc: WorkerUnavailable) -> JSONResponse:
+    return JSONResponse(
+        {"detail": sentence(exc)},
+        status_code=status.HTTP_503_SERVICE_UNAVAILABLE,
+        headers={"Retry-After": "2"},
+    )
+
+
 async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
     # Starlette re-raises after this response is sent, so the server logs the traceback once.
     return JSONResponse({"detail": INTERNAL_ERROR}, status_code=status.HTTP_500_INTERNAL_SERVER_ERROR)
@@ -79,6 +89,7 @@ def install_error_handlers(app: FastAPI) -> None:
     """Register the handlers above on ``app``."""
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(ModelLoadError, _model_load_error)
+    app.add_exception_handler(WorkerUnavailable, _worker_unavailable)  # M2S_WORKERS >= 2: retry later
     app.add_exception_handler(Exception, _unexpected)
 
 

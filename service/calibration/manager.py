@@ -45,6 +45,7 @@ from service.lsl.markers import MarkerInlet
 from service.recordings import RecordingConflict, RecordingManager, RecordingNotFound
 from service.schemas import CalibrationCreate
 from service.streams import StreamManager
+from service.workers import in_process_only
 
 logger = logging.getLogger(__name__)
 
@@ -144,12 +145,17 @@ class CalibrationManager:
         CalibrationNotFound
             A stream id is not attached (the message lists the attached ones).
         CalibrationConflict
-            A stream is in another collecting or fitting calibration; the repository is not writable.
+            A stream is in another collecting or fitting calibration; the repository is not writable; the
+            streams run in worker processes (``M2S_WORKERS >= 2``).
         ValueError
             Recording requested from a service that cannot record; two streams of one modality; a stream's modality missing from
             the base or computed with other features; the calibrated name would be too long or
             clashes with a read-only model.
         """
+        # Its taps run on the streams' acquisition threads: in worker processes with M2S_WORKERS >= 2.
+        refusal = in_process_only(self.streams, "Live calibration needs", "calibrate")
+        if refusal is not None:
+            raise CalibrationConflict(refusal)
         if request.record and self.recordings is None:
             raise ValueError('this service cannot record; send "record": false (or leave it out).')
         if len(set(request.streams)) != len(request.streams):

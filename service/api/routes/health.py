@@ -22,7 +22,8 @@ def live() -> HealthLive:
     summary="The default model is loaded and warmed up",
 )
 def ready(request: Request, response: Response) -> HealthReady:
-    """``ready`` with the loaded models and the execution provider each modality really runs on.
+    """``ready`` with the loaded models and the execution provider each modality really runs on, and the
+    worker processes holding the streams (``M2S_WORKERS >= 2``: pid, streams, restarts).
 
     200 when ready, 503 (same body, ``ready: false``) before the warm-up finished or once shutdown began.
     """
@@ -30,10 +31,13 @@ def ready(request: Request, response: Response) -> HealthReady:
     engine = getattr(state, "engine", None)
     is_ready = bool(getattr(state, "ready", False)) and engine is not None and not engine.closed
     models = engine.models if engine is not None else {}
+    manager = getattr(state, "manager", None)
+    workers = manager.workers() if hasattr(manager, "workers") else []  # M2S_WORKERS >= 2
     if not is_ready:
         response.status_code = status.HTTP_503_SERVICE_UNAVAILABLE
     return HealthReady(
         ready=is_ready,
         models=sorted(models),
         providers={ref: dict(m.providers) for ref, m in sorted(models.items())},
+        workers=workers,
     )
