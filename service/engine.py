@@ -14,7 +14,10 @@ never overlap (a ``busy`` lock); while one runs, new callers queue and the batch
 together as soon as it is free, so batching under load is unchanged.
 
 Session options (see :func:`session_options`): full graph optimisation; ``intra_op_num_threads``
-left at ONNX Runtime's default (0: one thread per physical core). Intra-op threads spin-wait
+left at ONNX Runtime's default (0: one thread per physical core), unless the process may run on
+fewer CPUs than the machine has (``taskset``, a container's cpuset, a worker pinned to a core):
+then one thread per CPU it may use. ONNX Runtime counts the machine's cores, and a second
+intra-op thread spinning on the one core the process has only takes turns with the first. Intra-op threads spin-wait
 *during* a run (``allow_spinning=1``) but stop as soon as it returns
 (``session.force_spinning_stop=1``): a run of the reference EEG graph is ~100 small parallel
 kernels, and waking a sleeping thread for each one cost more than the kernels (batch 1 on
@@ -31,6 +34,7 @@ Never imports torch.
 from __future__ import annotations
 
 import logging
+import os
 import queue
 import threading
 import time
@@ -97,7 +101,11 @@ def session_options() -> ort.SessionOptions:
     """The options of every session the engine creates (see the module docstring for why)."""
     options = ort.SessionOptions()
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    # intra_op_num_threads stays 0 (ORT default: physical cores). Spin within a run, never between runs.
+    # intra_op_num_threads stays 0 (ORT default: physical cores) unless this process may use fewer CPUs.
+    allowed = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None
+    if allowed is not None and allowed < (os.cpu_count() or allowed):
+        options.intra_op_num_threads = allowed
+    # Spin within a run, never between runs.
     options.add_session_config_entry("session.intra_op.allow_spinning", "1")
     options.add_session_config_entry("session.force_spinning_stop", "1")
     return options

@@ -13,16 +13,23 @@ Rules
 - **Every pylsl call has a timeout** (resolve, ``info``, ``open_stream``, ``time_correction``,
   ``pull_chunk``). Resolution runs in short slices so :meth:`LslStream.stop` is honoured within
   about one resolve slice plus one pylsl timeout.
-- **Wake on data, never poll.** The worker blocks in ``pull_chunk(min_samples=k)`` (liblsl waits
-  with the GIL released) for at most ``wait_s``, wakes as soon as ``k`` samples are there and
-  takes whatever else is already buffered. ``k`` is 1 unless the consumer says, through
-  :attr:`LslStream.samples_wanted`, that it can do nothing with fewer samples (a feature
-  extractor needs ``k`` more samples to complete its next window): then the worker sleeps until
-  exactly the sample that completes the window arrives, instead of waking for every 50-ms chunk.
-  The data reaches ``on_chunk`` within microseconds of that sample's arrival either way; with
-  100 streams, polling every 10 ms was 10 000 wake-ups a second, now it is at most
-  ``1 / wait_s`` per stream. ``stop`` and the liveness check react within ``wait_s``; a pull never
-  waits past the moment the data turns stale, so the ``stale`` flip is reported within ~2 ms.
+- **Wake on data, never poll; sleep until a window can complete.** ``k`` is 1 unless the
+  consumer says, through :attr:`LslStream.samples_wanted`, that it can do nothing with fewer
+  samples (a feature extractor needs ``k`` more samples to complete its next window). Then the
+  worker sleeps (on its stop event: :meth:`LslStream.stop` wakes it at once) until the moment
+  those ``k`` samples should have arrived: the newest timestamp plus ``k / sfreq`` plus the
+  stream's measured arrival lag (how long after its timestamp a sample reaches this host), and
+  then pulls them with ``pull_chunk(min_samples=k)``, which returns at once when they are there
+  and otherwise waits for the rest. One wake-up per window: liblsl's own wait for ``k`` samples
+  wakes the waiting thread for every sample that arrives (200 a second for 200 Hz), which cost
+  more CPU than everything else a stream does (``benchmarks/capacity.py``). The lag is learnt
+  per stream: a wake-up that finds the samples missing measures the lag when they arrive (plus
+  a 1-ms margin); one that finds them all there lowers it by ``_LAG_STEP_S``, so the worker wakes
+  within about a millisecond after the window's last sample arrives. With ``k`` = 1 the worker
+  blocks in ``pull_chunk(min_samples=1)`` (liblsl waits with the GIL released) for at most
+  ``wait_s`` and takes whatever else is already buffered. ``stop`` and the liveness check react
+  within ``wait_s`` (a sleep until a window also ends at the stale moment); a pull never waits
+  past the moment the data turns stale, so the ``stale`` flip is reported within ~2 ms.
 - **Exactly one stream must match** (:func:`~service.lsl.resolve.resolve_stream`). No match:
   keep retrying, ``last_error`` says ``"no stream matching ..."``. Several matches:
   ``last_error`` lists every candidate and asks for a narrower selector; the worker keeps
@@ -95,6 +102,12 @@ _RETRY_INTERVAL_S = 0.5  # pause between failed connection attempts
 _SRATE_WINDOW_S = 5.0  # sliding window of effective_srate
 _CALLBACK_LOG_EVERY_S = 5.0  # rate limit for tracebacks of a callback that keeps raising
 _STALE_MARGIN_S = 0.002  # a pull capped at the stale moment returns this much after it, so it sees the flip
+_LAG_MARGIN_S = 0.001  # added to a measured arrival lag: wake just after the samples arrived, not before
+_LAG_STEP_S = 0.0005  # a wake-up that found every sample there lowers the lag estimate by this much
+_LONGEST_SLEEP_S = 1.0  # one sleep until a window (a test's hand-moved clock is noticed within this)
+_LAG_BOUND_S = (
+    1.0  # the arrival lag estimate stays within +-this (a source stamping far off is its own problem)
+)
 
 
 class LslStream:
@@ -209,6 +222,8 @@ class LslStream:
         self._raw_tap_keys: dict[str, Callable[..., None]] = {}
         self._info_xml: str | None = None  # the connected stream's full LSL info document
         self._clock_offset: tuple[float, float] | None = None  # (clock() when measured, time_correction s)
+        # Seconds between a sample's timestamp and its arrival here, learnt per connection (worker thread only).
+        self._arrival_lag_s = 0.0
 
     def __repr__(self) -> str:
         state = "connected" if self.connected else "not connected"
@@ -403,6 +418,7 @@ class LslStream:
         self._inlet = inlet
         self._uid = resolved.uid()
         self._dejitter = SegmentDejitter(info.sfreq, gap_factor=self.gap_factor, jitter_s=self.jitter_s)
+        self._arrival_lag_s = 0.0
         self._buffer = np.empty(
             (max(1, int(math.ceil(info.sfreq * self.max_buffer_s))), info.n_channels), dtype=inlet.np_dtype
         )
@@ -479,12 +495,41 @@ class LslStream:
             return self.wait_s  # already stale: reported after this pull
         return min(self.wait_s, until_stale + _STALE_MARGIN_S)
 
+    def _sleep_until_due(self, wanted: int) -> bool:
+        """Sleep until ``wanted`` samples should be in the inlet (module docstring); False if stopped meanwhile.
+
+        Returns True at once when there is nothing to predict from (no sample yet, ``wanted`` 1).
+        """
+        last = self._last_timestamp  # written by this thread only
+        if wanted <= 1 or last is None:
+            return True
+        now = self._clock()
+        due = last + wanted / self._info.sfreq + self._arrival_lag_s
+        until_stale = last + self.stale_after_s - now + _STALE_MARGIN_S  # report the stale flip in time
+        sleep = min(due - now, max(until_stale, 0.0), _LONGEST_SLEEP_S)
+        return sleep <= 0 or not self._stop_event.wait(sleep)
+
+    def _learn_arrival_lag(self, wanted: int, was_there: bool, last_timestamp: float, now: float) -> None:
+        """Move the arrival-lag estimate after a pull that waited for ``wanted`` samples (module docstring)."""
+        if wanted <= 1:
+            return
+        if was_there:  # woke after the samples arrived: try a little earlier next time
+            lag = self._arrival_lag_s - _LAG_STEP_S
+        else:  # woke too early: the pull returned when they arrived, which measures the lag
+            lag = now - last_timestamp + _LAG_MARGIN_S
+        self._arrival_lag_s = min(max(lag, -_LAG_BOUND_S), _LAG_BOUND_S)
+
     def _pull(self) -> int:
         buffer = self._buffer
-        _, timestamps = self._inlet.pull_chunk(
+        wanted = self._min_samples(buffer.shape[0])
+        if not self._sleep_until_due(wanted):
+            return 0  # stopped
+        inlet = self._inlet
+        was_there = wanted > 1 and inlet.samples_available() >= wanted
+        _, timestamps = inlet.pull_chunk(
             timeout=self._wait_s(),
             max_samples=buffer.shape[0],
-            min_samples=self._min_samples(buffer.shape[0]),
+            min_samples=wanted,
             dest_obj=buffer,
             as_numpy=True,
         )
@@ -502,6 +547,8 @@ class LslStream:
         timestamps = self._dejitter(np.array(timestamps, dtype=np.float64))
         data = np.array(buffer[:n].T, dtype=np.float64, order="C")  # (n_channels, n), a copy
         self._last_receive = now
+        if n >= wanted:
+            self._learn_arrival_lag(wanted, was_there, float(timestamps[-1]), now)
         with self._lock:
             self._last_timestamp = float(timestamps[-1])
             self._recent.append((now, first_sent, last_sent, n))
