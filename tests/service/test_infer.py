@@ -104,6 +104,14 @@ def test_multi_modality_bundle_equals_predict(client, url, binary, modality):
         assert answer["outputs"][0]["shape"] == [4, 3] and answer["outputs"][0]["datatype"] == "FP32"
 
 
+def test_multi_modality_bundle_defaults_to_its_first_modality(client, url):
+    """Without the parameter the demo runs its manifest's first graph, EEG, and the answer says so."""
+    x = _windows((2, *EEG), seed=2)
+    result = _infer(client, DEMO_BUNDLE, x)
+    np.testing.assert_array_equal(result.as_numpy("probabilities"), _predict(url, DEMO_BUNDLE, "eeg", x))
+    assert result.get_response()["parameters"] == {"modality": "eeg"}
+
+
 def test_single_modality_bundle_needs_no_modality(client, url):
     """A bundle with one modality runs it without the parameter; each version is its own model (loaded on demand,
     as /predict loads it), and the unversioned route runs the latest."""
@@ -141,10 +149,6 @@ def _error(client_call) -> str:
 def test_errors_through_tritonclient(client):
     """What tritonclient users get wrong, answered in the protocol's shape: tritonclient raises the sentence."""
     x = _windows((2, *EEG))
-    assert _error(lambda: _infer(client, DEMO_BUNDLE, x)) == (
-        f"Model {DEMO_BUNDLE}:1 has 3 modalities (ecg, eeg, eye); name one with the request parameter "
-        '"modality", e.g. "parameters": {"modality": "ecg"}.'
-    )
     assert _error(lambda: _infer(client, DEMO_BUNDLE, x, parameters={"modality": "emg"})) == (
         f"Model {DEMO_BUNDLE}:1 has no 'emg' modality; its modalities: ecg, eeg, eye."
     )

@@ -5,8 +5,9 @@ form standard clients (tritonclient, KServe tooling) send: one input ``window``,
 ``[batch, T, D]`` (``T``, ``D`` of the modality's graph, as ``GET /v2/models/{name}`` lists them), raw
 feature values as ``/predict``'s ``features`` takes them (NOT normalised: the manifest statistics are
 applied here); one output ``probabilities``, FP32, ``[batch, n_classes]`` in the model's ``class_names``
-order. The modality is the request parameter ``modality``; a bundle with one modality needs none, a
-bundle with several (the demo has ``ecg``, ``eeg``, ``eye``) must name one.
+order. The modality is the request parameter ``modality``; without it, the bundle's first modality (the
+first graph of its manifest: ``eeg`` for the demo, whose manifest lists ``eeg``, ``eye``, ``ecg``). The
+answer's ``parameters`` say which modality ran.
 
 The tensor may come as JSON (``data``: flat row-major or nested ``[batch][T][D]`` lists) or as binary
 (Triton's binary tensor data extension, which tritonclient uses by default: ``binary_data_size`` in the
@@ -261,20 +262,14 @@ def _model_ref(engine: InferenceEngine, name: str, version: int | None) -> str:
 
 
 def _modality(ref: str, graphs: dict, parameters: dict[str, Any]) -> str:
-    """The request parameter ``modality``; the bundle's only modality when it has one and none is named."""
-    names = sorted(graphs)
+    """The request parameter ``modality``; the bundle's first modality (manifest order) when none is named."""
     modality = parameters.get("modality")
     if modality is None:
-        if len(names) == 1:
-            return names[0]
-        raise HTTPException(
-            _422,
-            f"Model {ref} has {len(names)} modalities ({', '.join(names)}); name one with the request parameter "
-            f'"modality", e.g. "parameters": {{"modality": "{names[0]}"}}.',
-        )
+        return next(iter(graphs))
     if not isinstance(modality, str):
         raise HTTPException(
-            _422, f'The parameter "modality" must be a string, one of {", ".join(names)}; got {modality!r}.'
+            _422,
+            f'The parameter "modality" must be a string, one of {", ".join(sorted(graphs))}; got {modality!r}.',
         )
     return modality
 
