@@ -24,7 +24,7 @@ Rules
   wakes the waiting thread for every sample that arrives (200 a second for 200 Hz), which cost
   more CPU than everything else a stream does (``benchmarks/capacity.py``). The lag is learnt
   per stream: a wake-up that finds the samples missing measures the lag when they arrive (plus
-  a 1-ms margin); one that finds them all there lowers it by ``_LAG_STEP_S``, so the worker wakes
+  a 1-ms margin); one that finds them all there lowers it by ``_LAG_STEP_S`` (0.1 ms), so the worker wakes
   within about a millisecond after the window's last sample arrives. With ``k`` = 1 the worker
   blocks in ``pull_chunk(min_samples=1)`` (liblsl waits with the GIL released) for at most
   ``wait_s`` and takes whatever else is already buffered. ``stop`` and the liveness check react
@@ -103,7 +103,8 @@ _SRATE_WINDOW_S = 5.0  # sliding window of effective_srate
 _CALLBACK_LOG_EVERY_S = 5.0  # rate limit for tracebacks of a callback that keeps raising
 _STALE_MARGIN_S = 0.002  # a pull capped at the stale moment returns this much after it, so it sees the flip
 _LAG_MARGIN_S = 0.001  # added to a measured arrival lag: wake just after the samples arrived, not before
-_LAG_STEP_S = 0.0005  # a wake-up that found every sample there lowers the lag estimate by this much
+_LAG_STEP_S = 0.0001  # a wake-up that found every sample there lowers the lag estimate by this much (slowly:
+# an early wake-up costs liblsl a wake-up per sample still to come)
 _LONGEST_SLEEP_S = 1.0  # one sleep until a window (a test's hand-moved clock is noticed within this)
 _LAG_BOUND_S = (
     1.0  # the arrival lag estimate stays within +-this (a source stamping far off is its own problem)
