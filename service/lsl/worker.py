@@ -18,18 +18,22 @@ Rules
   samples (a feature extractor needs ``k`` more samples to complete its next window). Then the
   worker sleeps (on its stop event: :meth:`LslStream.stop` wakes it at once) until the moment
   those ``k`` samples should have arrived: the newest timestamp plus ``k / sfreq`` plus the
-  stream's measured arrival lag (how long after its timestamp a sample reaches this host), and
-  then pulls them with ``pull_chunk(min_samples=k)``, which returns at once when they are there
-  and otherwise waits for the rest. One wake-up per window: liblsl's own wait for ``k`` samples
-  wakes the waiting thread for every sample that arrives (200 a second for 200 Hz), which cost
-  more CPU than everything else a stream does (``benchmarks/capacity.py``). The lag is learnt
-  per stream: a wake-up that finds the samples missing measures the lag when they arrive (plus
-  a 1-ms margin); one that finds them all there lowers it by ``_LAG_STEP_S`` (0.1 ms), so the worker wakes
-  within about a millisecond after the window's last sample arrives. With ``k`` = 1 the worker
-  blocks in ``pull_chunk(min_samples=1)`` (liblsl waits with the GIL released) for at most
-  ``wait_s`` and takes whatever else is already buffered. ``stop`` and the liveness check react
-  within ``wait_s`` (a sleep until a window also ends at the stale moment); a pull never waits
-  past the moment the data turns stale, so the ``stale`` flip is reported within ~2 ms.
+  stream's arrival lag (how long after its timestamp a sample reaches this host), never longer
+  than ``k / sfreq`` (timestamps far ahead of this host's clock) nor past the stale moment; then
+  it pulls them with ``pull_chunk(min_samples=k)``, which returns at once when they are there and
+  otherwise waits for the rest. One wake-up per window: liblsl's own wait for ``k`` samples wakes
+  the waiting thread for every sample that arrives (200 a second at 200 Hz), which cost more CPU
+  than everything else a stream does (``benchmarks/capacity.py``).
+- **The arrival lag is learnt per stream.** A wake-up that finds the samples missing measures it
+  when they arrive (plus a 1-ms margin), but raises the estimate by at most ``_LAG_RISE_S``
+  (2 ms): one late reading (the thread waiting for the GIL, a pause) must not delay the windows
+  after it, and waking early costs only a few wake-ups inside liblsl. A wake-up that finds them
+  all there lowers it by ``_LAG_STEP_S`` (0.1 ms). So the worker wakes within about a
+  millisecond after a window's last sample arrives.
+- With ``k`` = 1 the worker blocks in ``pull_chunk(min_samples=1)`` (liblsl waits with the GIL
+  released) for at most ``wait_s`` and takes whatever else is already buffered. The liveness
+  check reacts within ``wait_s``; a pull never waits past the moment the data turns stale, so
+  the ``stale`` flip is reported within ~2 ms.
 - **Exactly one stream must match** (:func:`~service.lsl.resolve.resolve_stream`). No match:
   keep retrying, ``last_error`` says ``"no stream matching ..."``. Several matches:
   ``last_error`` lists every candidate and asks for a narrower selector; the worker keeps
@@ -105,6 +109,7 @@ _STALE_MARGIN_S = 0.002  # a pull capped at the stale moment returns this much a
 _LAG_MARGIN_S = 0.001  # added to a measured arrival lag: wake just after the samples arrived, not before
 _LAG_STEP_S = 0.0001  # a wake-up that found every sample there lowers the lag estimate by this much (slowly:
 # an early wake-up costs liblsl a wake-up per sample still to come)
+_LAG_RISE_S = 0.002  # one early wake-up raises the lag estimate by at most this much
 _LONGEST_SLEEP_S = 1.0  # one sleep until a window (a test's hand-moved clock is noticed within this)
 _LAG_BOUND_S = (
     1.0  # the arrival lag estimate stays within +-this (a source stamping far off is its own problem)
@@ -505,9 +510,12 @@ class LslStream:
         if wanted <= 1 or last is None:
             return True
         now = self._clock()
-        due = last + wanted / self._info.sfreq + self._arrival_lag_s
+        produced_in = wanted / self._info.sfreq
+        due = last + produced_in + self._arrival_lag_s
         until_stale = last + self.stale_after_s - now + _STALE_MARGIN_S  # report the stale flip in time
-        sleep = min(due - now, max(until_stale, 0.0), _LONGEST_SLEEP_S)
+        # Never longer than the source takes to produce them: with timestamps far ahead of this host's clock
+        # (an unsynchronised device clock) the prediction would otherwise sleep past their arrival.
+        sleep = min(due - now, produced_in + _LAG_MARGIN_S, max(until_stale, 0.0), _LONGEST_SLEEP_S)
         return sleep <= 0 or not self._stop_event.wait(sleep)
 
     def _learn_arrival_lag(self, wanted: int, was_there: bool, last_timestamp: float, now: float) -> None:
@@ -517,7 +525,9 @@ class LslStream:
         if was_there:  # woke after the samples arrived: try a little earlier next time
             lag = self._arrival_lag_s - _LAG_STEP_S
         else:  # woke too early: the pull returned when they arrived, which measures the lag
-            lag = now - last_timestamp + _LAG_MARGIN_S
+            # Rise by a bounded step: one late reading (this thread waiting for the GIL, a pause) must not add
+            # its delay to the following windows; waking early only costs liblsl a few wake-ups.
+            lag = min(now - last_timestamp + _LAG_MARGIN_S, self._arrival_lag_s + _LAG_RISE_S)
         self._arrival_lag_s = min(max(lag, -_LAG_BOUND_S), _LAG_BOUND_S)
 
     def _pull(self) -> int:

@@ -20,6 +20,7 @@ import pytest
 from service.config import StreamSelector
 from service.lsl import (
     LslStream,
+    StreamInfo,
     StreamResolutionError,
     read_stream_info,
     resolve_stream,
@@ -188,6 +189,63 @@ def test_samples_wanted_makes_each_pull_wait_for_that_many_samples(streams):
     sizes = [d.shape[1] for d in got.data]
     assert min(sizes) >= 30, sizes
     np.testing.assert_array_equal(data[0], np.arange(data.shape[1]))  # nothing lost or repeated
+
+
+class _Sleeps:
+    """Stands in for a worker's stop event: records how long each sleep would last, never sleeps."""
+
+    def __init__(self):
+        self.asked: list[float] = []
+
+    def wait(self, timeout):
+        self.asked.append(timeout)
+        return False
+
+    def is_set(self):
+        return False
+
+
+def _scheduled_worker(clock, *, stale_after_s=2.0):
+    """An LslStream, never started, as its worker sees it after a 200-Hz chunk ending at clock() - 0.5 s."""
+    stream = LslStream(StreamSelector(name="x"), lambda d, t: None, clock=clock, stale_after_s=stale_after_s)
+    stream._info = StreamInfo(**{**_INFO_FIELDS, "sfreq": 200.0})
+    stream._stop_event = _Sleeps()
+    stream._last_timestamp = clock() - 0.5
+    return stream
+
+
+_INFO_FIELDS = dict(
+    name="x", type="EEG", source_id="s", n_channels=1, sfreq=200.0, channels=("C1",), units=("microvolts",),
+)  # fmt: skip
+
+
+def test_the_worker_sleeps_until_the_samples_it_waits_for_should_have_arrived():
+    """The sleep ends at the newest timestamp + k / sfreq + the learnt arrival lag; a late reading raises the lag by
+    2 ms at most, an on-time wake-up lowers it by 0.1 ms; timestamps far ahead of this host's clock (an
+    unsynchronised device) never make it sleep longer than the source needs to produce k samples."""
+    clock = FakeClock(start=100.0)
+    stream = _scheduled_worker(clock)
+    assert stream._sleep_until_due(200)  # 200 samples at 200 Hz after a sample 0.5 s old: 0.5 s from now
+    assert stream._stop_event.asked[-1] == pytest.approx(0.5)
+    stream._learn_arrival_lag(200, False, 99.0, 99.03)  # a reading 30 ms late (the GIL, a pause)
+    assert stream._arrival_lag_s == pytest.approx(0.002)
+    stream._learn_arrival_lag(200, False, 99.0, 99.0004)  # measured 0.4 ms (+ 1 ms margin), below the cap
+    assert stream._arrival_lag_s == pytest.approx(0.0014)
+    stream._learn_arrival_lag(200, True, 99.0, 99.5)  # the samples were there: a little earlier next time
+    assert stream._arrival_lag_s == pytest.approx(0.0013)
+    stream._sleep_until_due(200)
+    assert stream._stop_event.asked[-1] == pytest.approx(0.5013)
+    stream._learn_arrival_lag(1, False, 99.0, 150.0)  # one sample at a time: nothing to learn
+    assert stream._arrival_lag_s == pytest.approx(0.0013)
+
+    ahead = _scheduled_worker(clock)
+    ahead._last_timestamp = clock() + 3.0  # stamped 3 s ahead of this host
+    ahead._sleep_until_due(20)
+    assert ahead._stop_event.asked[-1] == pytest.approx(0.1 + 0.001)  # 20 samples at 200 Hz, + 1 ms
+    stale_soon = _scheduled_worker(clock, stale_after_s=0.6)
+    stale_soon._sleep_until_due(200)
+    assert stale_soon._stop_event.asked[-1] == pytest.approx(0.1 + 0.002)  # wakes to report the stale flip
+    assert stream._sleep_until_due(1) and len(stream._stop_event.asked) == 2  # k = 1: no sleep, liblsl waits
 
 
 def test_failing_samples_wanted_falls_back_to_waking_per_sample(streams, caplog):
