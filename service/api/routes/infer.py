@@ -333,13 +333,13 @@ def _json_tensor(data: list[Any], shape: list[int], count: int) -> np.ndarray:
                 raise ValueError
             _NUMBERS.validate_python(values.ravel().tolist())
             return values.astype(np.float64)
+        if len(data) != count:  # before checking every number: a wrong length is cheap to tell
+            raise HTTPException(
+                _422, f"Input '{INPUT_NAME}' has {len(data)} values but shape {shape} needs {count}; send {form}."
+            )
         _NUMBERS.validate_python(data)
     except (ValueError, ValidationError):
         raise HTTPException(_422, f"Input '{INPUT_NAME}' data must be {form}.") from None
-    if len(data) != count:
-        raise HTTPException(
-            _422, f"Input '{INPUT_NAME}' has {len(data)} values but shape {shape} needs {count}; send {form}."
-        )
     return np.asarray(data, dtype=np.float64).reshape(shape)
 
 
