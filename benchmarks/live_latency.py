@@ -78,7 +78,11 @@ def make_bench_repository(root: Path) -> tuple[str, ...]:
     data = manifest.model_dump(mode="json")
     # Only the EEG graph's files are copied: no full-network weights either.
     data.update(
-        name=BENCH_MODEL, version=1, graphs={"eeg": graph.model_dump(mode="json")}, sha256=sha, weights_file=None
+        name=BENCH_MODEL,
+        version=1,
+        graphs={"eeg": graph.model_dump(mode="json")},
+        sha256=sha,
+        weights_file=None,
     )
     write_manifest(folder, type(manifest).model_validate(data))
     return tuple(spec.channels)
@@ -185,7 +189,9 @@ class LoadGenerator:
     ``lag`` of every push).
     """
 
-    def __init__(self, ctx, run: str, n: int, channels, chunk: int, phase: str, seed: int, shards=1, cpus=None):
+    def __init__(
+        self, ctx, run: str, n: int, channels, chunk: int, phase: str, seed: int, shards=1, cpus=None
+    ):
         self._procs, self._conns = [], []
         self._args = (ctx, run, n, channels, chunk, phase, seed, shards, cpus)
         self.log = None
@@ -305,12 +311,15 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _cpu_seconds(pid: int) -> float:
+def cpu_seconds(pid: int) -> float:
+    """utime + stime of process ``pid`` (all its threads) in seconds, from ``/proc/<pid>/stat``."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / _CLK_TCK  # utime + stime
+    return (int(fields[11]) + int(fields[12])) / _CLK_TCK
 
 
-async def _collect(url: str, seconds: float, warmup: float) -> list[tuple[str, float, float, float, float]]:
+async def collect_states(
+    url: str, seconds: float, warmup: float
+) -> list[tuple[str, float, float, float, float]]:
     """(stream_id, window lsl_time, arrival local_clock, inference ms, in-service ms) of every state after ``warmup`` s."""
     out: list[tuple[str, float, float, float, float]] = []
     async with websockets.connect(url, max_queue=None) as ws:
@@ -335,58 +344,59 @@ async def _collect(url: str, seconds: float, warmup: float) -> list[tuple[str, f
     return out
 
 
-def run_level(n: int, args, channels, repo: Path, run: str) -> Level:
-    """Measure one load level: generator + service + WebSocket client, then the bare-reader baseline."""
-    ctx = mp.get_context("spawn")
-    gen_conn, gen_child = ctx.Pipe()
-    generator = ctx.Process(
-        target=generator_main,
-        args=(run, n, channels, args.chunk, args.phase, args.seed, gen_child),
-        daemon=True,
-    )
-    generator.start()
-    stopped = False
-    try:
-        gen_conn.recv()
-        received, ids, cpu, reads = _measure(n, args, repo, run, ctx)
-        gen_conn.send("stop")
-        stopped = True
-        log = gen_conn.recv()
-    finally:
-        if not stopped:
-            gen_conn.send("stop")
-        generator.join(10)
-        if generator.is_alive():
-            generator.kill()
-    return _summarise(n, args, received, ids, cpu, reads, log)
+class BenchService:
+    """``m2s-serve`` as a process on the benchmark repository, its log in a file; a context manager.
 
+    ``env`` is added to this process's environment (after ``M2S_MAX_STREAMS=10000``: the default
+    limit of 64 attached streams would refuse the larger levels with 409); ``preexec_fn`` runs in
+    the child before ``exec`` (e.g. to pin it to cores). Leaving the block stops the server
+    (SIGTERM) and prints the first ERROR line or traceback it logged, if any.
+    """
 
-def _measure(n: int, args, repo: Path, run: str, ctx):
-    """Service + WebSocket client on the running outlets, then the bare-reader baseline."""
-    port = _free_port()
-    cmd = [
-        str(Path(sys.executable).parent / "m2s-serve"),
-        "--repository",
-        str(repo),
-        "--model",
-        BENCH_MODEL,
-        "--port",
-        str(port),
-        "--log-level",
-        "warning",
-    ]
-    # The server's log goes to a file: an unread pipe fills up and blocks every thread that logs.
-    log_file = tempfile.TemporaryFile(mode="w+")
-    server = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=log_file, text=True)
-    base = f"http://127.0.0.1:{port}"
-    try:
+    def __init__(self, repo: Path, *, env: dict[str, str] | None = None, preexec_fn=None):
+        self.port = _free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.ws_url = f"ws://127.0.0.1:{self.port}/ws"
+        self._cmd = [
+            str(Path(sys.executable).parent / "m2s-serve"),
+            "--repository",
+            str(repo),
+            "--model",
+            BENCH_MODEL,
+            "--port",
+            str(self.port),
+            "--log-level",
+            "warning",
+        ]
+        self._env = {**os.environ, "M2S_MAX_STREAMS": "10000", **(env or {})}
+        self._preexec_fn = preexec_fn
+
+    def __enter__(self) -> BenchService:
+        # The server's log goes to a file: an unread pipe fills up and blocks every thread that logs.
+        self._log = tempfile.TemporaryFile(mode="w+")
+        self.process = subprocess.Popen(
+            self._cmd,
+            stdout=subprocess.DEVNULL,
+            stderr=self._log,
+            text=True,
+            env=self._env,
+            preexec_fn=self._preexec_fn,
+        )
+        return self
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    def start_streams(self, run: str, n: int) -> dict[str, int]:
+        """Wait until ready, attach streams ``0..n-1`` of ``run`` and wait until each emitted; stream id -> index."""
         # Generous timeouts: attaching hundreds of streams on 2 busy cores takes a while.
-        with httpx.Client(base_url=base, timeout=60.0) as http:
+        with httpx.Client(base_url=self.url, timeout=60.0) as http:
             deadline = time.monotonic() + 60
             while True:
-                if server.poll() is not None:
-                    log_file.seek(0)
-                    raise RuntimeError(f"m2s-serve exited: {log_file.read()[-2000:]}")
+                if self.process.poll() is not None:
+                    self._log.seek(0)
+                    raise RuntimeError(f"m2s-serve exited: {self._log.read()[-2000:]}")
                 try:
                     if http.get("/v2/health/ready").status_code == 200:
                         break
@@ -397,7 +407,7 @@ def _measure(n: int, args, repo: Path, run: str, ctx):
                 time.sleep(0.2)
             ids = {}
             for i in range(n):
-                r = http.post("/streams", json={"modality": "eeg", "source_id": _source_id(run, i)})
+                r = http.post("/streams", json={"modality": "eeg", "source_id": source_id(run, i)})
                 r.raise_for_status()
                 ids[r.json()["id"]] = i
             # Warm-up: every stream connected and emitting (5 windows of 1 s + 1 s DE window).
@@ -410,23 +420,51 @@ def _measure(n: int, args, repo: Path, run: str, ctx):
                     errors = {s["id"]: s["last_error"] for s in streams if s["n_states"] == 0}
                     raise RuntimeError(f"streams never emitted: {list(errors.items())[:3]}")
                 time.sleep(0.5)
-        cpu0, t0 = _cpu_seconds(server.pid), time.monotonic()
-        received = asyncio.run(_collect(f"ws://127.0.0.1:{port}/ws", args.duration, warmup=1.0))
-        cpu = (_cpu_seconds(server.pid) - cpu0) / (time.monotonic() - t0)
-    finally:
-        server.send_signal(signal.SIGTERM)
+        return ids
+
+    def __exit__(self, *exc) -> None:
+        self.process.send_signal(signal.SIGTERM)
         try:
-            server.wait(15)
+            self.process.wait(15)
         except subprocess.TimeoutExpired:
-            server.kill()
-        log_file.seek(0)
-        problems = [line for line in log_file if " ERROR " in line or "Traceback" in line]
-        log_file.close()
+            self.process.kill()
+        self._log.seek(0)
+        problems = [line for line in self._log if " ERROR " in line or "Traceback" in line]
+        self._log.close()
         if problems:
             print(
                 f"  (m2s-serve logged {len(problems)} error(s); first: {problems[0].strip()[:200]})",
                 flush=True,
             )
+
+
+def window_latencies(received, ids: dict[str, int], log: dict) -> np.ndarray:
+    """Seconds from the push of the chunk holding each state's window end to the state's arrival."""
+    latencies = []
+    for stream_id, lsl_time, arrived, _, _ in received:
+        i = ids[stream_id]
+        k = int(np.searchsorted(log["ts"][i], lsl_time - 1e-3))
+        if k < len(log["ts"][i]):
+            latencies.append(arrived - log["push"][i][k])
+    return np.asarray(latencies)
+
+
+def run_level(n: int, args, channels, repo: Path, run: str) -> Level:
+    """Measure one load level: generator + service + WebSocket client, then the bare-reader baseline."""
+    ctx = mp.get_context("spawn")
+    with LoadGenerator(ctx, run, n, channels, args.chunk, args.phase, args.seed) as generator:
+        received, ids, cpu, reads = _measure(n, args, repo, run, ctx)
+        log = generator.stop()
+    return _summarise(n, args, received, ids, cpu, reads, log)
+
+
+def _measure(n: int, args, repo: Path, run: str, ctx):
+    """Service + WebSocket client on the running outlets, then the bare-reader baseline."""
+    with BenchService(repo) as server:
+        ids = server.start_streams(run, n)
+        cpu0, t0 = cpu_seconds(server.pid), time.monotonic()
+        received = asyncio.run(collect_states(server.ws_url, args.duration, warmup=1.0))
+        cpu = (cpu_seconds(server.pid) - cpu0) / (time.monotonic() - t0)
 
     # Baseline on the same outlets: a bare pylsl reader.
     reader_conn, reader_child = ctx.Pipe()
@@ -440,12 +478,7 @@ def _measure(n: int, args, repo: Path, run: str, ctx):
 
 def _summarise(n: int, args, received, ids, cpu: float, reads, log) -> Level:
     """Latencies of the states and of the baseline from the push log."""
-    latencies = []
-    for stream_id, lsl_time, arrived, _, _ in received:
-        i = ids[stream_id]
-        k = int(np.searchsorted(log["ts"][i], lsl_time - 1e-3))
-        if k < len(log["ts"][i]):
-            latencies.append(arrived - log["push"][i][k])
+    latencies = window_latencies(received, ids, log)
     # Baseline: the same window-end samples (one per second per stream, on the stream's 1-s grid).
     base = []
     for i, pulls in enumerate(reads):
