@@ -335,7 +335,8 @@ def _json_tensor(data: list[Any], shape: list[int], count: int) -> np.ndarray:
             return values.astype(np.float64)
         if len(data) != count:  # before checking every number: a wrong length is cheap to tell
             raise HTTPException(
-                _422, f"Input '{INPUT_NAME}' has {len(data)} values but shape {shape} needs {count}; send {form}."
+                _422,
+                f"Input '{INPUT_NAME}' has {len(data)} values but shape {shape} needs {count}; send {form}.",
             )
         _NUMBERS.validate_python(data)
     except (ValueError, ValidationError):
