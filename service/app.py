@@ -19,6 +19,7 @@ Never imports torch.
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from importlib.metadata import PackageNotFoundError, version
@@ -65,6 +66,37 @@ def operation_id(route: APIRoute) -> str:
     return f"{route.tags[0]}-{route.name}" if route.tags else route.name
 
 
+async def start_workers(settings: Settings, hub: StateHub, metrics: ServiceMetrics) -> ShardedStreamManager:
+    """Start the worker processes in a thread; when startup is cancelled meanwhile (Ctrl-C), they are stopped.
+
+    The constructor cannot be interrupted: a cancelled startup leaves its thread running, so the thread
+    itself closes the manager it built when nobody waits for it any more.
+    """
+    lock = threading.Lock()
+    cancelled = False
+    built: list[ShardedStreamManager] = []
+
+    def build() -> ShardedStreamManager:
+        manager = ShardedStreamManager(settings, hub, metrics=metrics)
+        with lock:
+            if not cancelled:
+                built.append(manager)
+                return manager
+        logger.info("startup was cancelled while the worker processes started; stopping them")
+        manager.close()
+        return manager
+
+    try:
+        return await run_in_threadpool(build)
+    except BaseException:
+        with lock:
+            cancelled = True
+            orphans = list(built)
+        for manager in orphans:  # built just as the wait was cancelled
+            manager.close()
+        raise
+
+
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     """Load and warm the default model, start hub, manager and attached streams; undo in reverse."""
@@ -82,7 +114,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         manager = StreamManager(engine, hub, settings, metrics=metrics)
     else:  # the streams in N worker processes, which load and warm up the default model in parallel
         try:
-            manager = await run_in_threadpool(ShardedStreamManager, settings, hub, metrics=metrics)
+            manager = await start_workers(settings, hub, metrics)
         except BaseException:
             hub.close()
             await run_in_threadpool(engine.close)
@@ -184,4 +216,4 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     return app
 
 
-__all__ = ["STATIC_DIR", "create_app", "lifespan", "operation_id"]
+__all__ = ["STATIC_DIR", "create_app", "lifespan", "operation_id", "start_workers"]

@@ -17,6 +17,10 @@ from sharing or double-registering series. Metric names:
 ``m2s_execution_provider_info``        gauge = 1  by ``model``, ``modality``, ``provider`` in use
 ``m2s_worker_restarts_total``          counter    by ``worker``: worker processes (``M2S_WORKERS`` >= 2)
                                                   restarted after their process ended unexpectedly
+``m2s_workers_alive``                  gauge      worker processes serving their streams now (only with
+                                                  ``M2S_WORKERS`` >= 2; absent with one process)
+``m2s_worker_states_dropped_total``    counter    states a worker dropped because the API process read
+                                                  them too slowly (its queue holds at most 5000)
 =====================================  =========  ==================================================
 
 Per-stream gauges are refreshed at scrape time by the callbacks given to
@@ -27,6 +31,7 @@ whenever Prometheus reads them.
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable
 
 from prometheus_client import (
@@ -124,6 +129,15 @@ class ServiceMetrics:
             ["worker"],
             registry=r,
         )
+        self.worker_states_dropped_total = Counter(
+            "m2s_worker_states_dropped",
+            "States (and inference events) worker processes dropped because the API process read them too slowly.",
+            registry=r,
+        )
+        self._lazy_lock = threading.Lock()
+        self.workers_alive: Gauge | None = (
+            None  # registered by the first set_workers_alive (M2S_WORKERS >= 2)
+        )
         self._scrape_callbacks: list[Callable[[], None]] = []
 
     # -- recorders -------------------------------------------------------------------------------
@@ -186,6 +200,21 @@ class ServiceMetrics:
     def worker_restarted(self, index: int) -> None:
         """Count one restart of worker process ``index``."""
         self.worker_restarts.labels(worker=str(index)).inc()
+
+    def worker_states_dropped(self, n: int) -> None:
+        """Count ``n`` states or inference events a worker process dropped (its queue for this process was full)."""
+        self.worker_states_dropped_total.inc(n)
+
+    def set_workers_alive(self, n: int) -> None:
+        """Set ``m2s_workers_alive`` (registered on the first call, so a service of one process has no such series)."""
+        with self._lazy_lock:
+            if self.workers_alive is None:
+                self.workers_alive = Gauge(
+                    "m2s_workers_alive",
+                    "Worker processes serving their streams now (M2S_WORKERS >= 2).",
+                    registry=self.registry,
+                )
+        self.workers_alive.set(n)
 
     def set_provider(self, model: str, modality: str, provider: str) -> None:
         """Record the execution provider a (model, modality) session really uses."""

@@ -223,6 +223,12 @@ class HealthReady(BaseModel):
         description="The worker processes holding the streams (M2S_WORKERS >= 2); empty when the streams run in "
         "the API process.",
     )
+    degraded: str | None = Field(
+        None,
+        description="Why some attached streams are not served now although the service is ready: worker "
+        "processes (M2S_WORKERS >= 2) being restarted, with their indexes; null when every worker serves. The "
+        "status stays 200 (REST and /predict work; a restart does not need the traffic moved elsewhere).",
+    )
 
 
 class ModelSummary(BaseModel):

@@ -19,22 +19,29 @@ queued since the last send, so a busy worker pays one pipe write for many states
     MRO (the API process raises that class again with the same arguments, so routes answer exactly
     as in one process);
     ``("state", stream_id, state_json)``: an EmotionState, serialised once, here;
-    ``("inference", seconds, n_windows)``: one ``engine.predict`` call of a stream (for the metrics).
+    ``("inference", seconds, n_windows)``: one ``engine.predict`` call of a stream (for the metrics);
+    ``("dropped", n)``: n states and inference events dropped since the last batch (the API process read
+    too slowly).
 
 Rules
 -----
 - **The parent's end of the pipe is the lifeline.** EOF on it (the API process exited or was
   killed) stops the streams and ends the process: a killed API process leaves no worker behind.
-- Commands run on a small thread pool, so a model load does not hold up ``list`` (metrics scrapes).
+- Reads (:data:`READ_OPS`) run on a small thread pool of their own and changes on one thread, so model
+  loads queued behind each other never hold up ``list`` (metrics scrapes) or ``get``.
 - One sender thread writes to the pipe (a :class:`multiprocessing.connection.Connection` is not safe
-  for concurrent writers); publishing threads only append to its queue and never block.
+  for concurrent writers); publishing threads only append to its queues and never block. Replies go
+  before states; states wait in a bounded queue (:data:`MAX_QUEUED_STATES`, the oldest dropped and
+  counted in a ``("dropped", n)`` message) and go at most :data:`MAX_BATCH` a write. A sender that
+  fails ends the process, which the API process then restarts.
+- ONNX Runtime gets ``CPUs allowed // n_workers`` intra-op threads per worker (:func:`intra_op_threads`).
 """
 
 from __future__ import annotations
 
+import collections
 import logging
 import os
-import queue
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from multiprocessing.connection import Connection
@@ -53,6 +60,8 @@ logger = logging.getLogger(__name__)
 
 #: Commands a worker answers (see the module docstring).
 OPS = ("attach", "detach", "swap", "get", "list", "follow", "followed", "stop")
+#: Commands that change nothing: they run on a pool of their own, never behind a model load.
+READ_OPS = ("get", "list", "followed")
 #: Exception classes that cross the pipe as themselves (most specific first); others arrive as RuntimeError.
 ERROR_NAMES = ("StreamLimitError", "BundleError", "KeyError", "TypeError", "ValueError", "RuntimeError")
 _ERROR_CLASSES = {
@@ -63,6 +72,12 @@ _ERROR_CLASSES = {
     "ValueError": ValueError,
     "RuntimeError": RuntimeError,
 }
+#: Most states and inference events a worker keeps queued for a slow API process; older ones are dropped.
+MAX_QUEUED_STATES = 5000
+#: Most states and inference events in one pipe write.
+MAX_BATCH = 500
+#: Exit code of a worker whose sender thread failed (the API process restarts it).
+SENDER_DIED_EXIT = 70
 _EXIT_GRACE_S = 10.0  # after the parent is gone, the streams get this long to stop before the process ends
 
 
@@ -83,48 +98,110 @@ def rebuild_error(payload: tuple[str, tuple]) -> Exception:
 
 
 class _Outbox:
-    """Everything the worker sends, in order, written to the pipe by one thread in batches."""
+    """Everything the worker sends, written to the pipe by one thread in batches.
 
-    def __init__(self, conn: Connection):
+    Replies and ``ready`` go first, in order, never dropped. States and inference events wait in a
+    queue of at most ``max_states`` messages: when the API process reads too slowly, the oldest are
+    dropped and the next batch says how many (``("dropped", n)``). A batch holds at most ``max_batch``
+    states and events. A message that cannot be pickled is dropped with a log line (a reply: sent as
+    an error answer instead); anything else that stops the sender ends the process (exit code
+    :data:`SENDER_DIED_EXIT`) so the API process restarts the worker instead of waiting on a silent one.
+    """
+
+    def __init__(
+        self,
+        conn: Connection,
+        *,
+        max_states: int = MAX_QUEUED_STATES,
+        max_batch: int = MAX_BATCH,
+        start: bool = True,
+    ):
         self.conn = conn
-        self.queue: queue.SimpleQueue = queue.SimpleQueue()
+        self.max_batch = max_batch
+        self._urgent: collections.deque = collections.deque()
+        self._states: collections.deque = collections.deque(maxlen=max_states)
+        self._dropped = 0
+        self._closing = False
+        self._cond = threading.Condition()
         self.closed = threading.Event()
         self.thread = threading.Thread(target=self._run, name="m2s-worker-sender", daemon=True)
-        self.thread.start()
+        if start:
+            self.thread.start()
 
     def put(self, message: tuple) -> None:
-        self.queue.put(message)
+        """Queue ``message``; a state or inference event may push out the oldest one (counted)."""
+        with self._cond:
+            if message[0] in ("state", "inference"):
+                if len(self._states) == self._states.maxlen:
+                    self._dropped += 1  # the deque drops its oldest
+                self._states.append(message)
+            else:
+                self._urgent.append(message)
+            self._cond.notify()
+
+    def _take(self) -> list | None:
+        """The next batch (urgent first, then states up to max_batch, then the drop count); None: stop."""
+        with self._cond:
+            while not (self._urgent or self._states or self._dropped or self._closing):
+                self._cond.wait()
+            batch = list(self._urgent)
+            self._urgent.clear()
+            for _ in range(min(self.max_batch, len(self._states))):
+                batch.append(self._states.popleft())
+            if self._dropped:
+                batch.append(("dropped", self._dropped))
+                self._dropped = 0
+            if not batch and self._closing:
+                return None
+            return batch
 
     def _run(self) -> None:
-        while True:
-            message = self.queue.get()
-            if message is None:
-                return
-            batch = [message]
-            while True:  # everything queued meanwhile goes in the same write
-                try:
-                    message = self.queue.get_nowait()
-                except queue.Empty:
-                    break
-                if message is None:
-                    self._send(batch)
+        try:
+            while True:
+                batch = self._take()
+                if batch is None or not self._send(batch):
                     return
-                batch.append(message)
-            if not self._send(batch):
-                return
+        except BaseException:  # never a silent worker: the API process sees the exit and restarts it
+            logger.critical("the sender thread failed; ending the worker process", exc_info=True)
+            logging.shutdown()
+            os._exit(SENDER_DIED_EXIT)
 
     def _send(self, batch: list) -> bool:
         try:
             self.conn.send(("batch", batch))
             return True
-        except (OSError, EOFError, ValueError):  # the parent is gone; the main loop sees EOF and exits
+        except (OSError, EOFError):  # the parent is gone; the main loop sees EOF and exits
             self.closed.set()
             return False
+        except Exception:  # pickling failed before a byte was written: send what can be, one by one
+            if self.conn.closed:
+                self.closed.set()
+                return False
+        for message in batch:
+            try:
+                self.conn.send(("batch", [message]))
+            except (OSError, EOFError):
+                self.closed.set()
+                return False
+            except Exception as err:
+                logger.error("a %s message could not be sent and was dropped: %s", message[0], err)
+                if message[0] == "reply":
+                    answer = (
+                        "reply",
+                        message[1],
+                        False,
+                        ("RuntimeError", (f"the answer could not be sent: {err}",)),
+                    )
+                    self.conn.send(("batch", [answer]))
+        return True
 
     def close(self, timeout: float = 5.0) -> None:
         """Send what is queued, then stop the thread."""
-        self.queue.put(None)
-        self.thread.join(timeout)
+        with self._cond:
+            self._closing = True
+            self._cond.notify()
+        if self.thread.is_alive():
+            self.thread.join(timeout)
 
 
 class PipeHub(StateHub):
@@ -176,7 +253,7 @@ class PipeMetrics(ServiceMetrics):
 class _Worker:
     """One worker's resources and command handlers."""
 
-    def __init__(self, index: int, settings: Settings, outbox: _Outbox):
+    def __init__(self, index: int, settings: Settings, outbox: _Outbox, intra_op_threads: int | None = None):
         self.index = index
         self.settings = settings
         self.outbox = outbox
@@ -185,17 +262,16 @@ class _Worker:
             providers=settings.providers,
             max_batch=settings.batch_max_windows,
             max_wait_s=settings.batch_max_wait_s,
+            intra_op_threads=intra_op_threads,
         )
         self.manager = StreamManager(self.engine, PipeHub(outbox), settings, metrics=PipeMetrics(outbox))
         self.default_ref = self.engine.load(settings.default_model).ref  # warm-up: the first attach is quick
-        # attach/detach/swap/follow one at a time: unloading what no stream serves must not race a load.
-        self._changing = threading.Lock()
 
     def handle(self, op: str, kwargs: dict[str, Any]) -> Any:
-        if op in ("get", "list", "followed"):
+        """Run one command (reads and changes are called from their own executors, see :func:`worker_main`)."""
+        if op in READ_OPS:
             return self._read(op, kwargs)
-        with self._changing:
-            return self._change(op, kwargs)
+        return self._change(op, kwargs)
 
     def _read(self, op: str, kwargs: dict[str, Any]) -> Any:
         if op == "get":
@@ -236,7 +312,15 @@ class _Worker:
         self.engine.close()
 
 
-def worker_main(index: int, settings: Settings, conn: Connection, log_level: int = logging.INFO) -> None:
+def intra_op_threads(n_workers: int) -> int:
+    """ONNX Runtime intra-op threads of one of ``n_workers`` workers: its share of the CPUs the process may use."""
+    allowed = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return max(1, allowed // n_workers)
+
+
+def worker_main(
+    index: int, settings: Settings, conn: Connection, log_level: int = logging.INFO, n_workers: int = 1
+) -> None:
     """Run worker ``index`` until the API process says ``stop`` or goes away (see the module docstring).
 
     Parameters
@@ -249,6 +333,9 @@ def worker_main(index: int, settings: Settings, conn: Connection, log_level: int
         The worker's end of the duplex pipe to the API process.
     log_level : int
         Level of the ``service`` loggers here (the API process's).
+    n_workers : int
+        Worker processes of the service: each gets ``max(1, CPUs allowed // n_workers)`` ONNX Runtime
+        intra-op threads (:func:`intra_op_threads`), not one per core each.
     """
     logging.basicConfig(
         level=logging.WARNING, format=f"%(asctime)s m2s-worker-{index} %(levelname)s %(name)s: %(message)s"
@@ -256,13 +343,16 @@ def worker_main(index: int, settings: Settings, conn: Connection, log_level: int
     logging.getLogger("service").setLevel(log_level)
     outbox = _Outbox(conn)
     try:
-        worker = _Worker(index, settings, outbox)
+        worker = _Worker(index, settings, outbox, intra_op_threads(n_workers))
     except Exception as err:  # the API process sees the exit code and says so; the reason is logged here
         logger.exception("worker %d could not start: %s", index, err)
         outbox.close()
         raise SystemExit(3) from None
     outbox.put(("ready", os.getpid()))
-    pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix=f"m2s-worker-{index}-cmd")
+    # Reads on a pool of their own; changes one at a time on one thread (unloading what no stream serves must
+    # not race a load), so a queue of model loads never holds up get/list (GET /streams, metrics scrapes).
+    reads = ThreadPoolExecutor(max_workers=2, thread_name_prefix=f"m2s-worker-{index}-read")
+    changes = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"m2s-worker-{index}-change")
 
     def run(request_id: int, op: str, kwargs: dict[str, Any]) -> None:
         try:
@@ -280,12 +370,13 @@ def worker_main(index: int, settings: Settings, conn: Connection, log_level: int
         if op == "stop":
             stop_id = request_id
             break
-        pool.submit(run, request_id, op, kwargs)
+        (reads if op in READ_OPS else changes).submit(run, request_id, op, kwargs)
     # Whatever happens below, the process ends: a stream that does not stop must not keep it alive.
     watchdog = threading.Timer(_EXIT_GRACE_S, os._exit, args=(1,))
     watchdog.daemon = True
     watchdog.start()
-    pool.shutdown(wait=True, cancel_futures=True)
+    reads.shutdown(wait=True, cancel_futures=True)
+    changes.shutdown(wait=True, cancel_futures=True)
     worker.close()
     if stop_id is not None:
         outbox.put(("reply", stop_id, True, None))
@@ -293,4 +384,17 @@ def worker_main(index: int, settings: Settings, conn: Connection, log_level: int
     logging.shutdown()
 
 
-__all__ = ["ERROR_NAMES", "OPS", "PipeHub", "PipeMetrics", "error_payload", "rebuild_error", "worker_main"]
+__all__ = [
+    "ERROR_NAMES",
+    "MAX_BATCH",
+    "MAX_QUEUED_STATES",
+    "OPS",
+    "READ_OPS",
+    "SENDER_DIED_EXIT",
+    "intra_op_threads",
+    "PipeHub",
+    "PipeMetrics",
+    "error_payload",
+    "rebuild_error",
+    "worker_main",
+]

@@ -30,6 +30,12 @@ Rules
   :data:`STABLE_S` of its start again and again waits :data:`BACKOFF_S` × 2^k (at most
   :data:`BACKOFF_MAX_S`) before its next start instead of crash-looping. While a worker restarts,
   ``GET /streams`` shows its streams ``connecting`` with ``last_error`` saying why.
+- **A command that timed out is reconciled when it completes late**: a late attach (no record) is
+  detached again, a late swap or follow updates the record. A stream deleted while its worker restarts
+  is detached from the new worker before that one takes commands again. A re-attach that times out
+  leaves that stream ``connecting`` with why (its late answer attaches it) and goes on with the others.
+  After :data:`QUARANTINE_AFTER` quick deaths in a row, the stream attached last to that worker is
+  quarantined (not attached again; ``failing`` with why in ``last_error``) until it is detached.
 - **No orphans.** :meth:`ShardedStreamManager.close` asks each worker to stop, then joins, terminates
   and finally kills it; a worker whose API process dies (even by SIGKILL) sees its pipe close and exits.
 - **Live calibration and recordings need the streams in the API process** (they tap a stream's
@@ -74,6 +80,8 @@ STABLE_S = 30.0
 #: First back-off after the second quick death in a row; doubled for each further one, up to BACKOFF_MAX_S, s.
 BACKOFF_S = 0.5
 BACKOFF_MAX_S = 30.0
+#: After this many quick deaths in a row, the stream attached last to the dying worker is quarantined.
+QUARANTINE_AFTER = 3
 
 
 class WorkerUnavailable(RuntimeError):
@@ -107,6 +115,10 @@ class _Pending:
     done: threading.Event = field(default_factory=threading.Event)
     result: Any = None
     error: BaseException | None = None
+    #: Called as ``late(ok, result_or_error)`` (on the reader thread) when the answer comes after its caller
+    #: gave up waiting: a command that timed out still ran in the worker (an attach, a swap).
+    late: Callable[[bool, Any], None] | None = None
+    abandoned: bool = False
 
 
 @dataclass
@@ -117,6 +129,9 @@ class _Record:
     follow: bool
     worker: int
     last: StreamPublic
+    attached_at: float = field(default_factory=time.monotonic)  # its last (re)attach was sent
+    note: str | None = None  # why it is not on its worker although that one runs (shown as last_error)
+    quarantined: str | None = None  # why it is not attached again (its worker kept dying with it)
 
 
 class _Worker:
@@ -161,6 +176,8 @@ class _Worker:
         with self.pending_lock:
             pending, self.pending = self.pending, {}
         for p in pending.values():
+            if p.abandoned:
+                continue  # the worker is gone, and with it what the late command did
             p.error = WorkerUnavailable(
                 f"worker {self.index} (pid {self.pid}) ended while answering {p.op}; its streams are being attached "
                 "to a new worker process, retry in a few seconds."
@@ -172,16 +189,31 @@ class _Worker:
         with self.pending_lock:
             p = self.pending.pop(request_id, None)
         if p is None:
-            return  # its caller gave up waiting (timeout)
+            return  # its caller gave up waiting (timeout) and nothing is to be done with a late answer
+        if p.abandoned:
+            try:
+                p.late(ok, payload if ok else rebuild_error(payload))
+            except Exception:
+                logger.exception("worker %d: handling the late answer to %s failed", self.index, p.op)
+            return
         if ok:
             p.result = payload
         else:
             p.error = rebuild_error(payload)
         p.done.set()
 
-    def send(self, request_id: int, op: str, kwargs: dict[str, Any]) -> _Pending:
-        """Send one command; the answer arrives in the returned :class:`_Pending`."""
-        p = _Pending(op)
+    def send(
+        self,
+        request_id: int,
+        op: str,
+        kwargs: dict[str, Any],
+        late: Callable[[bool, Any], None] | None = None,
+    ) -> _Pending:
+        """Send one command; the answer arrives in the returned :class:`_Pending`.
+
+        ``late(ok, result_or_error)`` is called with an answer that arrives after :meth:`wait` gave up.
+        """
+        p = _Pending(op, late=late)
         with self.pending_lock:
             self.pending[request_id] = p
         try:
@@ -201,14 +233,36 @@ class _Worker:
         """The answer to a command sent with :meth:`send`; its error raised again; WorkerUnavailable after ``timeout``."""
         if not p.done.wait(timeout):
             with self.pending_lock:
-                self.pending.pop(request_id, None)
-            raise WorkerUnavailable(
-                f"worker {self.index} (pid {self.pid}) did not answer {p.op} within {timeout:g} s; retry later "
-                "(its log says what it is doing)."
-            )
+                if not p.done.is_set():  # (the answer may have come just now)
+                    p.abandoned = True
+                    if p.late is None:
+                        self.pending.pop(request_id, None)
+                    raise WorkerUnavailable(
+                        f"worker {self.index} (pid {self.pid}) did not answer {p.op} within {timeout:g} s; retry "
+                        "later (its log says what it is doing)."
+                    )
         if p.error is not None:
             raise p.error
         return p.result
+
+    def close_pipe(self, timeout: float = 30.0) -> None:
+        """Close the pipe once the reader has stopped (the process ended: EOF), never under a busy reader.
+
+        A closed descriptor's number is reused by the next pipe; a reader still reading the old one could
+        swallow the new worker's messages. A reader that does not stop within ``timeout`` keeps its pipe open
+        (a descriptor leaked, logged) rather than risk that.
+        """
+        if self.reader is not threading.current_thread():
+            self.reader.join(timeout)
+        if self.reader.is_alive():
+            logger.warning(
+                "worker %d: the reader of its ended process is still busy; its pipe is left open", self.index
+            )
+            return
+        try:
+            self.conn.close()
+        except OSError:
+            pass
 
 
 class ShardedStreamManager:
@@ -271,6 +325,8 @@ class ShardedStreamManager:
         self._closed = False
         self._stop = threading.Event()
         self._restarting: set[int] = set()
+        self._detach_later: dict[int, set[str]] = {}  # worker -> ids detached while it restarted
+        self._dropped_logged = [0.0] * n_workers  # when a drop of states was last logged, per worker
         self._restarts = [0] * n_workers
         self._quick_deaths = [0] * n_workers
         self._last_exit: list[int | None] = [None] * n_workers
@@ -288,6 +344,7 @@ class ShardedStreamManager:
         self._monitor = threading.Thread(target=self._watch, name="m2s-worker-monitor", daemon=True)
         self._monitor.start()
         if self.metrics is not None:
+            self.metrics.set_workers_alive(n_workers)
             self.metrics.on_scrape(self._refresh_metrics)
         logger.info(
             "%d worker processes ready (pids %s)", n_workers, ", ".join(str(w.pid) for w in self._workers)
@@ -299,7 +356,13 @@ class ShardedStreamManager:
         parent_end, child_end = self._context.Pipe(duplex=True)
         process = self._context.Process(
             target=worker_main,
-            args=(index, self._child_settings, child_end, logging.getLogger("service").getEffectiveLevel()),
+            args=(
+                index,
+                self._child_settings,
+                child_end,
+                logging.getLogger("service").getEffectiveLevel(),
+                self.n_workers,
+            ),
             name=f"m2s-worker-{index}",
             daemon=True,
         )
@@ -334,34 +397,152 @@ class ShardedStreamManager:
         elif kind == "inference":
             if self.metrics is not None:
                 self.metrics.observe_inference(message[1], message[2])
+        elif kind == "dropped":  # the worker's queue of states overflowed: this process reads too slowly
+            n = message[1]
+            if self.metrics is not None:
+                self.metrics.worker_states_dropped(n)
+            now = time.monotonic()
+            if now - self._dropped_logged[worker.index] > 10.0:
+                self._dropped_logged[worker.index] = now
+                logger.warning(
+                    "worker %d dropped %d states: the API process did not read them fast enough (CPU-starved?); "
+                    "m2s_worker_states_dropped_total counts them all",
+                    worker.index,
+                    n,
+                )
 
-    def _call(self, worker: _Worker, op: str, timeout: float = COMMAND_TIMEOUT_S, **kwargs: Any) -> Any:
+    def _call(
+        self,
+        worker: _Worker,
+        op: str,
+        timeout: float = COMMAND_TIMEOUT_S,
+        late: Callable[[bool, Any], None] | None = None,
+        **kwargs: Any,
+    ) -> Any:
         if worker.index in self._restarting or not worker.ready.is_set():
             raise WorkerUnavailable(f"worker {worker.index} is restarting; retry in a few seconds.")
         request_id = next(self._ids)
-        return worker.wait(request_id, worker.send(request_id, op, kwargs), timeout)
+        return worker.wait(request_id, worker.send(request_id, op, kwargs, late), timeout)
 
-    def _call_all(self, op: str, timeout: float = COMMAND_TIMEOUT_S, **kwargs: Any) -> dict[int, Any]:
-        """Send ``op`` to every running worker at once; their answers by index (those unavailable left out)."""
+    def _call_each(
+        self,
+        op: str,
+        timeout: float = COMMAND_TIMEOUT_S,
+        late: Callable[[_Worker], Callable[[bool, Any], None]] | None = None,
+        **kwargs: Any,
+    ) -> dict[int, Any]:
+        """Send ``op`` to every running worker at once; by index, each one's answer or the exception it raised.
+
+        Workers restarting (or whose pipe closed before the send) are left out. ``late(worker)`` makes the
+        handler of an answer that comes after the timeout.
+        """
         sent = []
         for worker in list(self._workers):
             if worker.index in self._restarting or not worker.ready.is_set():
                 continue
             request_id = next(self._ids)
             try:
-                sent.append((worker, request_id, worker.send(request_id, op, kwargs)))
+                sent.append(
+                    (
+                        worker,
+                        request_id,
+                        worker.send(request_id, op, kwargs, None if late is None else late(worker)),
+                    )
+                )
             except WorkerUnavailable:
                 continue
-        answers = {}
+        answers: dict[int, Any] = {}
         deadline = time.monotonic() + timeout
         for worker, request_id, p in sent:
             try:
                 answers[worker.index] = worker.wait(request_id, p, max(0.0, deadline - time.monotonic()))
-            except WorkerUnavailable as err:
-                if not worker.gone.is_set():
-                    raise  # alive but silent: say so
-                logger.debug("%s", err)
+            except Exception as err:
+                answers[worker.index] = err
         return answers
+
+    def _call_all(self, op: str, timeout: float = COMMAND_TIMEOUT_S, **kwargs: Any) -> dict[int, Any]:
+        """Send ``op`` to every running worker at once; their answers by index (those unavailable left out).
+
+        A worker's error is raised (a running worker that did not answer in time: WorkerUnavailable).
+        """
+        answers = {}
+        for index, answer in self._call_each(op, timeout, **kwargs).items():
+            if isinstance(answer, WorkerUnavailable) and self._workers[index].gone.is_set():
+                logger.debug("%s", answer)  # ended meanwhile: its streams show as restarting
+            elif isinstance(answer, Exception):
+                raise answer
+            else:
+                answers[index] = answer
+        return answers
+
+    def _detach_orphan(self, worker: _Worker, stream_id: str, why: str) -> None:
+        """Detach ``stream_id`` from ``worker`` in a thread of its own (called from a reader thread)."""
+
+        def run() -> None:
+            logger.warning("%s; detaching it from worker %d", why, worker.index)
+            try:
+                self._call_unchecked(worker, "detach", stream_id=stream_id)
+            except KeyError:
+                pass
+            except Exception as err:
+                logger.error("%s could not be detached from worker %d: %s", stream_id, worker.index, err)
+
+        threading.Thread(target=run, name=f"m2s-worker-{worker.index}-orphan", daemon=True).start()
+
+    def _late_attach(self, worker: _Worker, stream_id: str) -> Callable[[bool, Any], None]:
+        """Handler of an attach answered after its timeout (503): the stream runs, but no record has it."""
+
+        def late(ok: bool, result: Any) -> None:
+            if not ok:
+                return
+            with self._lock:
+                record = self._records.get(stream_id)
+                ours = record is not None and record.worker == worker.index
+            if not ours:
+                self._detach_orphan(
+                    worker, stream_id, f"{stream_id} was attached after its attach timed out (HTTP 503)"
+                )
+
+        return late
+
+    def _late_swap(self, worker: _Worker, stream_id: str, follow: bool) -> Callable[[bool, Any], None]:
+        """Handler of a swap answered after its timeout: the worker switched, so the record follows."""
+
+        def late(ok: bool, public: Any) -> None:
+            if not ok:
+                return
+            with self._lock:
+                record = self._records.get(stream_id)
+                if record is None or record.worker != worker.index:
+                    return
+                ref = f"{public.model.name}:{public.model.version}"
+                record.request = record.request.model_copy(update={"model": ref})
+                record.follow, record.last = follow, public
+            logger.warning("%s was switched to %s after its swap timed out (HTTP 503)", stream_id, ref)
+
+        return late
+
+    def _late_follow(self, ref: str) -> Callable[[_Worker], Callable[[bool, Any], None]]:
+        """Handlers of follow answers that came after the timeout: the records of the switched streams follow."""
+
+        def for_worker(worker: _Worker) -> Callable[[bool, Any], None]:
+            def late(ok: bool, result: Any) -> None:
+                if ok:
+                    self._set_models(result[0], ref, worker.index)
+                    logger.warning(
+                        "worker %d switched %s to %s after the load timed out", worker.index, result[0], ref
+                    )
+
+            return late
+
+        return for_worker
+
+    def _set_models(self, stream_ids, ref: str, index: int | None = None) -> None:
+        with self._lock:
+            for stream_id in stream_ids:
+                record = self._records.get(stream_id)
+                if record is not None and (index is None or record.worker == index):
+                    record.request = record.request.model_copy(update={"model": ref})
 
     def _watch(self) -> None:
         """Monitor thread: restart a worker whose process ended without being told to."""
@@ -404,12 +585,15 @@ class ShardedStreamManager:
             _exit_text(code),
             n_streams,
         )
-        dead.gone.wait(2.0)  # the reader has seen the pipe close (it fails what was waiting for an answer)
-        _close_quietly(dead)
+        # The reader has seen the pipe close (it fails what was waiting for an answer) before the pipe is closed:
+        # the next pipe may get the same descriptor number.
+        dead.close_pipe()
         started_at = dead.started_at
         while not self._stop.is_set():
             quick = time.monotonic() - started_at < STABLE_S
             self._quick_deaths[index] = self._quick_deaths[index] + 1 if quick else 0
+            if self._quick_deaths[index] >= QUARANTINE_AFTER:
+                self._quarantine(index, started_at)
             delay = (
                 0.0
                 if self._quick_deaths[index] <= 1
@@ -447,15 +631,56 @@ class ShardedStreamManager:
         else:
             return
         self._reattach(worker)
+        while True:  # streams detached while it restarted may have been attached again: detach them there
+            with self._lock:
+                later = self._detach_later.pop(index, set())
+                if not later:
+                    self._restarting.discard(index)  # with the lock: a detach sees either mark or new worker
+                    break
+            for stream_id in sorted(later):
+                try:
+                    self._call_unchecked(worker, "detach", stream_id=stream_id)
+                except KeyError:
+                    pass  # never attached again
+                except Exception as err:
+                    logger.error("%s could not be detached from worker %d: %s", stream_id, index, err)
+
+    def _quarantine(self, index: int, since: float) -> None:
+        """Stop attaching again the stream attached last to worker ``index`` (since ``since``): it may kill it."""
         with self._lock:
-            self._restarting.discard(index)
+            candidates = [
+                (r.attached_at, sid)
+                for sid, r in self._records.items()
+                if r.worker == index and r.quarantined is None and r.attached_at >= since
+            ]
+            if not candidates:
+                return
+            stream_id = max(candidates)[1]
+            record = self._records[stream_id]
+            record.quarantined = (
+                f"quarantined: its worker process ({index}) ended {self._quick_deaths[index]} times in a row within "
+                f"{STABLE_S:g} s of its start, the last time soon after this stream was attached to it, so it is not "
+                "attached again. Check its source and model, then detach it (DELETE /streams/{id}) and attach it again"
+            )
+        logger.error(
+            "%s is quarantined (not attached again): worker process %d ended %d times in a row soon after it was "
+            "attached; detach it and check its source",
+            stream_id,
+            index,
+            self._quick_deaths[index],
+        )
 
     def _reattach(self, worker: _Worker) -> None:
-        """Attach the streams of ``worker``'s index to it again, with their ids (called before it takes others)."""
+        """Attach the streams of ``worker``'s index to it again, with their ids (called before it takes others).
+
+        A stream whose attach times out is left to its late answer (attached then, or detached if forgotten
+        meanwhile) and shows ``connecting`` with why; the others are attached meanwhile.
+        """
         for stream_id, record in list(self._records.items()):
-            if record.worker != worker.index:
+            if record.worker != worker.index or record.quarantined is not None:
                 continue
             request_id = next(self._ids)
+            record.attached_at = time.monotonic()
             try:
                 public = worker.wait(
                     request_id,
@@ -463,32 +688,61 @@ class ShardedStreamManager:
                         request_id,
                         "attach",
                         {"request": record.request, "follow": record.follow, "stream_id": stream_id},
+                        self._late_reattach(worker, stream_id, record),
                     ),
                     LOAD_TIMEOUT_S,
                 )
-            except WorkerUnavailable as err:  # it died too: the monitor starts another, which tries again
-                logger.error("re-attaching the streams of worker %d stopped: %s", worker.index, err)
-                return
-            except Exception as err:  # e.g. its model was removed from the repository meanwhile
-                logger.error(
-                    "stream %s could not be attached again after its worker process ended, so it is detached: %s",
-                    stream_id,
-                    err,
+            except WorkerUnavailable as err:
+                if worker.gone.is_set():  # it died too: the monitor starts another, which tries again
+                    logger.error("re-attaching the streams of worker %d stopped: %s", worker.index, err)
+                    return
+                record.note = (
+                    f"being attached again to worker process {worker.index} (pid {worker.pid}), which has not "
+                    f"answered within {LOAD_TIMEOUT_S:g} s; it runs once it does (its log says what it is doing)"
                 )
-                with self._lock:
-                    self._records.pop(stream_id, None)
-                if self.metrics is not None:
-                    self.metrics.remove_stream(stream_id)
+                logger.error("%s is not attached again yet: %s", stream_id, err)
+                continue
+            except Exception as err:  # e.g. its model was removed from the repository meanwhile
+                self._forget_unattachable(stream_id, err)
                 continue
             with self._lock:
-                if stream_id in self._records:
-                    record.last = public
+                if self._records.get(stream_id) is record:
+                    record.last, record.note = public, None
                     continue
             try:  # detached while it was being attached again
                 self._call_unchecked(worker, "detach", stream_id=stream_id)
             except Exception:
                 pass
         logger.info("worker process %d (pid %s) serves its streams again", worker.index, worker.pid)
+
+    def _late_reattach(self, worker: _Worker, stream_id: str, record: _Record) -> Callable[[bool, Any], None]:
+        def late(ok: bool, result: Any) -> None:
+            if not ok:
+                self._forget_unattachable(stream_id, result)
+                return
+            with self._lock:
+                ours = self._records.get(stream_id) is record
+                if ours:
+                    record.last, record.note = result, None
+            if ours:
+                logger.info("%s is attached again to worker %d (late)", stream_id, worker.index)
+            else:
+                self._detach_orphan(
+                    worker, stream_id, f"{stream_id} was attached again after it was detached"
+                )
+
+        return late
+
+    def _forget_unattachable(self, stream_id: str, err: BaseException) -> None:
+        logger.error(
+            "stream %s could not be attached again after its worker process ended, so it is detached: %s",
+            stream_id,
+            err,
+        )
+        with self._lock:
+            self._records.pop(stream_id, None)
+        if self.metrics is not None:
+            self.metrics.remove_stream(stream_id)
 
     def _call_unchecked(
         self, worker: _Worker, op: str, timeout: float = COMMAND_TIMEOUT_S, **kwargs: Any
@@ -518,7 +772,7 @@ class ShardedStreamManager:
             if w.process.is_alive():
                 w.process.kill()
                 w.process.join(2.0)
-            _close_quietly(w)
+            w.close_pipe(5.0)
 
     # -- the StreamManager interface ---------------------------------------------------------------
 
@@ -560,12 +814,19 @@ class ShardedStreamManager:
             worker = min(candidates, key=lambda w: (load[w.index], w.index))
             self._reserved[stream_id] = worker.index
         try:
+            attached_at = time.monotonic()
             public = self._call(
-                worker, "attach", LOAD_TIMEOUT_S, request=request, follow=follow, stream_id=stream_id
+                worker,
+                "attach",
+                LOAD_TIMEOUT_S,
+                self._late_attach(worker, stream_id),
+                request=request,
+                follow=follow,
+                stream_id=stream_id,
             )
             with self._lock:
                 served = request.model_copy(update={"model": f"{public.model.name}:{public.model.version}"})
-                self._records[stream_id] = _Record(served, follow, worker.index, public)
+                self._records[stream_id] = _Record(served, follow, worker.index, public, attached_at)
         finally:
             with self._lock:
                 self._reserved.pop(stream_id, None)
@@ -582,17 +843,25 @@ class ShardedStreamManager:
         WorkerUnavailable
             Its worker did not answer in time.
         """
-        with self._lock:
-            record = self._records[self._known(stream_id)]
-            worker = self._workers[record.worker]
-        try:
-            self._call(worker, "detach", stream_id=stream_id)
-        except KeyError:
-            pass  # not on the worker (not attached again after a restart): forgetting it is all there is to do
-        except WorkerUnavailable:
-            if record.worker not in self._restarting and not worker.gone.is_set():
-                raise
-            # Restarting: forgotten here, so it is not attached again (or detached right after, see _reattach).
+        while True:
+            with self._lock:
+                record = self._records[self._known(stream_id)]
+                worker = self._workers[record.worker]
+            try:
+                self._call(worker, "detach", stream_id=stream_id)
+            except KeyError:
+                pass  # not on the worker (quarantined, or not attached again yet): forgetting it is all there is
+            except WorkerUnavailable:
+                with self._lock:
+                    if record.worker in self._restarting:
+                        # Forgotten here, so it is not attached again; if it was already, the restart detaches it
+                        # before its worker takes commands again.
+                        self._detach_later.setdefault(record.worker, set()).add(stream_id)
+                    elif self._workers[record.worker] is not worker:
+                        continue  # restarted meanwhile (and maybe attached there again): detach it there
+                    elif not worker.gone.is_set():
+                        raise
+            break
         with self._lock:
             self._records.pop(stream_id, None)
         if self.metrics is not None:
@@ -616,8 +885,18 @@ class ShardedStreamManager:
         with self._lock:
             record = self._records[self._known(stream_id)]
             worker = self._workers[record.worker]
+        if record.quarantined is not None:
+            raise ValueError(f"{stream_id} is {record.quarantined}.")
         follow = follows_latest(model) if follow is None else bool(follow)
-        public = self._call(worker, "swap", LOAD_TIMEOUT_S, stream_id=stream_id, model=model, follow=follow)
+        public = self._call(
+            worker,
+            "swap",
+            LOAD_TIMEOUT_S,
+            self._late_swap(worker, stream_id, follow),
+            stream_id=stream_id,
+            model=model,
+            follow=follow,
+        )
         with self._lock:
             if self._records.get(stream_id) is record:
                 ref = f"{public.model.name}:{public.model.version}"
@@ -640,8 +919,10 @@ class ShardedStreamManager:
 
         Each worker loads ``loaded.ref`` itself and switches its followers; ``skip`` is asked here, in the
         API process, for the streams that follow the name, and its reasons travel with the command.
-        A worker that is restarting is left out: its streams come back on the version they served, and
-        the next scan of the poller moves them.
+        Every worker's answer is collected: the records of the streams a worker switched are updated even
+        when another worker fails, and the following streams of a worker that failed, did not answer in
+        time or is restarting are in ``not_switched`` with the reason (they stay on, or come back on, the
+        version they served; the next scan of the poller, or another load, moves them).
         """
         manifest = loaded.bundle.manifest
         reasons: dict[str, str] = {}
@@ -653,17 +934,39 @@ class ShardedStreamManager:
                         reason = skip(stream_id, manifest.graphs[modality])
                         if reason is not None:
                             reasons[stream_id] = reason
-        answers = self._call_all("follow", LOAD_TIMEOUT_S, ref=loaded.ref, skip=reasons)
+        answers = self._call_each(
+            "follow", LOAD_TIMEOUT_S, self._late_follow(loaded.ref), ref=loaded.ref, skip=reasons
+        )
         switched: list[str] = []
         not_switched: dict[str, str] = {}
-        for ids, refused in answers.values():
+        failed: dict[int, str] = {}
+        for index, answer in answers.items():
+            if isinstance(answer, Exception):
+                failed[index] = f"its worker process ({index}) could not switch it: {answer}"
+                logger.error("worker %d could not switch its followers to %s: %s", index, loaded.ref, answer)
+                continue
+            ids, refused = answer
             switched.extend(ids)
             not_switched.update(refused)
+        self._set_models(switched, loaded.ref)
         with self._lock:
-            for stream_id in switched:
-                record = self._records.get(stream_id)
-                if record is not None:
-                    record.request = record.request.model_copy(update={"model": loaded.ref})
+            for stream_id, record in self._records.items():
+                if not (record.follow and parse_model_ref(record.request.model)[0] == manifest.name):
+                    continue
+                if record.quarantined is not None or stream_id in switched or stream_id in not_switched:
+                    continue
+                if parse_model_ref(record.request.model)[1] == manifest.version:
+                    continue  # on it already
+                if record.worker in failed:
+                    not_switched[stream_id] = reasons.get(stream_id, failed[record.worker])
+                elif (
+                    record.worker not in answers
+                    and parse_model_ref(record.request.model)[1] != manifest.version
+                ):
+                    not_switched[stream_id] = (
+                        f"its worker process ({record.worker}) is being restarted; it comes back on "
+                        f"{record.request.model}, load again once it runs"
+                    )
         order = list(self._records)
         switched.sort(key=lambda sid: order.index(sid) if sid in order else len(order))
         if switched and self.metrics is not None:
@@ -695,6 +998,8 @@ class ShardedStreamManager:
         with self._lock:
             record = self._records[self._known(stream_id)]
             worker = self._workers[record.worker]
+        if record.quarantined is not None:
+            return self._restarting_view(record)
         try:
             public = self._call(worker, "get", stream_id=stream_id)
         except WorkerUnavailable:
@@ -713,7 +1018,7 @@ class ShardedStreamManager:
         out = []
         for stream_id, record in list(self._records.items()):
             public = by_id.get(stream_id)
-            if public is None:
+            if public is None or record.quarantined is not None:
                 out.append(self._restarting_view(record))
             else:
                 record.last = public
@@ -772,15 +1077,25 @@ class ShardedStreamManager:
         return load
 
     def _restarting_view(self, record: _Record) -> StreamPublic:
+        """A stream not on its worker now: as last seen, no data (stale), and why in ``last_error``."""
+        if record.quarantined is not None:
+            health, why = "failing", record.quarantined
+        elif record.note is not None:
+            health, why = "connecting", record.note
+        else:
+            health, why = (
+                "connecting",
+                f"its worker process ({record.worker}) ended and is being restarted; the stream is attached again "
+                "once it runs",
+            )
         return record.last.model_copy(
             update={
-                "health": "connecting",
+                "health": health,
                 "connected": False,
-                "stale": False,
+                "stale": True,  # no data reaches it: m2s_stream_stale says so
                 "data_age_s": None,
                 "effective_srate": None,
-                "last_error": f"its worker process ({record.worker}) ended and is being restarted; the stream is "
-                "attached again once it runs",
+                "last_error": why,
             }
         )
 
@@ -806,6 +1121,7 @@ class ShardedStreamManager:
             raise RuntimeError(f"{what} called on a closed StreamManager; the service is shutting down.")
 
     def _refresh_metrics(self) -> None:
+        self.metrics.set_workers_alive(sum(w.alive for w in self.workers()))
         try:
             streams = self.list()
         except WorkerUnavailable as err:
@@ -824,18 +1140,12 @@ def _exit_text(code: int | None) -> str:
     return f"exit code {code}"
 
 
-def _close_quietly(worker: _Worker) -> None:
-    try:
-        worker.conn.close()
-    except OSError:
-        pass
-
-
 __all__ = [
     "BACKOFF_MAX_S",
     "BACKOFF_S",
     "COMMAND_TIMEOUT_S",
     "LOAD_TIMEOUT_S",
+    "QUARANTINE_AFTER",
     "STABLE_S",
     "STOP_TIMEOUT_S",
     "ShardedStreamManager",

@@ -586,6 +586,7 @@ def test_ready_reports_models_and_providers(http):
         "models": [REF],
         "providers": {REF: {"eeg": CPU, "eye": CPU, "ecg": CPU}},
         "workers": [],  # the streams run in the API process (M2S_WORKERS=1)
+        "degraded": None,
     }
 
 
@@ -593,7 +594,10 @@ def test_not_ready_before_startup(settings_factory):
     """Before the lifespan ran (no warm-up yet) ready is false with 503, live is true."""
     client = TestClient(create_app(settings_factory()))  # no `with`: the lifespan does not run
     r = client.get("/v2/health/ready")
-    assert (r.status_code, r.json()) == (503, {"ready": False, "models": [], "providers": {}, "workers": []})
+    assert (r.status_code, r.json()) == (
+        503,
+        {"ready": False, "models": [], "providers": {}, "workers": [], "degraded": None},
+    )
     assert client.get("/v2/health/live").json() == {"live": True}
 
 

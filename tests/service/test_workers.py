@@ -30,10 +30,15 @@ from websockets.exceptions import ConnectionClosed
 from clients.service_process import ServiceProcess
 from models.bundle import BundleError, load_manifest, write_manifest
 from models.repository import DEFAULT_REPOSITORY, DEMO_BUNDLE
-from service.app import create_app
+from service import workers as workers_module
+from service.app import create_app, start_workers
 from service.calibration import CalibrationConflict
+from service.config import AttachRequest
+from service.engine import session_options
+from service.hub import StateHub
+from service.metrics import ServiceMetrics
 from service.streams import StreamLimitError
-from service.worker_process import error_payload, rebuild_error
+from service.worker_process import _Outbox, error_payload, intra_op_threads, rebuild_error
 from service.workers import WorkerUnavailable, _Worker
 from synthetic import SyntheticConfig, generate_trial
 
@@ -187,7 +192,8 @@ def sharded(repo, outlets):
     ``stop()`` shuts the server down (the last test checks what that leaves behind); teardown does it otherwise.
     """
     settings = make_settings(model_repository=repo, workers=2, max_streams=5, stale_after_s=30.0)
-    server = run_server(create_app(settings))
+    app = create_app(settings)
+    server = run_server(app)
     base = server.__enter__()
     stopped = []
 
@@ -198,7 +204,7 @@ def sharded(repo, outlets):
 
     collector = _Collector(base)
     with httpx.Client(base_url=base, timeout=30) as http:
-        yield types.SimpleNamespace(url=base, http=http, ws=collector, stop=stop, ids=[])
+        yield types.SimpleNamespace(url=base, http=http, ws=collector, stop=stop, ids=[], app=app)
     collector.close()
     stop()
 
@@ -343,6 +349,27 @@ def test_hot_reload_switches_the_followers_in_every_worker(sharded, repo):
 
 
 @pytest.mark.slow
+def test_an_attach_that_timed_out_is_undone_when_it_completes_late(sharded, monkeypatch):
+    """The worker attaches a stream after its caller gave up (503): that stream has no record, so the late
+    answer detaches it (else it would run unseen, uncounted and not deletable)."""
+    manager = sharded.app.state.manager
+    monkeypatch.setattr(workers_module, "LOAD_TIMEOUT_S", 0.0)
+    with pytest.raises(WorkerUnavailable, match=r"did not answer attach within 0 s"):
+        manager.attach(AttachRequest(modality="eeg", source_id="m2s-workers-late"), stream_id="eeg-late")
+    monkeypatch.undo()
+    assert "eeg-late" not in manager
+    # Commands change a worker one at a time, in order: once this is answered, the attach ran and its late
+    # answer (sent before this one) has been handled.
+    barrier = manager._call_each("detach", stream_id="eeg-no-such")
+    assert all(isinstance(answer, KeyError) for answer in barrier.values()) and len(barrier) == 2
+    deadline = time.monotonic() + 10
+    while any(s.id == "eeg-late" for streams in manager._call_all("list").values() for s in streams):
+        assert time.monotonic() < deadline, "the stream attached late still runs in its worker"
+        time.sleep(0.05)
+    assert sorted(s.id for s in manager.list()) == sorted(sharded.ids)
+
+
+@pytest.mark.slow
 def test_a_killed_worker_is_restarted_and_its_streams_resume_on_the_same_socket(sharded):
     """SIGKILL a worker: a new process takes its streams (same ids), their states reach the same client again."""
     http = sharded.http
@@ -350,21 +377,44 @@ def test_a_killed_worker_is_restarted_and_its_streams_resume_on_the_same_socket(
     os.kill(before["pid"], signal.SIGKILL)
     killed = time.monotonic()
     deadline = killed + 30
+    gone_id = None  # detached while its worker restarts: must not run in the new worker
     while True:
-        after = _workers(http)[0]
+        ready = http.get("/v2/health/ready")
+        after = ready.json()["workers"][0]
         if after["alive"] and after["pid"] != before["pid"]:
             break
+        if not after["alive"]:  # restarting: still ready (200), but degraded, and its streams stale
+            assert ready.status_code == 200 and ready.json()["degraded"] == (
+                "1 of 2 worker processes (0) are being restarted; their streams show 'connecting' until they run "
+                "again (GET /streams says why, the logs say why they ended)."
+            )
+            if gone_id is None:
+                gone_id = before["streams"][-1]
+                assert http.delete(f"/streams/{gone_id}").status_code == 204
+            view = http.get(f"/streams/{before['streams'][0]}").json()
+            if view["health"] == "connecting":  # not attached again yet
+                assert view["stale"] is True and view["last_error"].startswith("its worker process (0) ended")
         assert time.monotonic() < deadline, f"worker 0 not back: {after}"
         time.sleep(0.1)
     assert (after["restarts"], after["last_exit_code"]) == (1, -signal.SIGKILL)
-    assert after["streams"] == before["streams"] and _running(after["pid"]) and not _running(before["pid"])
+    assert _running(after["pid"]) and not _running(before["pid"])
+    assert after["streams"] == [sid for sid in before["streams"] if sid != gone_id]
+    assert http.get("/v2/health/ready").json()["degraded"] is None
+    running = sharded.app.state.manager._call_all("list")  # what the workers themselves run
+    assert sorted(s.id for streams in running.values() for s in streams) == sorted(
+        sid for sid in sharded.ids if sid != gone_id
+    )
+    if gone_id is not None:
+        sharded.ids.remove(gone_id)
+        before["streams"].remove(gone_id)
     sharded.ws.wait_for(set(before["streams"]), killed, timeout=20)  # measured: 3-9 s after the SIGKILL
     listed = {s["id"]: s for s in http.get("/streams").json()["data"]}
     assert set(listed) == set(sharded.ids) and all(listed[sid]["connected"] for sid in before["streams"])
     assert all(
         listed[sid]["model"]["version"] == 2 and listed[sid]["follows_latest"] for sid in before["streams"]
     )
-    assert 'm2s_worker_restarts_total{worker="0"} 1.0' in http.get("/metrics").text
+    metrics = http.get("/metrics").text
+    assert 'm2s_worker_restarts_total{worker="0"} 1.0' in metrics and "m2s_workers_alive 2.0" in metrics
     other = _workers(http)[1]
     assert other["restarts"] == 0 and other["alive"]
 
@@ -434,3 +484,133 @@ def test_a_command_without_answer_times_out_and_a_closed_pipe_fails_what_waits()
         worker.wait(3, pending, 5)
     with pytest.raises(WorkerUnavailable, match="worker 3 is restarting"):
         worker.send(4, "list", {})
+
+
+def test_a_late_answer_goes_to_its_handler_and_a_closed_pipe_waits_for_its_reader():
+    """A command answered after its timeout still ran in the worker: the late answer reaches its handler. The pipe
+    of an ended worker is closed only once its reader has stopped (its descriptor number may be reused)."""
+    ours, theirs = multiprocessing.Pipe(duplex=True)
+    busy, release = threading.Event(), threading.Event()
+
+    def on_message(worker, message):
+        busy.set()
+        release.wait(10)
+
+    worker = _Worker(5, types.SimpleNamespace(pid=4343), ours, on_message)
+    late = []
+    for request_id, ok, payload in ((1, True, "attached"), (2, False, error_payload(KeyError("gone")))):
+        pending = worker.send(request_id, "attach", {}, late=lambda *answer: late.append(answer))
+        with pytest.raises(WorkerUnavailable, match="did not answer attach within 0.05 s"):
+            worker.wait(request_id, pending, 0.05)
+        theirs.send(("batch", [("reply", request_id, ok, payload)]))
+    theirs.send(("batch", [("state", "eeg-1", "{}")]))  # the reader is busy with it until released
+    assert busy.wait(5)
+    assert late[0] == (True, "attached")
+    assert type(late[1][1]) is KeyError and late[1][0] is False and str(late[1][1]) == "'gone'"
+    theirs.close()
+    worker.close_pipe(0.1)
+    assert not ours.closed  # still read by its busy reader: not closed under it
+    release.set()
+    worker.close_pipe(5)
+    assert ours.closed and worker.gone.is_set()
+
+
+def _drain(conn) -> list[tuple]:
+    messages = []
+    while conn.poll(2):
+        kind, batch = conn.recv()
+        assert kind == "batch"
+        messages.append(batch)
+        if any(m[0] == "reply" and m[1] == "last" for m in batch):
+            break
+    return messages
+
+
+def test_the_worker_sends_replies_first_drops_the_oldest_states_and_caps_its_batches():
+    """A slow API process: a worker keeps at most max_states queued (the oldest dropped, the count sent), replies
+    jump the queue, and one write carries at most max_batch states."""
+    ours, theirs = multiprocessing.Pipe(duplex=True)
+    outbox = _Outbox(theirs, max_states=5, max_batch=2, start=False)
+    for i in range(8):
+        outbox.put(("state", "eeg-1", str(i)))
+    outbox.put(("reply", 1, True, None))
+    outbox.put(("inference", 0.001, 1))
+    outbox.thread.start()
+    outbox.put(("reply", "last", True, None))
+    outbox.close()
+    batches = _drain(ours)
+    assert batches[0] == [
+        ("reply", 1, True, None),
+        ("state", "eeg-1", "4"),
+        ("state", "eeg-1", "5"),
+        ("dropped", 4),  # 0-3 pushed out
+    ]
+    rest = [m for batch in batches[1:] for m in batch]
+    assert all(
+        len(batch) <= 3 for batch in batches[1:]
+    )  # the reply that arrived meanwhile + 2 states at most
+    assert [m for m in rest if m[0] != "reply"] == [
+        ("state", "eeg-1", "6"),
+        ("state", "eeg-1", "7"),
+        ("inference", 0.001, 1),
+    ]
+
+
+def test_an_unpicklable_answer_becomes_an_error_answer_and_the_sender_goes_on():
+    """A message that cannot be pickled never kills the sender: a reply is answered with the error instead, a
+    state is dropped; the rest of its batch and what follows are sent."""
+    ours, theirs = multiprocessing.Pipe(duplex=True)
+    outbox = _Outbox(theirs, start=False)
+    outbox.put(("reply", 1, True, threading.Lock()))
+    outbox.put(("state", "eeg-1", threading.Lock()))
+    outbox.put(("state", "eeg-1", "ok"))
+    outbox.thread.start()
+    outbox.put(("reply", "last", True, None))
+    outbox.close()
+    messages = [m for batch in _drain(ours) for m in batch]
+    assert messages[0][:3] == ("reply", 1, False) and messages[0][3][0] == "RuntimeError"
+    assert messages[0][3][1][0].startswith(
+        "the answer could not be sent: cannot pickle '_thread.lock' object"
+    )
+    assert ("state", "eeg-1", "ok") in messages and messages[-1] == ("reply", "last", True, None)
+    assert outbox.thread.is_alive() is False and not outbox.closed.is_set()
+
+
+def test_each_worker_gets_its_share_of_the_cpus_as_onnx_runtime_threads():
+    """N workers: max(1, CPUs allowed // N) intra-op threads each, not one per core each; None keeps the default."""
+    allowed = len(os.sched_getaffinity(0))
+    assert intra_op_threads(1) == allowed and intra_op_threads(2) == max(1, allowed // 2)
+    assert intra_op_threads(4 * allowed) == 1
+    assert session_options(3).intra_op_num_threads == 3
+    assert session_options().intra_op_num_threads == session_options(None).intra_op_num_threads
+    with pytest.raises(ValueError) as info:
+        session_options(0)
+    assert str(info.value) == "intra_op_threads must be >= 1 thread or None, got 0."
+
+
+@pytest.mark.slow
+def test_workers_started_for_a_cancelled_startup_are_stopped(repo):
+    """Ctrl-C while the workers warm up: the startup's wait is cancelled, and the workers it started stop."""
+    settings = make_settings(model_repository=repo, workers=2)
+    hub = StateHub(8)
+
+    def workers_running() -> list:
+        return [p for p in multiprocessing.active_children() if p.name.startswith("m2s-worker-")]
+
+    async def cancel_while_starting() -> None:
+        task = asyncio.ensure_future(start_workers(settings, hub, ServiceMetrics()))
+        deadline = time.monotonic() + 30
+        while not workers_running():
+            assert time.monotonic() < deadline, "no worker process started"
+            await asyncio.sleep(0.01)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+    assert not workers_running()
+    asyncio.run(cancel_while_starting())
+    deadline = time.monotonic() + 60  # they warm up, then the thread that started them stops them
+    while workers_running():
+        assert time.monotonic() < deadline, f"worker processes left running: {workers_running()}"
+        time.sleep(0.1)
+    hub.close()

@@ -8,7 +8,8 @@ must be JSON.
 Errors: 404 unknown model (the message lists the models); 409 when the latest version is in the
 repository but cannot be loaded (the reason is in the answer: the bundle must be fixed or replaced,
 then loaded again; the following streams stay on their version); 503 while the service is not ready
-or another load keeps the repository busy.
+or another load keeps the repository busy, or a worker process (``M2S_WORKERS >= 2``) did not answer (its
+own message: the service is ready; a worker that fails to switch its streams is in ``not_switched`` instead).
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ from service.schemas import (
     RepositoryLoad,
     RepositoryLoadResult,
 )
+from service.workers import WorkerUnavailable
 
 
 async def json_if_any(request: Request) -> None:
@@ -109,6 +111,11 @@ def load_model(
         ) from None
     except RefreshBusy as err:
         raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, sentence(err)) from None
+    except WorkerUnavailable as err:  # a RuntimeError, but not shutting down: a worker process did not answer
+        raise HTTPException(
+            status.HTTP_503_SERVICE_UNAVAILABLE,
+            f"A worker process did not answer while the streams following '{name}' were switched: {err}",
+        ) from None
     except RuntimeError:  # the engine closed: shutting down
         raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, NOT_READY) from None
     if refresh.loaded is None:  # every version vanished meanwhile
