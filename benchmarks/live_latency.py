@@ -319,9 +319,10 @@ def cpu_seconds(pid: int) -> float:
 
 async def collect_states(
     url: str, seconds: float, warmup: float
-) -> list[tuple[str, float, float, float, float]]:
-    """(stream_id, window lsl_time, arrival local_clock, inference ms, in-service ms) of every state after ``warmup`` s."""
-    out: list[tuple[str, float, float, float, float]] = []
+) -> list[tuple[str, float, float, float, float, float]]:
+    """(stream_id, window lsl_time, arrival local_clock, inference ms, in-service ms, delivery ms) of every state
+    after ``warmup`` s; delivery = arrival - the state's ``wall_time`` (its publication), both ``time.time()``."""
+    out: list[tuple[str, float, float, float, float, float]] = []
     async with websockets.connect(url, max_queue=None) as ws:
         t_start = time.monotonic()
         while True:
@@ -332,14 +333,21 @@ async def collect_states(
                 text = await asyncio.wait_for(ws.recv(), timeout=left)
             except TimeoutError:
                 break
-            arrived = pylsl.local_clock()
+            arrived, arrived_wall = pylsl.local_clock(), time.time()
             message = json.loads(text)
             if message.get("type") != "state" or time.monotonic() - t_start < warmup:
                 continue
             state = message["state"]
             timing = state["timing"]
             out.append(
-                (state["stream_id"], state["lsl_time"], arrived, timing["inference_ms"], timing["total_ms"])
+                (
+                    state["stream_id"],
+                    state["lsl_time"],
+                    arrived,
+                    timing["inference_ms"],
+                    timing["total_ms"],
+                    1e3 * (arrived_wall - state["wall_time"]),
+                )
             )
     return out
 
@@ -441,7 +449,7 @@ class BenchService:
 def window_latencies(received, ids: dict[str, int], log: dict) -> np.ndarray:
     """Seconds from the push of the chunk holding each state's window end to the state's arrival."""
     latencies = []
-    for stream_id, lsl_time, arrived, _, _ in received:
+    for stream_id, lsl_time, arrived, *_ in received:
         i = ids[stream_id]
         k = int(np.searchsorted(log["ts"][i], lsl_time - 1e-3))
         if k < len(log["ts"][i]):
