@@ -42,7 +42,7 @@ from service.api.routes import recordings as recordings_routes
 from service.api.routes import repository as repository_routes
 from service.calibration import CalibrationManager
 from service.config import Settings
-from service.engine import InferenceEngine, freeze_startup_heap
+from service.engine import InferenceEngine
 from service.hub import StateHub
 from service.metrics import ServiceMetrics
 from service.recordings import RecordingManager
@@ -140,7 +140,6 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.poller = poller
         metrics.on_scrape(lambda: metrics.ws_clients.set(hub.n_subscribers))
         poller.start()
-        await run_in_threadpool(freeze_startup_heap)  # no full collection walks the startup heap again
         app.state.ready = True
         logger.info(
             "ready: %s on %s, %d stream(s) attached", loaded.ref, loaded.providers, len(settings.attach)

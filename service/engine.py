@@ -33,7 +33,6 @@ Never imports torch.
 
 from __future__ import annotations
 
-import gc
 import logging
 import os
 import queue
@@ -355,18 +354,6 @@ class _BatchedSession:
             n = len(r.windows)
             r.future.set_result(probs[offset : offset + n].copy())
             offset += n
-
-
-def freeze_startup_heap() -> None:
-    """Collect, then move every object alive now out of the garbage collector's sight (:func:`gc.freeze`).
-
-    Called once the service (or a worker process) has loaded its modules and its default model: those objects live
-    as long as the process, and every full collection walked them all, a pause of 20-100 ms with the GIL held that
-    every stream's next state waited for (the p99 of ``benchmarks/capacity.py``). Objects made later (streams,
-    other models) are collected as before.
-    """
-    gc.collect()
-    gc.freeze()
 
 
 class InferenceEngine:
@@ -733,7 +720,6 @@ class InferenceEngine:
 
 
 __all__ = [
-    "freeze_startup_heap",
     "INPUT_NAME",
     "OUTPUT_NAME",
     "InferenceEngine",

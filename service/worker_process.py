@@ -50,7 +50,7 @@ from typing import Any
 from models.bundle import BundleError
 from models.repository import ModelRepository
 from service.config import Settings
-from service.engine import InferenceEngine, freeze_startup_heap
+from service.engine import InferenceEngine
 from service.hub import StateHub
 from service.metrics import ServiceMetrics
 from service.schemas import EmotionState
@@ -348,7 +348,6 @@ def worker_main(
         logger.exception("worker %d could not start: %s", index, err)
         outbox.close()
         raise SystemExit(3) from None
-    freeze_startup_heap()  # as the API process does: no full collection walks the startup heap again
     outbox.put(("ready", os.getpid()))
     # Reads on a pool of their own; changes one at a time on one thread (unloading what no stream serves must
     # not race a load), so a queue of model loads never holds up get/list (GET /streams, metrics scrapes).

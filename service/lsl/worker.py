@@ -24,12 +24,12 @@ Rules
   otherwise waits for the rest. One wake-up per window: liblsl's own wait for ``k`` samples wakes
   the waiting thread for every sample that arrives (200 a second at 200 Hz), which cost more CPU
   than everything else a stream does (``benchmarks/capacity.py``).
-- **The arrival lag is learnt per stream**, as the smallest of its last 8 readings (the time a
-  pull returned minus the newest timestamp it brought), and the worker wakes 1 ms before that.
-  Waking early costs nothing in latency (liblsl's wait for the missing samples ends when they
-  arrive) and only a few wake-ups inside liblsl; waking late would add its delay to every
-  state. The smallest reading ignores late ones (the thread waiting for the GIL, a late chunk
-  from the source) and follows a source whose lag grows within 8 windows.
+- **The arrival lag is learnt per stream.** A wake-up that finds the samples missing measures it
+  when they arrive (plus a 1-ms margin), but raises the estimate by at most ``_LAG_RISE_S``
+  (2 ms): one late reading (the thread waiting for the GIL, a pause) must not delay the windows
+  after it, and waking early costs only a few wake-ups inside liblsl. A wake-up that finds them
+  all there lowers it by ``_LAG_STEP_S`` (0.1 ms). So the worker wakes within about a
+  millisecond after a window's last sample arrives.
 - With ``k`` = 1 the worker blocks in ``pull_chunk(min_samples=1)`` (liblsl waits with the GIL
   released) for at most ``wait_s`` and takes whatever else is already buffered. The liveness
   check reacts within ``wait_s``; a pull never waits past the moment the data turns stale, so
@@ -106,10 +106,10 @@ _RETRY_INTERVAL_S = 0.5  # pause between failed connection attempts
 _SRATE_WINDOW_S = 5.0  # sliding window of effective_srate
 _CALLBACK_LOG_EVERY_S = 5.0  # rate limit for tracebacks of a callback that keeps raising
 _STALE_MARGIN_S = 0.002  # a pull capped at the stale moment returns this much after it, so it sees the flip
-_WAKE_EARLY_S = (
-    0.001  # wake this long before the samples should arrive; liblsl's wait then ends on their arrival
-)
-_LAG_HISTORY = 8  # the arrival lag is the smallest of the last this many readings
+_LAG_MARGIN_S = 0.001  # added to a measured arrival lag: wake just after the samples arrived, not before
+_LAG_STEP_S = 0.0001  # a wake-up that found every sample there lowers the lag estimate by this much (slowly:
+# an early wake-up costs liblsl a wake-up per sample still to come)
+_LAG_RISE_S = 0.002  # one early wake-up raises the lag estimate by at most this much
 _LONGEST_SLEEP_S = 1.0  # one sleep until a window (a test's hand-moved clock is noticed within this)
 _LAG_BOUND_S = (
     1.0  # the arrival lag estimate stays within +-this (a source stamping far off is its own problem)
@@ -230,7 +230,6 @@ class LslStream:
         self._clock_offset: tuple[float, float] | None = None  # (clock() when measured, time_correction s)
         # Seconds between a sample's timestamp and its arrival here, learnt per connection (worker thread only).
         self._arrival_lag_s = 0.0
-        self._lags: deque[float] = deque(maxlen=_LAG_HISTORY)  # readings of this connection
 
     def __repr__(self) -> str:
         state = "connected" if self.connected else "not connected"
@@ -426,7 +425,6 @@ class LslStream:
         self._uid = resolved.uid()
         self._dejitter = SegmentDejitter(info.sfreq, gap_factor=self.gap_factor, jitter_s=self.jitter_s)
         self._arrival_lag_s = 0.0
-        self._lags.clear()
         self._buffer = np.empty(
             (max(1, int(math.ceil(info.sfreq * self.max_buffer_s))), info.n_channels), dtype=inlet.np_dtype
         )
@@ -513,30 +511,33 @@ class LslStream:
             return True
         now = self._clock()
         produced_in = wanted / self._info.sfreq
-        due = last + produced_in + self._arrival_lag_s - _WAKE_EARLY_S
+        due = last + produced_in + self._arrival_lag_s
         until_stale = last + self.stale_after_s - now + _STALE_MARGIN_S  # report the stale flip in time
         # Never longer than the source takes to produce them: with timestamps far ahead of this host's clock
         # (an unsynchronised device clock) the prediction would otherwise sleep past their arrival.
-        sleep = min(due - now, produced_in, max(until_stale, 0.0), _LONGEST_SLEEP_S)
+        sleep = min(due - now, produced_in + _LAG_MARGIN_S, max(until_stale, 0.0), _LONGEST_SLEEP_S)
         return sleep <= 0 or not self._stop_event.wait(sleep)
 
-    def _learn_arrival_lag(self, wanted: int, last_timestamp: float, now: float) -> None:
-        """Take one reading of the arrival lag after a pull that waited for ``wanted`` samples (module docstring).
-
-        ``now - last_timestamp`` is the lag itself when the pull waited for the samples, and an upper bound of it
-        when they were there already; the estimate is the smallest of the last readings.
-        """
+    def _learn_arrival_lag(self, wanted: int, was_there: bool, last_timestamp: float, now: float) -> None:
+        """Move the arrival-lag estimate after a pull that waited for ``wanted`` samples (module docstring)."""
         if wanted <= 1:
             return
-        self._lags.append(now - last_timestamp)
-        self._arrival_lag_s = min(max(min(self._lags), -_LAG_BOUND_S), _LAG_BOUND_S)
+        if was_there:  # woke after the samples arrived: try a little earlier next time
+            lag = self._arrival_lag_s - _LAG_STEP_S
+        else:  # woke too early: the pull returned when they arrived, which measures the lag
+            # Rise by a bounded step: one late reading (this thread waiting for the GIL, a pause) must not add
+            # its delay to the following windows; waking early only costs liblsl a few wake-ups.
+            lag = min(now - last_timestamp + _LAG_MARGIN_S, self._arrival_lag_s + _LAG_RISE_S)
+        self._arrival_lag_s = min(max(lag, -_LAG_BOUND_S), _LAG_BOUND_S)
 
     def _pull(self) -> int:
         buffer = self._buffer
         wanted = self._min_samples(buffer.shape[0])
         if not self._sleep_until_due(wanted):
             return 0  # stopped
-        _, timestamps = self._inlet.pull_chunk(
+        inlet = self._inlet
+        was_there = wanted > 1 and inlet.samples_available() >= wanted
+        _, timestamps = inlet.pull_chunk(
             timeout=self._wait_s(),
             max_samples=buffer.shape[0],
             min_samples=wanted,
@@ -558,7 +559,7 @@ class LslStream:
         data = np.array(buffer[:n].T, dtype=np.float64, order="C")  # (n_channels, n), a copy
         self._last_receive = now
         if n >= wanted:
-            self._learn_arrival_lag(wanted, float(timestamps[-1]), now)
+            self._learn_arrival_lag(wanted, was_there, float(timestamps[-1]), now)
         with self._lock:
             self._last_timestamp = float(timestamps[-1])
             self._recent.append((now, first_sent, last_sent, n))

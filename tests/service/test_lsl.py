@@ -220,30 +220,28 @@ _INFO_FIELDS = dict(
 
 
 def test_the_worker_sleeps_until_the_samples_it_waits_for_should_have_arrived():
-    """The sleep ends 1 ms before the newest timestamp + k / sfreq + the arrival lag, the smallest of the last 8
-    readings (a late reading changes nothing, a growing lag is followed within 8 windows); timestamps far ahead of
-    this host's clock (an unsynchronised device) never make it sleep longer than the source needs for k samples."""
+    """The sleep ends at the newest timestamp + k / sfreq + the learnt arrival lag; a late reading raises the lag by
+    2 ms at most, an on-time wake-up lowers it by 0.1 ms; timestamps far ahead of this host's clock (an
+    unsynchronised device) never make it sleep longer than the source needs to produce k samples."""
     clock = FakeClock(start=100.0)
     stream = _scheduled_worker(clock)
-    assert stream._sleep_until_due(
-        200
-    )  # 200 samples at 200 Hz after a sample 0.5 s old: 0.5 s from now, - 1 ms
-    assert stream._stop_event.asked[-1] == pytest.approx(0.499)
-    stream._learn_arrival_lag(200, 99.0, 99.0004)  # arrived 0.4 ms after its timestamp
-    stream._learn_arrival_lag(200, 99.0, 99.03)  # a reading 30 ms late (the GIL, a pause)
-    assert stream._arrival_lag_s == pytest.approx(0.0004)
+    assert stream._sleep_until_due(200)  # 200 samples at 200 Hz after a sample 0.5 s old: 0.5 s from now
+    assert stream._stop_event.asked[-1] == pytest.approx(0.5)
+    stream._learn_arrival_lag(200, False, 99.0, 99.03)  # a reading 30 ms late (the GIL, a pause)
+    assert stream._arrival_lag_s == pytest.approx(0.002)
+    stream._learn_arrival_lag(200, False, 99.0, 99.0004)  # measured 0.4 ms (+ 1 ms margin), below the cap
+    assert stream._arrival_lag_s == pytest.approx(0.0014)
+    stream._learn_arrival_lag(200, True, 99.0, 99.5)  # the samples were there: a little earlier next time
+    assert stream._arrival_lag_s == pytest.approx(0.0013)
     stream._sleep_until_due(200)
-    assert stream._stop_event.asked[-1] == pytest.approx(0.4994)
-    stream._learn_arrival_lag(1, 99.0, 98.0)  # one sample at a time: nothing to learn
-    assert stream._arrival_lag_s == pytest.approx(0.0004)
-    for _ in range(8):  # the source's lag grew to 5 ms: the old reading is forgotten after 8 windows
-        stream._learn_arrival_lag(200, 99.0, 99.005)
-    assert stream._arrival_lag_s == pytest.approx(0.005)
+    assert stream._stop_event.asked[-1] == pytest.approx(0.5013)
+    stream._learn_arrival_lag(1, False, 99.0, 150.0)  # one sample at a time: nothing to learn
+    assert stream._arrival_lag_s == pytest.approx(0.0013)
 
     ahead = _scheduled_worker(clock)
     ahead._last_timestamp = clock() + 3.0  # stamped 3 s ahead of this host
     ahead._sleep_until_due(20)
-    assert ahead._stop_event.asked[-1] == pytest.approx(0.1)  # 20 samples at 200 Hz
+    assert ahead._stop_event.asked[-1] == pytest.approx(0.1 + 0.001)  # 20 samples at 200 Hz, + 1 ms
     stale_soon = _scheduled_worker(clock, stale_after_s=0.6)
     stale_soon._sleep_until_due(200)
     assert stale_soon._stop_event.asked[-1] == pytest.approx(0.1 + 0.002)  # wakes to report the stale flip
