@@ -19,7 +19,8 @@ Rules
   worker sleeps (on its stop event: :meth:`LslStream.stop` wakes it at once) until the moment
   those ``k`` samples should have arrived: the newest timestamp plus ``k / sfreq`` plus the
   stream's arrival lag (how long after its timestamp a sample reaches this host), never longer
-  than ``k / sfreq`` (timestamps far ahead of this host's clock) nor past the stale moment; then
+  than the source takes to send ``k`` samples at the rate they arrive (a replay faster than real time;
+  timestamps far ahead of this host's clock) nor past the stale moment; then
   it pulls them with ``pull_chunk(min_samples=k)``, which returns at once when they are there and
   otherwise waits for the rest. One wake-up per window: liblsl's own wait for ``k`` samples wakes
   the waiting thread for every sample that arrives (200 a second at 200 Hz), which cost more CPU
@@ -510,13 +511,22 @@ class LslStream:
         if wanted <= 1 or last is None:
             return True
         now = self._clock()
-        produced_in = wanted / self._info.sfreq
-        due = last + produced_in + self._arrival_lag_s
+        due = last + wanted / self._info.sfreq + self._arrival_lag_s
+        # Never longer than the source takes to send them at the rate it sends now (a replay faster than real
+        # time sends its samples several times faster than their timestamps say), nor past their arrival with
+        # timestamps far ahead of this host's clock (an unsynchronised device clock).
+        sent_in = wanted / max(self._info.sfreq, self._arrival_rate(now))
         until_stale = last + self.stale_after_s - now + _STALE_MARGIN_S  # report the stale flip in time
-        # Never longer than the source takes to produce them: with timestamps far ahead of this host's clock
-        # (an unsynchronised device clock) the prediction would otherwise sleep past their arrival.
-        sleep = min(due - now, produced_in + _LAG_MARGIN_S, max(until_stale, 0.0), _LONGEST_SLEEP_S)
+        sleep = min(due - now, sent_in + _LAG_MARGIN_S, max(until_stale, 0.0), _LONGEST_SLEEP_S)
         return sleep <= 0 or not self._stop_event.wait(sleep)
+
+    def _arrival_rate(self, now: float) -> float:
+        """Samples received per second of ``clock`` over the last few seconds' pulls (0 with fewer than two)."""
+        recent = self._recent  # appended by this thread only; read without the lock here
+        if len(recent) < 2:
+            return 0.0
+        span = now - recent[0][0]
+        return sum(c[3] for c in list(recent)[1:]) / span if span > 0 else 0.0
 
     def _learn_arrival_lag(self, wanted: int, was_there: bool, last_timestamp: float, now: float) -> None:
         """Move the arrival-lag estimate after a pull that waited for ``wanted`` samples (module docstring)."""

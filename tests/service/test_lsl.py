@@ -222,7 +222,8 @@ _INFO_FIELDS = dict(
 def test_the_worker_sleeps_until_the_samples_it_waits_for_should_have_arrived():
     """The sleep ends at the newest timestamp + k / sfreq + the learnt arrival lag; a late reading raises the lag by
     2 ms at most, an on-time wake-up lowers it by 0.1 ms; timestamps far ahead of this host's clock (an
-    unsynchronised device) never make it sleep longer than the source needs to produce k samples."""
+    unsynchronised device) or a source sending faster than its rate (a replay at 4x) never make it sleep longer
+    than the source takes to send k samples at the rate they arrive."""
     clock = FakeClock(start=100.0)
     stream = _scheduled_worker(clock)
     assert stream._sleep_until_due(200)  # 200 samples at 200 Hz after a sample 0.5 s old: 0.5 s from now
@@ -242,6 +243,10 @@ def test_the_worker_sleeps_until_the_samples_it_waits_for_should_have_arrived():
     ahead._last_timestamp = clock() + 3.0  # stamped 3 s ahead of this host
     ahead._sleep_until_due(20)
     assert ahead._stop_event.asked[-1] == pytest.approx(0.1 + 0.001)  # 20 samples at 200 Hz, + 1 ms
+    fast = _scheduled_worker(clock)  # a replay at 4x: 800 samples arrived per second of this host's clock
+    fast._recent.extend((clock() - 3 + t, 0.0, 0.0, 800) for t in range(4))
+    fast._sleep_until_due(200)
+    assert fast._stop_event.asked[-1] == pytest.approx(0.25 + 0.001)  # not the 0.5 s its timestamps say
     stale_soon = _scheduled_worker(clock, stale_after_s=0.6)
     stale_soon._sleep_until_due(200)
     assert stale_soon._stop_event.asked[-1] == pytest.approx(0.1 + 0.002)  # wakes to report the stale flip
