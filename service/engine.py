@@ -97,6 +97,13 @@ def _resolve_providers(providers: Sequence[str] | None) -> list[str]:
     return usable
 
 
+def usable_cpus() -> int:
+    """How many CPUs this process may run on (its affinity: taskset, a container's cpuset), else the machine's."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
 def session_options(intra_op_threads: int | None = None) -> ort.SessionOptions:
     """The options of every session the engine creates (see the module docstring for why).
 
@@ -115,8 +122,8 @@ def session_options(intra_op_threads: int | None = None) -> ort.SessionOptions:
         options.intra_op_num_threads = intra_op_threads
     else:
         # intra_op_num_threads stays 0 (ORT default: physical cores) unless this process may use fewer CPUs.
-        allowed = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None
-        if allowed is not None and allowed < (os.cpu_count() or allowed):
+        allowed = usable_cpus()
+        if allowed < (os.cpu_count() or allowed):
             options.intra_op_num_threads = allowed
     # Spin within a run, never between runs.
     options.add_session_config_entry("session.intra_op.allow_spinning", "1")
@@ -617,10 +624,7 @@ class InferenceEngine:
         with self._load_lock:
             self._check_open("embed()")
             if key not in self._embedders:
-                options = session_options()
-                options.intra_op_num_threads = (
-                    1  # calibration only: leave the other cores to the live streams
-                )
+                options = session_options(1)  # calibration only: leave the other cores to the live streams
                 session = ort.InferenceSession(
                     str(loaded.bundle.graph_path(modality, embedding=True)),
                     sess_options=options,
@@ -727,4 +731,5 @@ __all__ = [
     "SessionStats",
     "default_providers",
     "session_options",
+    "usable_cpus",
 ]

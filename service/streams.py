@@ -47,7 +47,7 @@ import logging
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from typing import Any
 
 import numpy as np
@@ -686,24 +686,13 @@ class StreamManager:
             logger.info("stream manager closed (%d streams stopped)", len(streams))
 
     def _known(self, stream_id: str) -> str:
-        check_type(stream_id, str, "stream_id")
-        if stream_id not in self._streams:
-            attached = ", ".join(sorted(self._streams)) or "none"
-            raise KeyError(f"no attached stream {stream_id!r}; attached streams: {attached}.")
-        return stream_id
+        return known_stream(stream_id, self._streams)
 
     def _check_room(self) -> None:
-        if len(self._streams) >= self.settings.max_streams:
-            if self.metrics is not None:
-                self.metrics.refused("streams")
-            raise StreamLimitError(
-                f"The service already serves {len(self._streams)} streams, its limit (M2S_MAX_STREAMS); detach one "
-                "(DELETE /streams/{id}) or raise the limit."
-            )
+        check_room(len(self._streams), self.settings, self.metrics)
 
     def _check_open(self, what: str) -> None:
-        if self._closed:
-            raise RuntimeError(f"{what} called on a closed StreamManager; the service is shutting down.")
+        check_open(self._closed, what)
 
     def _refresh_metrics(self) -> None:
         with self._lock:
@@ -724,6 +713,36 @@ class StreamLimitError(Exception):
     """``attach()`` refused: ``settings.max_streams`` streams are attached already (HTTP 409)."""
 
 
+# The refusals of a stream manager, shared with the sharded one (service.workers): a client gets the same words
+# from one process and from N workers.
+
+
+def known_stream(stream_id: str, attached: Collection[str]) -> str:
+    """``stream_id`` if it is among ``attached``; KeyError listing the attached ids if not (TypeError if not a str)."""
+    check_type(stream_id, str, "stream_id")
+    if stream_id not in attached:
+        listed = ", ".join(sorted(attached)) or "none"
+        raise KeyError(f"no attached stream {stream_id!r}; attached streams: {listed}.")
+    return stream_id
+
+
+def check_room(n_attached: int, settings: Settings, metrics: ServiceMetrics | None) -> None:
+    """StreamLimitError (counted as a ``streams`` refusal) when ``n_attached`` reached ``settings.max_streams``."""
+    if n_attached >= settings.max_streams:
+        if metrics is not None:
+            metrics.refused("streams")
+        raise StreamLimitError(
+            f"The service already serves {n_attached} streams, its limit (M2S_MAX_STREAMS); detach one "
+            "(DELETE /streams/{id}) or raise the limit."
+        )
+
+
+def check_open(closed: bool, what: str) -> None:
+    """RuntimeError naming ``what`` when the manager is ``closed`` (the service is shutting down)."""
+    if closed:
+        raise RuntimeError(f"{what} called on a closed StreamManager; the service is shutting down.")
+
+
 def _health(connected: bool, stale: bool, unusable: bool, failing: bool) -> str:
     """``StreamPublic.health`` from the worker's flags (an unusable or failing stream is connected and may look
     fresh)."""
@@ -736,4 +755,4 @@ def _health(connected: bool, stale: bool, unusable: bool, failing: bool) -> str:
     return "failing" if failing else "ok"
 
 
-__all__ = ["StreamLimitError", "StreamManager", "follows_latest"]
+__all__ = ["StreamLimitError", "StreamManager", "check_open", "check_room", "follows_latest", "known_stream"]

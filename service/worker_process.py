@@ -50,7 +50,7 @@ from typing import Any
 from models.bundle import BundleError
 from models.repository import ModelRepository
 from service.config import Settings
-from service.engine import InferenceEngine
+from service.engine import InferenceEngine, usable_cpus
 from service.hub import StateHub
 from service.metrics import ServiceMetrics
 from service.schemas import EmotionState
@@ -314,8 +314,7 @@ class _Worker:
 
 def intra_op_threads(n_workers: int) -> int:
     """ONNX Runtime intra-op threads of one of ``n_workers`` workers: its share of the CPUs the process may use."""
-    allowed = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    return max(1, allowed // n_workers)
+    return max(1, usable_cpus() // n_workers)
 
 
 def worker_main(

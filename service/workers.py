@@ -63,7 +63,7 @@ from service.engine import LoadedModel
 from service.hub import StateHub
 from service.metrics import ServiceMetrics, check_metrics
 from service.schemas import StreamPublic, WorkerPublic
-from service.streams import StreamLimitError, follows_latest
+from service.streams import check_open, check_room, follows_latest, known_stream
 from service.worker_process import rebuild_error, worker_main
 from signals._checks import check_type
 
@@ -800,7 +800,7 @@ class ShardedStreamManager:
         ref = request.model or self.settings.default_model
         follow = follows_latest(ref) if follow is None else bool(follow)
         with self._lock:
-            self._check_open("attach()")
+            check_open(self._closed, "attach()")
             self._check_room()
             if stream_id is None:
                 stream_id = f"{request.modality}-{uuid.uuid4().hex[:8]}"
@@ -844,9 +844,7 @@ class ShardedStreamManager:
             Its worker did not answer in time.
         """
         while True:
-            with self._lock:
-                record = self._records[self._known(stream_id)]
-                worker = self._workers[record.worker]
+            record, worker = self._locate(stream_id)
             try:
                 self._call(worker, "detach", stream_id=stream_id)
             except KeyError:
@@ -882,9 +880,7 @@ class ShardedStreamManager:
         WorkerUnavailable
             Its worker is restarting or did not answer in time.
         """
-        with self._lock:
-            record = self._records[self._known(stream_id)]
-            worker = self._workers[record.worker]
+        record, worker = self._locate(stream_id)
         if record.quarantined is not None:
             raise ValueError(f"{stream_id} is {record.quarantined}.")
         follow = follows_latest(model) if follow is None else bool(follow)
@@ -995,9 +991,7 @@ class ShardedStreamManager:
         WorkerUnavailable
             Its worker is running but did not answer in time.
         """
-        with self._lock:
-            record = self._records[self._known(stream_id)]
-            worker = self._workers[record.worker]
+        record, worker = self._locate(stream_id)
         if record.quarantined is not None:
             return self._restarting_view(record)
         try:
@@ -1099,26 +1093,14 @@ class ShardedStreamManager:
             }
         )
 
-    def _known(self, stream_id: str) -> str:
-        check_type(stream_id, str, "stream_id")
-        if stream_id not in self._records:
-            attached = ", ".join(sorted(self._records)) or "none"
-            raise KeyError(f"no attached stream {stream_id!r}; attached streams: {attached}.")
-        return stream_id
+    def _locate(self, stream_id: str) -> tuple[_Record, _Worker]:
+        """A stream's record and the worker that holds it (KeyError listing the attached ids if unknown)."""
+        with self._lock:
+            record = self._records[known_stream(stream_id, self._records)]
+            return record, self._workers[record.worker]
 
     def _check_room(self) -> None:
-        n = len(self._records) + len(self._reserved)
-        if n >= self.settings.max_streams:
-            if self.metrics is not None:
-                self.metrics.refused("streams")
-            raise StreamLimitError(
-                f"The service already serves {n} streams, its limit (M2S_MAX_STREAMS); detach one "
-                "(DELETE /streams/{id}) or raise the limit."
-            )
-
-    def _check_open(self, what: str) -> None:
-        if self._closed:
-            raise RuntimeError(f"{what} called on a closed StreamManager; the service is shutting down.")
+        check_room(len(self._records) + len(self._reserved), self.settings, self.metrics)
 
     def _refresh_metrics(self) -> None:
         self.metrics.set_workers_alive(sum(w.alive for w in self.workers()))
